@@ -1,0 +1,109 @@
+//! Fibers: the only module that touches corosensei.
+//!
+//! A fiber is a [`corosensei::Coroutine`] running one spawned task on a pooled, guarded stack
+//! (see `stack.rs`). The worker resumes it with a [`Resume`] value; the fiber gives control back
+//! by calling [`suspend`] from anywhere down its call stack.
+//!
+//! # Which threads may run a fiber
+//!
+//! A started fiber runs only on the worker thread that started it, for its whole life.
+//! corosensei coroutines are `!Send`, and for good reason: compiled code caches the address of
+//! thread-locals in callee-saved registers across a call, so a coroutine suspended on thread A
+//! and resumed on thread B keeps using A's thread-locals (measured in release builds; see
+//! RUNTIME-NOTES §3). We therefore never implement `Send` for [`Fiber`]. Balancing happens
+//! before a task starts (an unstarted task is a `Send` closure that any worker may steal), and
+//! wake-ups from other threads are routed to the owning worker by id.
+//!
+//! # How a fiber finds its yielder
+//!
+//! corosensei hands the coroutine body a `&Yielder`. Blocking calls deep in user code need it
+//! without threading it through every signature, so the running fiber publishes a pointer to
+//! its yielder in the thread-local `YIELDER`: the body sets it when it starts, [`suspend`] sets
+//! it again each time the fiber is resumed (another fiber may have run in between), and the
+//! worker clears it after every resume returns. So `YIELDER` is non-null exactly while a fiber
+//! runs on this thread, and then it points at that fiber's own yielder.
+//!
+//! # Cancellation
+//!
+//! A fiber is never dropped while suspended (that would unwind it through corosensei's forced
+//! unwind, on whatever thread drops it). To end one early the worker resumes it with
+//! [`Resume::Cancel`]; the blocking call that was suspended sees it and unwinds the stack with
+//! the [`Cancelled`](crate::Cancelled) payload, running every destructor on the way, and the task
+//! finishes normally.
+
+use std::cell::Cell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use corosensei::stack::DefaultStack;
+use corosensei::{Coroutine, CoroutineResult, Yielder};
+
+/// What the worker passes to a fiber when it resumes it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Resume {
+    /// Carry on.
+    Run,
+    /// The runtime is ending: unwind and finish.
+    Cancel,
+}
+
+/// The work a fiber runs: it must catch its own panics (the spawn wrapper does).
+pub(crate) type Task = Box<dyn FnOnce() + Send + 'static>;
+
+type Co = Coroutine<Resume, (), (), DefaultStack>;
+
+thread_local! {
+    /// The yielder of the fiber running on this thread, or null (see the module docs).
+    static YIELDER: Cell<*const Yielder<Resume, ()>> = const { Cell::new(std::ptr::null()) };
+}
+
+/// A task bound to its own stack, started or not.
+pub(crate) struct Fiber {
+    co: Co,
+}
+
+impl Fiber {
+    /// Prepares `task` to run on `stack`; nothing runs until the first [`Fiber::resume`].
+    pub(crate) fn new(stack: DefaultStack, task: Task) -> Fiber {
+        let co = Coroutine::with_stack(stack, move |y: &Yielder<Resume, ()>, first: Resume| {
+            YIELDER.with(|c| c.set(y));
+            if first == Resume::Run {
+                // The spawn wrapper catches the task's panics; this only stops a panic raised
+                // while delivering the result from escaping into the worker.
+                let _ = catch_unwind(AssertUnwindSafe(task));
+            }
+        });
+        Fiber { co }
+    }
+
+    /// Runs the fiber until it suspends (`false`) or finishes (`true`).
+    pub(crate) fn resume(&mut self, input: Resume) -> bool {
+        let r = self.co.resume(input);
+        YIELDER.with(|c| c.set(std::ptr::null()));
+        matches!(r, CoroutineResult::Return(()))
+    }
+
+    /// The stack of a finished fiber, for reuse.
+    pub(crate) fn into_stack(self) -> DefaultStack {
+        self.co.into_stack()
+    }
+}
+
+/// Whether the caller runs inside a fiber.
+pub(crate) fn in_fiber() -> bool {
+    YIELDER.with(|c| !c.get().is_null())
+}
+
+/// Suspends the running fiber until its worker resumes it; returns what the worker passed.
+///
+/// # Panics
+/// Outside a fiber.
+pub(crate) fn suspend() -> Resume {
+    let y = YIELDER.with(|c| c.get());
+    assert!(!y.is_null(), "coact: suspend called outside a coroutine");
+    // SAFETY: `YIELDER` is non-null only while the fiber that published it is running on this
+    // thread (module docs), and we are that fiber; its yielder lives on its own stack frame
+    // for as long as the body runs, which outlasts this call.
+    let input = unsafe { &*y }.suspend(());
+    YIELDER.with(|c| c.set(y));
+    input
+}

@@ -1,0 +1,89 @@
+//! The coroutine runtime under coact.
+//!
+//! Code runs in *coroutines*: stackful fibers that look like threads (plain blocking calls,
+//! no `async`) but cost a few hundred bytes of bookkeeping and a pooled stack. A blocking call
+//! made in a coroutine — receiving from a channel, taking a lock, sleeping, joining — parks
+//! only that coroutine; its worker thread runs others meanwhile, and sleeps in its I/O poll
+//! only when none is runnable.
+//!
+//! # A first program
+//!
+//! ```
+//! use coact_runtime::sync::mpsc::sync_channel;
+//!
+//! let total = coact_runtime::run(|| {
+//!     let (tx, rx) = sync_channel(1); // room for one message: the producer waits for the consumer
+//!     let producer = coact_runtime::spawn(move || {
+//!         for i in 0..1_000u64 {
+//!             tx.send(i).unwrap();
+//!         }
+//!     });
+//!     let sum: u64 = rx.iter().sum(); // ends when the producer drops `tx`
+//!     producer.join().unwrap();
+//!     sum
+//! });
+//! assert_eq!(total, 499_500);
+//! ```
+//!
+//! # Runtimes and workers
+//!
+//! [`run`] starts a runtime with one worker thread per core, runs its closure as the first
+//! coroutine and ends the runtime when it returns; coroutines still alive then are cancelled:
+//! their stacks unwind, so their destructors run. [`Runtime::builder`] sets the number of
+//! workers and the stack size. [`spawn`] starts a coroutine on the caller's runtime; a
+//! [`JoinHandle`] gives its result, or the payload of its panic:
+//!
+//! ```
+//! let rt = coact_runtime::Runtime::builder().workers(2).build()?;
+//! let h = rt.spawn(|| -> u32 { panic!("boom") });
+//! let err = h.join().unwrap_err(); // a panic is reported, never fatal to the runtime
+//! assert_eq!(err.downcast_ref::<&str>(), Some(&"boom"));
+//! assert_eq!(rt.block_on(|| 1 + 1), 2);
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! A started coroutine stays on the worker that started it (a suspended stack must not move
+//! between threads), so spawns are balanced instead: a worker with unstarted coroutines
+//! waiting wakes an idle peer, which steals half of them.
+//!
+//! # Blocking calls, in and out of coroutines
+//!
+//! [`sync::mpsc`] and [`sync::Mutex`] mirror std's and work from coroutines and from plain
+//! threads at once; [`select::Select`] and [`select!`] wait on several channels; [`time::sleep`]
+//! parks a coroutine. From a plain thread each of them blocks the thread, as std's would.
+//!
+//! ```
+//! use std::time::Duration;
+//! use coact_runtime::sync::mpsc::{channel, RecvTimeoutError};
+//!
+//! coact_runtime::run(|| {
+//!     let (tx, rx) = channel::<()>();
+//!     assert_eq!(rx.recv_timeout(Duration::from_millis(10)), Err(RecvTimeoutError::Timeout));
+//!     drop(tx);
+//!     assert_eq!(rx.recv(), Err(std::sync::mpsc::RecvError));
+//! });
+//! ```
+//!
+//! # What not to do in a coroutine
+//!
+//! Calls that block the OS thread (`std::sync::Mutex::lock` under contention,
+//! `std::thread::sleep`, blocking file or DNS I/O) stall every coroutine of that worker. Use
+//! this crate's versions. A stack overflow aborts the process with a message naming it; give
+//! coroutines that recurse deeply a bigger [`Builder::stack_size`].
+
+mod fiber;
+mod park;
+mod reactor;
+mod runtime;
+pub mod select;
+mod stack;
+pub mod sync;
+pub mod time;
+mod worker;
+
+pub use park::Cancelled;
+pub use runtime::{
+    current_worker, in_coroutine, run, spawn, try_spawn, yield_now, Builder, Handle, JoinHandle,
+    Runtime, DEFAULT_STACK_SIZE,
+};
+pub use stack::live_coroutines;

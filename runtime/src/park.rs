@@ -1,0 +1,113 @@
+//! Parking and unparking: the one blocking primitive every other wait is built on.
+//!
+//! A blocked party is either a fiber or a plain thread. [`current`] gives an [`Unparker`] for
+//! the caller; the caller publishes it where a waker will find it (a channel's waiter list,
+//! a mutex queue) and then calls [`park`] in a loop until the condition it waits for holds.
+//!
+//! The contract, the same as [`std::thread::park`]'s:
+//! * An unpark that happens before the park is not lost: the fiber keeps a `notified` permit
+//!   (a thread uses std's own), and the next park consumes it and returns at once.
+//! * Parks may return spuriously; every caller re-checks its condition in a loop, under the
+//!   lock that guards it. This is what lets a waker unpark after it released that lock, and
+//!   lets a stale unpark (for a wait that already ended) be harmless.
+//!
+//! Fiber unparkers carry the fiber's generation: a wake for a fiber that has finished, whose
+//! slot now holds another fiber, is dropped by the owning worker.
+
+use std::sync::Arc;
+use std::thread::Thread;
+use std::time::Instant;
+
+use crate::worker::{self, Shared};
+
+/// How a park ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Park {
+    /// Unparked, or timed out, or spurious: re-check the condition.
+    Woken,
+    /// The runtime is ending and this fiber is cancelled: give up the wait.
+    Cancelled,
+}
+
+/// The payload a cancelled coroutine unwinds with; a [`JoinHandle`](crate::JoinHandle) of a
+/// coroutine that was cancelled when its runtime ended returns it as the `Err` of `join`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cancelled;
+
+impl std::fmt::Display for Cancelled {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the coroutine was cancelled because its runtime ended")
+    }
+}
+
+impl std::error::Error for Cancelled {}
+
+/// A handle that wakes one parked fiber or thread.
+pub(crate) enum Unparker {
+    /// A fiber: (runtime, worker index, slab key, generation).
+    Fiber(FiberRef),
+    /// A plain thread.
+    Thread(Thread),
+}
+
+/// The address of one fiber.
+pub(crate) struct FiberRef {
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) worker: u32,
+    pub(crate) key: u32,
+    pub(crate) gen: u32,
+}
+
+impl Unparker {
+    /// Wakes the parked party (or leaves it a permit if it is not parked yet).
+    pub(crate) fn unpark(self) {
+        match self {
+            Unparker::Fiber(f) => worker::unpark(f),
+            Unparker::Thread(t) => t.unpark(),
+        }
+    }
+}
+
+/// An unparker for the caller.
+pub(crate) fn current() -> Unparker {
+    match worker::current_fiber() {
+        Some(f) => Unparker::Fiber(f),
+        None => Unparker::Thread(std::thread::current()),
+    }
+}
+
+/// Parks the caller until unparked, until `deadline` (if any) passes, or spuriously.
+pub(crate) fn park(deadline: Option<Instant>) -> Park {
+    if crate::in_coroutine() {
+        return worker::park_fiber(deadline, true);
+    }
+    match deadline {
+        None => std::thread::park(),
+        Some(d) => {
+            let now = Instant::now();
+            if d > now {
+                std::thread::park_timeout(d - now);
+            }
+        }
+    }
+    Park::Woken
+}
+
+/// Parks like [`park`] without a deadline, but a cancelled fiber still waits for a real wake.
+/// For waits that cannot fail, such as taking a mutex while unwinding.
+pub(crate) fn park_uncancellable() {
+    if crate::in_coroutine() {
+        worker::park_fiber(None, false);
+    } else {
+        std::thread::park();
+    }
+}
+
+/// Reacts to [`Park::Cancelled`] in a wait that has no error to return: starts unwinding the
+/// fiber with [`Cancelled`], unless it is unwinding already (a second panic would abort), in
+/// which case the caller gives up its wait and returns.
+pub(crate) fn cancelled() {
+    if !std::thread::panicking() {
+        std::panic::resume_unwind(Box::new(Cancelled));
+    }
+}

@@ -1,0 +1,388 @@
+//! Runtimes, spawning and joining.
+
+use std::io;
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::thread;
+
+use crate::fiber::{self, Resume, Task};
+use crate::park;
+use crate::stack;
+use crate::sync::oneshot::{oneshot, Oneshot};
+use crate::worker::{self, Shared};
+
+/// Usable bytes of a coroutine stack unless [`Builder::stack_size`] says otherwise: 64 KiB, or
+/// 256 KiB in builds with debug assertions, whose unoptimised code uses several times more stack.
+pub const DEFAULT_STACK_SIZE: usize = if cfg!(debug_assertions) {
+    256 * 1024
+} else {
+    64 * 1024
+};
+
+/// Configures and builds a [`Runtime`].
+///
+/// ```
+/// let rt = coact_runtime::Runtime::builder().workers(2).stack_size(128 * 1024).build()?;
+/// assert_eq!(rt.block_on(|| 6 * 7), 42);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct Builder {
+    workers: Option<usize>,
+    stack_size: usize,
+    max_stacks: Option<usize>,
+}
+
+impl Builder {
+    /// Sets the number of worker threads (default: one per available core). Must be at least 1.
+    pub fn workers(mut self, n: usize) -> Self {
+        self.workers = Some(n);
+        self
+    }
+
+    /// Sets the usable size of every coroutine stack, in bytes (default
+    /// [`DEFAULT_STACK_SIZE`]). Each stack also has one guard page below it; a coroutine that
+    /// overflows its stack makes the process print a message naming the problem and abort.
+    pub fn stack_size(mut self, bytes: usize) -> Self {
+        self.stack_size = bytes;
+        self
+    }
+
+    /// Caps the number of coroutines alive at once in this process (each holds a guarded
+    /// stack, which costs two of the kernel's `vm.max_map_count` mappings). The default is 40 %
+    /// of that limit: 13,106 coroutines with the usual 65,530. A spawn past the cap fails with a
+    /// clear error ([`try_spawn`] returns it, [`spawn`] panics with it).
+    pub fn max_stacks(mut self, n: usize) -> Self {
+        self.max_stacks = Some(n);
+        self
+    }
+
+    /// Starts the worker threads.
+    pub fn build(self) -> io::Result<Runtime> {
+        let workers = match self.workers {
+            Some(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "coact: a runtime needs at least one worker",
+                ))
+            }
+            Some(n) => n,
+            None => thread::available_parallelism().map_or(1, |n| n.get()),
+        };
+        stack::install_overflow_handler();
+        let max_stacks = self.max_stacks.unwrap_or_else(stack::default_max_stacks);
+        let (shared, parts) = Shared::new(workers, self.stack_size, max_stacks)?;
+        let mut threads = Vec::with_capacity(workers);
+        for (i, part) in parts.into_iter().enumerate() {
+            let sh = shared.clone();
+            let t = thread::Builder::new()
+                .name(format!("coact-worker-{i}"))
+                .spawn(move || worker::run_worker(sh, part));
+            match t {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    // Tear down what already started, then report.
+                    drop(Runtime { shared, threads });
+                    return Err(e);
+                }
+            }
+        }
+        Ok(Runtime { shared, threads })
+    }
+}
+
+/// A set of worker threads running coroutines.
+///
+/// Dropping the runtime ends it: every coroutine still alive is cancelled (the blocking call
+/// it waits in unwinds its stack, so its destructors run), unstarted ones are dropped, and the
+/// worker threads are joined.
+///
+/// ```
+/// use coact_runtime::{Runtime, spawn};
+///
+/// let rt = Runtime::builder().workers(2).build()?;
+/// let total = rt.block_on(|| {
+///     let parts: Vec<_> = (0..10u64).map(|i| spawn(move || i * i)).collect();
+///     parts.into_iter().map(|h| h.join().unwrap()).sum::<u64>()
+/// });
+/// assert_eq!(total, 285);
+/// # Ok::<(), std::io::Error>(())
+/// ```
+pub struct Runtime {
+    shared: Arc<Shared>,
+    threads: Vec<thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime")
+            .field("workers", &self.threads.len())
+            .finish()
+    }
+}
+
+impl Runtime {
+    /// A builder with the default settings.
+    pub fn builder() -> Builder {
+        Builder {
+            workers: None,
+            stack_size: DEFAULT_STACK_SIZE,
+            max_stacks: None,
+        }
+    }
+
+    /// A runtime with the default settings.
+    pub fn new() -> io::Result<Runtime> {
+        Runtime::builder().build()
+    }
+
+    /// Runs `f` as a coroutine and blocks the calling thread until it returns its value.
+    /// A panic in `f` is raised again here. Other coroutines keep running afterwards.
+    ///
+    /// # Panics
+    /// When called from inside a coroutine (it would block the worker); use [`spawn`] and
+    /// [`JoinHandle::join`] there.
+    pub fn block_on<F, T>(&self, f: F) -> T
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        assert!(
+            !crate::in_coroutine(),
+            "coact: block_on called from inside a coroutine; use spawn(..).join() instead"
+        );
+        match self.spawn(f).join() {
+            Ok(v) => v,
+            Err(p) => resume_unwind(p),
+        }
+    }
+
+    /// Spawns a coroutine on this runtime, from any thread.
+    ///
+    /// # Panics
+    /// When the cap on live coroutines is reached; see [`Runtime::try_spawn`].
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.handle().spawn(f)
+    }
+
+    /// Spawns a coroutine on this runtime, or says why it cannot.
+    pub fn try_spawn<F, T>(&self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.handle().try_spawn(f)
+    }
+
+    /// A handle that spawns onto this runtime from anywhere.
+    pub fn handle(&self) -> Handle {
+        Handle {
+            shared: self.shared.clone(),
+        }
+    }
+
+    /// The number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.shared.remotes.len()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.shared.shutdown();
+        let own = worker::current_shared().is_some_and(|s| Arc::ptr_eq(&s, &self.shared));
+        if own {
+            // Joining our own worker would deadlock: the workers finish on their own.
+            return;
+        }
+        for t in self.threads.drain(..) {
+            // A worker never panics on its own; if one did, the report was already printed.
+            let _ = t.join();
+        }
+        self.shared.drain_injector();
+    }
+}
+
+/// A cheap, clonable handle to a [`Runtime`], usable from any thread.
+#[derive(Clone)]
+pub struct Handle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for Handle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handle").finish_non_exhaustive()
+    }
+}
+
+impl Handle {
+    /// The handle of the runtime running the caller, if it runs on one.
+    pub fn current() -> Option<Handle> {
+        worker::current_shared().map(|shared| Handle { shared })
+    }
+
+    /// Spawns a coroutine on the runtime.
+    ///
+    /// # Panics
+    /// When the cap on live coroutines is reached; see [`Handle::try_spawn`].
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.try_spawn(f).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Spawns a coroutine on the runtime, or says why it cannot (the cap on live coroutines
+    /// is reached, or the runtime has ended).
+    pub fn try_spawn<F, T>(&self, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        if self.shared.is_shutting_down() {
+            return Err(io::Error::other(
+                "coact: cannot spawn: the runtime has ended",
+            ));
+        }
+        stack::reserve(self.shared.max_stacks)?;
+        let reservation = Reservation;
+        let (done, cell) = oneshot();
+        let task: Task = Box::new(move || {
+            let _reservation = reservation;
+            let r = catch_unwind(AssertUnwindSafe(f));
+            done.complete(r);
+        });
+        worker::submit(&self.shared, task);
+        Ok(JoinHandle { cell })
+    }
+}
+
+/// Holds one slot of the live-coroutine cap until the task finishes or is dropped.
+struct Reservation;
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        stack::release();
+    }
+}
+
+/// Owns the right to wait for a coroutine's result.
+///
+/// Dropping it detaches the coroutine, which keeps running.
+#[must_use = "dropping a JoinHandle detaches the coroutine; call join() to wait for it"]
+pub struct JoinHandle<T> {
+    cell: Arc<Oneshot<T>>,
+}
+
+impl<T> std::fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// Waits for the coroutine to finish and returns its value, or `Err` with the panic
+    /// payload if it panicked (a coroutine cancelled at shutdown gives [`Cancelled`]
+    /// (crate::Cancelled)). From a coroutine this parks only the caller; from a plain thread
+    /// it blocks the thread.
+    pub fn join(self) -> thread::Result<T> {
+        self.cell.recv()
+    }
+
+    /// Whether the coroutine has finished (so `join` would not wait).
+    pub fn is_finished(&self) -> bool {
+        self.cell.is_done()
+    }
+}
+
+/// Spawns a coroutine on the runtime running the caller.
+///
+/// ```
+/// let v = coact_runtime::run(|| coact_runtime::spawn(|| "hello").join().unwrap());
+/// assert_eq!(v, "hello");
+/// ```
+///
+/// # Panics
+/// Outside a runtime (use [`Runtime::spawn`] or [`Handle::spawn`] there), or when the cap on
+/// live coroutines is reached (use [`try_spawn`] to get that as an error).
+pub fn spawn<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    try_spawn(f).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Spawns a coroutine on the runtime running the caller, or says why it cannot.
+///
+/// # Panics
+/// Outside a runtime.
+pub fn try_spawn<F, T>(f: F) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    Handle::current()
+        .expect("coact: spawn called outside a runtime; use Runtime::spawn or Handle::spawn")
+        .try_spawn(f)
+}
+
+/// Starts a runtime with the default settings, runs `f` as its first coroutine and returns its
+/// value once `f` returns. Coroutines still alive then are cancelled cleanly (their stacks
+/// unwind and destructors run) before `run` returns. A panic in `f` is raised again here.
+///
+/// ```
+/// use coact_runtime::sync::mpsc::sync_channel;
+///
+/// let sum = coact_runtime::run(|| {
+///     let (tx, rx) = sync_channel(1);
+///     coact_runtime::spawn(move || for i in 1..=100u32 { tx.send(i).unwrap() });
+///     rx.iter().sum::<u32>()
+/// });
+/// assert_eq!(sum, 5050);
+/// ```
+///
+/// # Panics
+/// If the runtime cannot start (no thread can be spawned), or when `f` panics.
+pub fn run<F, T>(f: F) -> T
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let rt = Runtime::new().unwrap_or_else(|e| panic!("coact: cannot start the runtime: {e}"));
+    let r = rt.spawn(f).join();
+    drop(rt);
+    match r {
+        Ok(v) => v,
+        Err(p) => resume_unwind(p),
+    }
+}
+
+/// Lets other runnable coroutines run before the caller continues. On a plain thread it is
+/// [`std::thread::yield_now`].
+pub fn yield_now() {
+    if !fiber::in_fiber() {
+        thread::yield_now();
+        return;
+    }
+    if worker::yield_fiber() == Resume::Cancel {
+        park::cancelled();
+    }
+}
+
+/// Whether the caller runs inside a coact coroutine.
+pub fn in_coroutine() -> bool {
+    fiber::in_fiber()
+}
+
+/// The index of the worker thread running the caller, or `None` on other threads.
+pub fn current_worker() -> Option<usize> {
+    worker::current_index()
+}

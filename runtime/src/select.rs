@@ -1,0 +1,632 @@
+//! Waiting on several channel operations at once, shaped like crossbeam-channel's `Select`.
+//!
+//! ```
+//! use std::time::Duration;
+//! use coact_runtime::select::Select;
+//! use coact_runtime::sync::mpsc::{channel, sync_channel};
+//!
+//! coact_runtime::run(|| {
+//!     let (tx1, rx1) = channel::<u32>();
+//!     let (tx2, rx2) = sync_channel::<&str>(1);
+//!     coact_runtime::spawn(move || tx2.send("two").unwrap());
+//!     let mut sel = Select::new();
+//!     let a = sel.recv(&rx1);
+//!     let b = sel.recv(&rx2);
+//!     let op = sel.select_timeout(Duration::from_secs(10)).expect("a message within 10 s");
+//!     assert_eq!(op.index(), b);
+//!     assert_eq!(op.recv(&rx2), Ok("two"));
+//!     let _ = (a, tx1);
+//! });
+//! ```
+//!
+//! # Persistent registrations
+//!
+//! The first time a `Select` has to wait, it registers with each of its channels, and the
+//! registrations stay until the `Select` (or that operation, through [`Select::remove`]) is
+//! dropped. A `Select` kept across the iterations of a loop therefore costs no registration per
+//! iteration ([`Select::registrations`] counts them), and readiness that arrives while the
+//! owner is busy between two selects is seen by the next one: each select starts by checking
+//! every operation, and a channel event during the wait sets the `Select`'s pending flag.
+//!
+//! # Waiting
+//!
+//! A select (1) checks every operation, starting after the one chosen last time so that
+//! always-ready operations take turns; (2) arms its signal (pending = false, waiter = me);
+//! (3) checks every operation again, which closes the race with an event between (1) and (2);
+//! (4) parks until a channel event sets pending, then starts over. A ready send reserves its
+//! slot (or, on a rendezvous channel, the waiting receiver) so that the
+//! [`SelectedOperation`] it returns can always complete; dropping the operation uncompleted
+//! gives the reservation back and panics, as crossbeam's does.
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::park::{self, Park, Unparker};
+use crate::sync::lock;
+use crate::sync::mpsc::{
+    self, Chan, Receiver, RecvError, Reservation, SendError, Sender, SyncSender,
+};
+
+/// Which side of a channel an operation is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A receive.
+    Recv,
+    /// A send.
+    Send,
+}
+
+/// How channels tell a waiting `Select` that something changed.
+pub(crate) struct Signal {
+    state: Mutex<SignalState>,
+}
+
+struct SignalState {
+    pending: bool,
+    waiter: Option<Unparker>,
+}
+
+impl Signal {
+    /// Called by a channel (under its lock) when operation `index` may have become ready.
+    pub(crate) fn notify(&self, _index: usize) {
+        let w = {
+            let mut s = lock(&self.state);
+            s.pending = true;
+            s.waiter.take()
+        };
+        if let Some(w) = w {
+            w.unpark();
+        }
+    }
+
+    fn arm(&self) {
+        let mut s = lock(&self.state);
+        s.pending = false;
+        s.waiter = Some(park::current());
+    }
+
+    fn disarm(&self) {
+        lock(&self.state).waiter = None;
+    }
+
+    /// Whether an event came since `arm`; re-arms the unparker after a spurious wake.
+    fn check(&self) -> bool {
+        let mut s = lock(&self.state);
+        if s.pending {
+            s.waiter = None;
+            return true;
+        }
+        if s.waiter.is_none() {
+            s.waiter = Some(park::current());
+        }
+        false
+    }
+}
+
+/// The channel operations a `Select` needs, with the message type erased.
+trait Handle: Sync {
+    fn poll(&self, kind: Kind) -> Option<Reservation>;
+    fn release(&self, r: Reservation);
+    fn register(&self, signal: &Arc<Signal>, index: usize, kind: Kind);
+    fn unregister(&self, signal: &Arc<Signal>, index: usize);
+}
+
+impl<T: Send> Handle for Chan<T> {
+    fn poll(&self, kind: Kind) -> Option<Reservation> {
+        self.poll_select(kind)
+    }
+    fn release(&self, r: Reservation) {
+        Chan::release(self, r)
+    }
+    fn register(&self, signal: &Arc<Signal>, index: usize, kind: Kind) {
+        Chan::register(self, signal, index, kind)
+    }
+    fn unregister(&self, signal: &Arc<Signal>, index: usize) {
+        Chan::unregister(self, signal, index)
+    }
+}
+
+/// A sending half a `Select` can use: [`Sender`] or [`SyncSender`].
+#[allow(private_interfaces)]
+pub trait SelectSend<T>: sealed::Sealed {
+    /// The channel behind the sender.
+    #[doc(hidden)]
+    fn chan_ref(&self) -> &Chan<T>;
+}
+
+#[allow(private_interfaces)]
+impl<T> SelectSend<T> for Sender<T> {
+    fn chan_ref(&self) -> &Chan<T> {
+        self.chan()
+    }
+}
+
+#[allow(private_interfaces)]
+impl<T> SelectSend<T> for SyncSender<T> {
+    fn chan_ref(&self) -> &Chan<T> {
+        self.chan()
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl<T> Sealed for super::Sender<T> {}
+    impl<T> Sealed for super::SyncSender<T> {}
+}
+
+struct Op<'a> {
+    chan: &'a dyn Handle,
+    /// Identifies the channel, to check the end passed to `SelectedOperation`.
+    id: *const (),
+    kind: Kind,
+    registered: bool,
+}
+
+/// A set of channel operations to wait on; see the module docs.
+pub struct Select<'a> {
+    ops: Vec<Option<Op<'a>>>,
+    signal: Arc<Signal>,
+    registrations: u64,
+    /// Where the next scan starts (after the last chosen operation).
+    next: usize,
+}
+
+// SAFETY: `id` is only compared, never dereferenced; every other field is Send (the handles
+// are `&dyn Handle` with `Handle: Sync`).
+unsafe impl Send for Select<'_> {}
+
+impl fmt::Debug for Select<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Select")
+            .field(
+                "operations",
+                &self.ops.iter().filter(|o| o.is_some()).count(),
+            )
+            .field("registrations", &self.registrations)
+            .finish()
+    }
+}
+
+impl Default for Select<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `try_select` found no operation ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrySelectError;
+/// No operation became ready before the timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SelectTimeoutError;
+/// `try_ready` found no operation ready.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TryReadyError;
+/// No operation became ready before the timeout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReadyTimeoutError;
+
+macro_rules! error_display {
+    ($($t:ty => $msg:literal),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result { f.write_str($msg) }
+        }
+        impl std::error::Error for $t {}
+    )*};
+}
+error_display!(
+    TrySelectError => "all operations in select would block",
+    SelectTimeoutError => "timed out waiting on select",
+    TryReadyError => "all operations in select would block",
+    ReadyTimeoutError => "timed out waiting on ready"
+);
+
+impl<'a> Select<'a> {
+    /// An empty set.
+    pub fn new() -> Self {
+        Select {
+            ops: Vec::new(),
+            signal: Arc::new(Signal {
+                state: Mutex::new(SignalState {
+                    pending: false,
+                    waiter: None,
+                }),
+            }),
+            registrations: 0,
+            next: 0,
+        }
+    }
+
+    /// Adds a receive on `r`; returns the operation's index.
+    pub fn recv<T: Send + 'a>(&mut self, r: &'a Receiver<T>) -> usize {
+        let chan: &'a Chan<T> = r.chan();
+        self.push(chan, Kind::Recv)
+    }
+
+    /// Adds a send on `s` (a [`Sender`] or [`SyncSender`]); returns the operation's index.
+    pub fn send<T: Send + 'a, S: SelectSend<T>>(&mut self, s: &'a S) -> usize {
+        self.push(s.chan_ref(), Kind::Send)
+    }
+
+    fn push<T: Send + 'a>(&mut self, chan: &'a Chan<T>, kind: Kind) -> usize {
+        self.ops.push(Some(Op {
+            chan,
+            id: chan as *const Chan<T> as *const (),
+            kind,
+            registered: false,
+        }));
+        self.ops.len() - 1
+    }
+
+    /// Removes the operation at `index`, and its registration.
+    ///
+    /// # Panics
+    /// If there is no operation at `index`.
+    pub fn remove(&mut self, index: usize) {
+        let op = self
+            .ops
+            .get_mut(index)
+            .and_then(Option::take)
+            .expect("coact: no operation with this index in the Select");
+        if op.registered {
+            op.chan.unregister(&self.signal, index);
+        }
+    }
+
+    /// How many channel registrations this `Select` has made so far: one per operation, the
+    /// first time it has to wait, however many times it is used.
+    pub fn registrations(&self) -> u64 {
+        self.registrations
+    }
+
+    /// Checks every operation once, in turn from after the last chosen one.
+    fn scan(&mut self) -> Option<(usize, Reservation)> {
+        let n = self.ops.len();
+        for k in 0..n {
+            let i = (self.next + k) % n;
+            if let Some(op) = &self.ops[i] {
+                if let Some(r) = op.chan.poll(op.kind) {
+                    self.next = i + 1;
+                    return Some((i, r));
+                }
+            }
+        }
+        None
+    }
+
+    fn register_all(&mut self) {
+        for (i, op) in self.ops.iter_mut().enumerate() {
+            if let Some(op) = op {
+                if !op.registered {
+                    op.chan.register(&self.signal, i, op.kind);
+                    op.registered = true;
+                    self.registrations += 1;
+                }
+            }
+        }
+    }
+
+    /// The wait loop; `block == false` only scans.
+    fn wait(&mut self, block: bool, deadline: Option<Instant>) -> Option<(usize, Reservation)> {
+        if let Some(found) = self.scan() {
+            return Some(found);
+        }
+        if !block {
+            return None;
+        }
+        self.register_all();
+        loop {
+            self.signal.arm();
+            if let Some(found) = self.scan() {
+                self.signal.disarm();
+                return Some(found);
+            }
+            loop {
+                if park::park(deadline) == Park::Cancelled {
+                    self.signal.disarm();
+                    park::cancelled();
+                    return None;
+                }
+                if self.signal.check() {
+                    break;
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    self.signal.disarm();
+                    return None;
+                }
+            }
+        }
+    }
+
+    fn selected(&self, (index, r): (usize, Reservation)) -> SelectedOperation<'a> {
+        let op = self.ops[index].as_ref().expect("a chosen operation exists");
+        SelectedOperation {
+            index,
+            chan: op.chan,
+            id: op.id,
+            reservation: Some(r),
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Waits until an operation is ready and returns it, to be completed with
+    /// [`SelectedOperation::recv`] or [`SelectedOperation::send`].
+    ///
+    /// # Panics
+    /// When the coroutine is cancelled while waiting, it unwinds (as every blocking call does).
+    pub fn select(&mut self) -> SelectedOperation<'a> {
+        match self.wait(true, None) {
+            Some(found) => self.selected(found),
+            None => panic!("coact: select gave up because the coroutine was cancelled"),
+        }
+    }
+
+    /// Returns a ready operation if there is one now.
+    pub fn try_select(&mut self) -> Result<SelectedOperation<'a>, TrySelectError> {
+        self.wait(false, None)
+            .map(|f| self.selected(f))
+            .ok_or(TrySelectError)
+    }
+
+    /// Like [`select`](Select::select), but gives up after `timeout`.
+    pub fn select_timeout(
+        &mut self,
+        timeout: Duration,
+    ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
+        match Instant::now().checked_add(timeout) {
+            Some(d) => self.select_deadline(d),
+            None => Ok(self.select()),
+        }
+    }
+
+    /// Like [`select`](Select::select), but gives up at `deadline`.
+    pub fn select_deadline(
+        &mut self,
+        deadline: Instant,
+    ) -> Result<SelectedOperation<'a>, SelectTimeoutError> {
+        self.wait(true, Some(deadline))
+            .map(|f| self.selected(f))
+            .ok_or(SelectTimeoutError)
+    }
+
+    fn index_only(&mut self, found: Option<(usize, Reservation)>) -> Option<usize> {
+        found.map(|(i, r)| {
+            if let Some(op) = &self.ops[i] {
+                op.chan.release(r);
+            }
+            i
+        })
+    }
+
+    /// Waits until an operation is ready and returns its index, without performing it (the
+    /// operation may be taken by someone else before the caller gets to it).
+    pub fn ready(&mut self) -> usize {
+        let found = self.wait(true, None);
+        self.index_only(found)
+            .unwrap_or_else(|| panic!("coact: ready gave up because the coroutine was cancelled"))
+    }
+
+    /// The index of an operation ready now, if any.
+    pub fn try_ready(&mut self) -> Result<usize, TryReadyError> {
+        let found = self.wait(false, None);
+        self.index_only(found).ok_or(TryReadyError)
+    }
+
+    /// Like [`ready`](Select::ready), but gives up after `timeout`.
+    pub fn ready_timeout(&mut self, timeout: Duration) -> Result<usize, ReadyTimeoutError> {
+        let found = self.wait(true, Instant::now().checked_add(timeout));
+        self.index_only(found).ok_or(ReadyTimeoutError)
+    }
+}
+
+impl Drop for Select<'_> {
+    fn drop(&mut self) {
+        for (i, op) in self.ops.iter().enumerate() {
+            if let Some(op) = op {
+                if op.registered {
+                    op.chan.unregister(&self.signal, i);
+                }
+            }
+        }
+    }
+}
+
+/// A ready operation chosen by a [`Select`]; complete it with [`recv`](Self::recv) or
+/// [`send`](Self::send) on the same channel end that was added.
+#[must_use = "a selected operation must be completed with recv or send"]
+pub struct SelectedOperation<'a> {
+    index: usize,
+    chan: &'a dyn Handle,
+    id: *const (),
+    reservation: Option<Reservation>,
+    _not_send: PhantomData<*const ()>,
+}
+
+impl fmt::Debug for SelectedOperation<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SelectedOperation")
+            .field("index", &self.index)
+            .finish()
+    }
+}
+
+impl SelectedOperation<'_> {
+    /// The index the operation got when it was added.
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    fn check<T>(&self, chan: &Chan<T>) {
+        assert!(
+            std::ptr::eq(self.id, chan as *const Chan<T> as *const ()),
+            "coact: the channel passed to SelectedOperation is not the one that was selected"
+        );
+    }
+
+    /// Completes a selected receive. Fails if the channel is disconnected and empty.
+    pub fn recv<T>(mut self, r: &Receiver<T>) -> Result<T, RecvError> {
+        self.check(r.chan());
+        self.reservation = None;
+        match r.try_recv() {
+            Ok(v) => Ok(v),
+            Err(mpsc::TryRecvError::Disconnected) => Err(RecvError),
+            // Only when a rendezvous sender gave up (timed out) right after being seen.
+            Err(mpsc::TryRecvError::Empty) => r.recv(),
+        }
+    }
+
+    /// Completes a selected send. Fails, giving the message back, if the receiver is gone.
+    pub fn send<T, S: SelectSend<T>>(mut self, s: &S, msg: T) -> Result<(), SendError<T>> {
+        let chan = s.chan_ref();
+        self.check(chan);
+        let r = self
+            .reservation
+            .take()
+            .expect("a selected operation is completed once");
+        mpsc::send_selected(chan, msg, r)
+    }
+}
+
+impl Drop for SelectedOperation<'_> {
+    fn drop(&mut self) {
+        if let Some(r) = self.reservation.take() {
+            self.chan.release(r);
+            if !std::thread::panicking() {
+                panic!("coact: a SelectedOperation was dropped without being completed");
+            }
+        }
+    }
+}
+
+/// Waits on several channel operations, like crossbeam-channel's `select!`.
+///
+/// Arms are `recv(receiver) -> result => body`, `send(sender, message) -> result => body`,
+/// and at most one of `default => body` (do not wait) or `default(timeout) => body`. The
+/// message expression is evaluated only if its send is chosen; each channel expression is
+/// evaluated once. At most 32 channel arms.
+///
+/// ```
+/// use coact_runtime::select;
+/// use coact_runtime::sync::mpsc::{channel, sync_channel};
+/// use std::time::Duration;
+///
+/// coact_runtime::run(|| {
+///     let (tx, rx) = channel::<i32>();
+///     let (out_tx, out_rx) = sync_channel::<i32>(1);
+///     tx.send(20).unwrap();
+///     let got = select! {
+///         recv(rx) -> msg => msg.unwrap(),
+///         default(Duration::from_secs(5)) => -1,
+///     };
+///     select! {
+///         send(out_tx, got + 1) -> res => res.unwrap(),
+///         default => panic!("there is room"),
+///     }
+///     assert_eq!(out_rx.recv(), Ok(21));
+/// });
+/// ```
+#[macro_export]
+macro_rules! select {
+    ($($tokens:tt)*) => {
+        $crate::__coact_select!(
+            @munch [$($tokens)*] []
+            [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31]
+            []
+        )
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __coact_select {
+    // ---- collect arms: [rest] [arms] [free indices] [default] ----
+    (@munch [] [$($arms:tt)*] [$($free:tt)*] [$($default:tt)*]) => {
+        $crate::__coact_select!(@build [$($arms)*] [$($default)*])
+    };
+    (@munch [recv($r:expr) -> $res:pat => $body:block, $($rest:tt)*] [$($arms:tt)*] [$i:tt $($free:tt)*] $d:tt) => {
+        $crate::__coact_select!(@munch [$($rest)*] [$($arms)* [recv $i ($r) () ($res) $body]] [$($free)*] $d)
+    };
+    (@munch [recv($r:expr) -> $res:pat => $body:block $($rest:tt)*] [$($arms:tt)*] [$i:tt $($free:tt)*] $d:tt) => {
+        $crate::__coact_select!(@munch [$($rest)*] [$($arms)* [recv $i ($r) () ($res) $body]] [$($free)*] $d)
+    };
+    (@munch [recv($r:expr) -> $res:pat => $body:expr, $($rest:tt)*] [$($arms:tt)*] [$i:tt $($free:tt)*] $d:tt) => {
+        $crate::__coact_select!(@munch [$($rest)*] [$($arms)* [recv $i ($r) () ($res) ($body)]] [$($free)*] $d)
+    };
+    (@munch [recv($r:expr) -> $res:pat => $body:expr] [$($arms:tt)*] [$i:tt $($free:tt)*] $d:tt) => {
+        $crate::__coact_select!(@munch [] [$($arms)* [recv $i ($r) () ($res) ($body)]] [$($free)*] $d)
+    };
+    (@munch [send($s:expr, $m:expr) -> $res:pat => $body:block, $($rest:tt)*] [$($arms:tt)*] [$i:tt $($free:tt)*] $d:tt) => {
+        $crate::__coact_select!(@munch [$($rest)*] [$($arms)* [send $i ($s) ($m) ($res) $body]] [$($free)*] $d)
+    };
+    (@munch [send($s:expr, $m:expr) -> $res:pat => $body:block $($rest:tt)*] [$($arms:tt)*] [$i:tt $($free:tt)*] $d:tt) => {
+        $crate::__coact_select!(@munch [$($rest)*] [$($arms)* [send $i ($s) ($m) ($res) $body]] [$($free)*] $d)
+    };
+    (@munch [send($s:expr, $m:expr) -> $res:pat => $body:expr, $($rest:tt)*] [$($arms:tt)*] [$i:tt $($free:tt)*] $d:tt) => {
+        $crate::__coact_select!(@munch [$($rest)*] [$($arms)* [send $i ($s) ($m) ($res) ($body)]] [$($free)*] $d)
+    };
+    (@munch [send($s:expr, $m:expr) -> $res:pat => $body:expr] [$($arms:tt)*] [$i:tt $($free:tt)*] $d:tt) => {
+        $crate::__coact_select!(@munch [] [$($arms)* [send $i ($s) ($m) ($res) ($body)]] [$($free)*] $d)
+    };
+    (@munch [default => $body:block $(,)? $($rest:tt)*] $arms:tt $free:tt []) => {
+        $crate::__coact_select!(@munch [$($rest)*] $arms $free [now $body])
+    };
+    (@munch [default => $body:expr $(, $($rest:tt)*)?] $arms:tt $free:tt []) => {
+        $crate::__coact_select!(@munch [$($($rest)*)?] $arms $free [now ($body)])
+    };
+    (@munch [default($t:expr) => $body:block $(,)? $($rest:tt)*] $arms:tt $free:tt []) => {
+        $crate::__coact_select!(@munch [$($rest)*] $arms $free [timeout ($t) $body])
+    };
+    (@munch [default($t:expr) => $body:expr $(, $($rest:tt)*)?] $arms:tt $free:tt []) => {
+        $crate::__coact_select!(@munch [$($($rest)*)?] $arms $free [timeout ($t) ($body)])
+    };
+    (@munch [default $($rest:tt)*] $arms:tt $free:tt [$($d:tt)+]) => {
+        compile_error!("coact::select!: more than one default arm")
+    };
+    (@munch [$($rest:tt)+] $arms:tt [] $d:tt) => {
+        compile_error!("coact::select!: more than 32 channel arms")
+    };
+    // ---- build ----
+    (@build [$([$kind:ident $i:tt ($c:expr) $m:tt $res:tt $body:tt])*] $default:tt) => {{
+        let __coact_chans = ($(&$c,)*);
+        let mut __coact_sel = $crate::select::Select::new();
+        $( $crate::__coact_select!(@add __coact_sel $kind __coact_chans $i); )*
+        $crate::__coact_select!(@run __coact_sel __coact_chans $default
+            [$([$kind $i $m $res $body])*])
+    }};
+    (@add $sel:ident recv $chans:ident $i:tt) => { $sel.recv($chans.$i) };
+    (@add $sel:ident send $chans:ident $i:tt) => { $sel.send($chans.$i) };
+    (@run $sel:ident $chans:ident [] $arms:tt) => {{
+        let __coact_op = $sel.select();
+        $crate::__coact_select!(@dispatch __coact_op $chans $arms)
+    }};
+    (@run $sel:ident $chans:ident [now $body:tt] $arms:tt) => {{
+        match $sel.try_select() {
+            ::std::result::Result::Ok(__coact_op) => $crate::__coact_select!(@dispatch __coact_op $chans $arms),
+            ::std::result::Result::Err(_) => $body,
+        }
+    }};
+    (@run $sel:ident $chans:ident [timeout ($t:expr) $body:tt] $arms:tt) => {{
+        match $sel.select_timeout($t) {
+            ::std::result::Result::Ok(__coact_op) => $crate::__coact_select!(@dispatch __coact_op $chans $arms),
+            ::std::result::Result::Err(_) => $body,
+        }
+    }};
+    (@dispatch $op:ident $chans:ident [$([$kind:ident $i:tt $m:tt $res:tt $body:tt])*]) => {{
+        match $op.index() {
+            $( $i => $crate::__coact_select!(@complete $op $chans $kind $i $m $res $body), )*
+            _ => ::std::unreachable!(),
+        }
+    }};
+    (@complete $op:ident $chans:ident recv $i:tt () ($res:pat) $body:tt) => {{
+        #[allow(clippy::let_unit_value)]
+        let $res = $op.recv($chans.$i);
+        $body
+    }};
+    (@complete $op:ident $chans:ident send $i:tt ($m:expr) ($res:pat) $body:tt) => {{
+        #[allow(clippy::let_unit_value)]
+        let $res = $op.send($chans.$i, $m);
+        $body
+    }};
+}

@@ -1,0 +1,19 @@
+//! Synchronisation that works from coroutines and plain threads alike.
+//!
+//! [`mpsc`] mirrors `std::sync::mpsc` and [`Mutex`] mirrors `std::sync::Mutex`. A blocking
+//! call made from a coroutine parks only that coroutine (its worker runs others meanwhile); made
+//! from a plain thread, it blocks the thread. Both kinds of caller can share one channel or
+//! mutex.
+
+pub mod mpsc;
+mod mutex;
+pub(crate) mod oneshot;
+
+pub use mutex::{Mutex, MutexGuard};
+pub use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
+
+/// Locks an internal std mutex, ignoring poison: our critical sections never panic midway
+/// through an update, so the data is consistent even if a panic passed through.
+pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}

@@ -1,0 +1,848 @@
+//! Multi-producer, single-consumer channels with `std::sync::mpsc`'s API and semantics.
+//!
+//! * [`channel`] is unbounded: `send` never blocks.
+//! * [`sync_channel(n)`](sync_channel) is bounded: `send` parks the sender while `n` messages
+//!   wait; `sync_channel(0)` is a rendezvous, where `send` returns only once the receiver has
+//!   taken the message.
+//!
+//! The error types are std's own. Blocking calls park the calling coroutine, or block the
+//! calling thread outside coact, and both kinds of caller can share one channel:
+//!
+//! ```
+//! use coact_runtime::sync::mpsc::sync_channel;
+//!
+//! let (tx, rx) = sync_channel::<u32>(1);
+//! let from_thread = std::thread::spawn(move || rx.iter().sum::<u32>());
+//! coact_runtime::run(move || {
+//!     for i in 0..100 {
+//!         tx.send(i).unwrap(); // parks this coroutine while the thread catches up
+//!     }
+//! });
+//! assert_eq!(from_thread.join().unwrap(), 4950);
+//! ```
+//!
+//! # How it works
+//!
+//! One `std::sync::Mutex` per channel guards its state: the buffer, the waiting receiver (there
+//! is at most one, since the [`Receiver`] is neither `Clone` nor `Sync`), the queue of waiting
+//! senders, and the persistent registrations of [`Select`](crate::select::Select)s. A blocked
+//! party keeps its *packet* (the message slot, a done flag and its unparker) on its own stack
+//! and publishes a pointer to it in the state; the other side fills the packet under the lock,
+//! marks it done, takes the unparker, and unparks after unlocking. The waiter re-checks its
+//! packet under the lock after every park, so spurious and late wakes are harmless, and a drop
+//! guard removes the packet from the state on every way out (timeout, cancellation, unwinding)
+//! before its stack frame goes away.
+//!
+//! A message sent by a blocked sender moves into the buffer as soon as there is room, in
+//! arrival order, so FIFO order holds across blocked and unblocked sends.
+
+use std::cell::{Cell, UnsafeCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ptr::NonNull;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
+
+use crate::park::{self, Park, Unparker};
+use crate::select::{Kind, Signal};
+use crate::sync::lock;
+
+/// An error of [`SyncSender::send_timeout`]; either way the message comes back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum SendTimeoutError<T> {
+    /// The channel stayed full until the timeout.
+    Timeout(T),
+    /// The receiver is gone.
+    Disconnected(T),
+}
+
+impl<T> SendTimeoutError<T> {
+    /// The message that was not sent.
+    pub fn into_inner(self) -> T {
+        match self {
+            SendTimeoutError::Timeout(t) | SendTimeoutError::Disconnected(t) => t,
+        }
+    }
+}
+
+impl<T> fmt::Debug for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.write_str("Timeout(..)"),
+            SendTimeoutError::Disconnected(_) => f.write_str("Disconnected(..)"),
+        }
+    }
+}
+
+impl<T> fmt::Display for SendTimeoutError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendTimeoutError::Timeout(_) => f.write_str("timed out waiting on send operation"),
+            SendTimeoutError::Disconnected(_) => f.write_str("sending on a closed channel"),
+        }
+    }
+}
+
+impl<T> std::error::Error for SendTimeoutError<T> {}
+
+/// The packet of a blocked receiver.
+struct RecvPacket<T> {
+    /// Filled by a sender; `None` with `done` means the senders are all gone.
+    slot: Option<T>,
+    done: bool,
+    unparker: Option<Unparker>,
+}
+
+/// The packet of a blocked sender.
+struct SendPacket<T> {
+    /// Taken by the receiver; still `Some` with `done` means the receiver is gone.
+    msg: Option<T>,
+    done: bool,
+    unparker: Option<Unparker>,
+}
+
+/// A `Select` that keeps a registration with this channel.
+struct Observer {
+    signal: Arc<Signal>,
+    index: usize,
+    kind: Kind,
+}
+
+/// Everything the channel lock guards.
+struct State<T> {
+    buf: VecDeque<T>,
+    /// The bound: `usize::MAX` for `channel()`, 0 for a rendezvous.
+    cap: usize,
+    /// Buffer slots reserved by selected send operations not yet completed.
+    reserved: usize,
+    /// Live `Sender`s and `SyncSender`s.
+    senders: usize,
+    /// Whether the `Receiver` is alive.
+    receiver: bool,
+    /// The blocked receiver, if any. Only ever set while `buf` is empty.
+    recv_waiter: Option<NonNull<RecvPacket<T>>>,
+    /// A selected send on a rendezvous channel has claimed the blocked receiver.
+    recv_claimed: bool,
+    /// Blocked senders, oldest first.
+    send_waiters: VecDeque<NonNull<SendPacket<T>>>,
+    /// Persistent `Select` registrations.
+    observers: Vec<Observer>,
+}
+
+/// The channel shared by both ends.
+pub(crate) struct Chan<T> {
+    state: Mutex<State<T>>,
+}
+
+// SAFETY: the raw packet pointers in `State` are dereferenced only with the channel lock held,
+// and each points at a packet on the stack of a party blocked in this channel, which removes
+// its pointer (under the same lock) before its frame can go away (see the drop guards). So
+// sharing the channel between threads shares nothing but `T`s moved under the lock.
+unsafe impl<T: Send> Send for Chan<T> {}
+// SAFETY: as above: all access to the state, packets included, goes through the mutex.
+unsafe impl<T: Send> Sync for Chan<T> {}
+
+/// Unparkers to call once the channel lock is released (at most two on the hot paths).
+#[derive(Default)]
+struct Wakes {
+    first: Option<Unparker>,
+    more: Vec<Unparker>,
+}
+
+impl Wakes {
+    fn push(&mut self, u: Option<Unparker>) {
+        if let Some(u) = u {
+            if self.first.is_none() {
+                self.first = Some(u);
+            } else {
+                self.more.push(u);
+            }
+        }
+    }
+
+    fn run(self) {
+        if let Some(u) = self.first {
+            u.unpark();
+        }
+        for u in self.more {
+            u.unpark();
+        }
+    }
+}
+
+impl<T> State<T> {
+    fn room(&self) -> bool {
+        self.buf.len() + self.reserved < self.cap
+    }
+
+    fn notify(&self, kind: Kind) {
+        for o in &self.observers {
+            if o.kind == kind {
+                o.signal.notify(o.index);
+            }
+        }
+    }
+
+    /// Hands `msg` to the blocked receiver or buffers it; `Err` gives it back when full.
+    /// A `reserved` send uses the slot its selection reserved.
+    fn deliver(&mut self, msg: T, reserved: bool, wakes: &mut Wakes) -> Result<(), T> {
+        if let Some(p) = self.recv_waiter {
+            if !self.recv_claimed {
+                self.recv_waiter = None;
+                if reserved {
+                    self.reserved -= 1;
+                }
+                // SAFETY: lock held; the receiver's packet is registered, hence alive.
+                let p = unsafe { &mut *p.as_ptr() };
+                p.slot = Some(msg);
+                p.done = true;
+                wakes.push(p.unparker.take());
+                return Ok(());
+            }
+        }
+        if reserved {
+            self.reserved -= 1;
+        } else if !self.room() {
+            return Err(msg);
+        }
+        self.buf.push_back(msg);
+        self.notify(Kind::Recv);
+        Ok(())
+    }
+
+    /// Takes the next message, refilling the buffer from blocked senders.
+    fn take(&mut self, wakes: &mut Wakes) -> Result<T, TryRecvError> {
+        if let Some(v) = self.buf.pop_front() {
+            self.pump(wakes);
+            return Ok(v);
+        }
+        if let Some(p) = self.send_waiters.pop_front() {
+            // A rendezvous (or a buffer fully reserved): take straight from the sender.
+            // SAFETY: lock held; the sender's packet is registered, hence alive.
+            let p = unsafe { &mut *p.as_ptr() };
+            let v = p
+                .msg
+                .take()
+                .expect("coact: a waiting sender without a message");
+            p.done = true;
+            wakes.push(p.unparker.take());
+            return Ok(v);
+        }
+        if self.senders == 0 {
+            Err(TryRecvError::Disconnected)
+        } else {
+            Err(TryRecvError::Empty)
+        }
+    }
+
+    /// Moves blocked senders' messages into free room (or to an unclaimed blocked receiver);
+    /// tells send-side selectors about room that is left.
+    fn pump(&mut self, wakes: &mut Wakes) {
+        while !self.send_waiters.is_empty() {
+            let to_receiver = self.recv_waiter.is_some() && !self.recv_claimed;
+            if !to_receiver && !self.room() {
+                return;
+            }
+            let p = self.send_waiters.pop_front().expect("checked above");
+            // SAFETY: lock held; the sender's packet is registered, hence alive.
+            let p = unsafe { &mut *p.as_ptr() };
+            let msg = p
+                .msg
+                .take()
+                .expect("coact: a waiting sender without a message");
+            p.done = true;
+            wakes.push(p.unparker.take());
+            if self.deliver(msg, false, wakes).is_err() {
+                unreachable!("room or a receiver was checked under the same lock");
+            }
+        }
+        if self.room() {
+            self.notify(Kind::Send);
+        }
+    }
+}
+
+impl<T> Chan<T> {
+    fn new(cap: usize) -> Arc<Chan<T>> {
+        Arc::new(Chan {
+            state: Mutex::new(State {
+                buf: VecDeque::new(),
+                cap,
+                reserved: 0,
+                senders: 1,
+                receiver: true,
+                recv_waiter: None,
+                recv_claimed: false,
+                send_waiters: VecDeque::new(),
+                observers: Vec::new(),
+            }),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<T>> {
+        lock(&self.state)
+    }
+
+    fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
+        let mut wakes = Wakes::default();
+        let r = {
+            let mut s = self.lock();
+            if !s.receiver {
+                return Err(TrySendError::Disconnected(msg));
+            }
+            s.deliver(msg, false, &mut wakes)
+                .map_err(TrySendError::Full)
+        };
+        wakes.run();
+        r
+    }
+
+    fn send_deadline(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        let mut wakes = Wakes::default();
+        let mut s = self.lock();
+        if !s.receiver {
+            return Err(SendTimeoutError::Disconnected(msg));
+        }
+        let msg = match s.deliver(msg, false, &mut wakes) {
+            Ok(()) => {
+                drop(s);
+                wakes.run();
+                return Ok(());
+            }
+            Err(msg) => msg,
+        };
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(SendTimeoutError::Timeout(msg));
+        }
+        let packet = UnsafeCell::new(SendPacket {
+            msg: Some(msg),
+            done: false,
+            unparker: Some(park::current()),
+        });
+        let ptr = NonNull::new(packet.get()).expect("stack address");
+        s.send_waiters.push_back(ptr);
+        s.notify(Kind::Recv);
+        drop(s);
+        let guard = SendGuard {
+            chan: self,
+            ptr,
+            armed: Cell::new(true),
+        };
+        loop {
+            let p = park::park(deadline);
+            let mut s = self.lock();
+            // SAFETY: lock held; `packet` is ours and alive (this frame).
+            let pk = unsafe { &mut *packet.get() };
+            if pk.done {
+                guard.armed.set(false);
+                return match pk.msg.take() {
+                    None => Ok(()),
+                    Some(m) => Err(SendTimeoutError::Disconnected(m)),
+                };
+            }
+            let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
+            if p == Park::Cancelled || timed_out {
+                s.send_waiters.retain(|q| *q != ptr);
+                guard.armed.set(false);
+                let m = pk.msg.take().expect("an undelivered message");
+                drop(s);
+                if p == Park::Cancelled {
+                    park::cancelled();
+                    return Err(SendTimeoutError::Disconnected(m));
+                }
+                return Err(SendTimeoutError::Timeout(m));
+            }
+            if pk.unparker.is_none() {
+                pk.unparker = Some(park::current());
+            }
+        }
+    }
+
+    fn try_recv(&self) -> Result<T, TryRecvError> {
+        let mut wakes = Wakes::default();
+        let r = self.lock().take(&mut wakes);
+        wakes.run();
+        r
+    }
+
+    fn recv_deadline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        let mut wakes = Wakes::default();
+        let mut s = self.lock();
+        match s.take(&mut wakes) {
+            Ok(v) => {
+                drop(s);
+                wakes.run();
+                return Ok(v);
+            }
+            Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+            Err(TryRecvError::Empty) => {}
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            return Err(RecvTimeoutError::Timeout);
+        }
+        let packet = UnsafeCell::new(RecvPacket {
+            slot: None,
+            done: false,
+            unparker: Some(park::current()),
+        });
+        let ptr = NonNull::new(packet.get()).expect("stack address");
+        debug_assert!(
+            s.recv_waiter.is_none(),
+            "two receivers blocked on one channel"
+        );
+        s.recv_waiter = Some(ptr);
+        s.notify(Kind::Send);
+        drop(s);
+        let guard = RecvGuard {
+            chan: self,
+            armed: Cell::new(true),
+        };
+        loop {
+            let p = park::park(deadline);
+            let mut s = self.lock();
+            // SAFETY: lock held; `packet` is ours and alive (this frame).
+            let pk = unsafe { &mut *packet.get() };
+            if pk.done {
+                guard.armed.set(false);
+                return pk.slot.take().ok_or(RecvTimeoutError::Disconnected);
+            }
+            let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
+            if p == Park::Cancelled || (timed_out && !s.recv_claimed) {
+                s.recv_waiter = None;
+                s.recv_claimed = false;
+                guard.armed.set(false);
+                drop(s);
+                if p == Park::Cancelled {
+                    park::cancelled();
+                    return Err(RecvTimeoutError::Disconnected);
+                }
+                return Err(RecvTimeoutError::Timeout);
+            }
+            if pk.unparker.is_none() {
+                pk.unparker = Some(park::current());
+            }
+        }
+    }
+
+    fn add_sender(&self) {
+        self.lock().senders += 1;
+    }
+
+    fn drop_sender(&self) {
+        let mut wakes = Wakes::default();
+        {
+            let mut s = self.lock();
+            s.senders -= 1;
+            if s.senders == 0 {
+                if let Some(p) = s.recv_waiter.take() {
+                    s.recv_claimed = false;
+                    // SAFETY: lock held; the receiver's packet is registered, hence alive.
+                    let p = unsafe { &mut *p.as_ptr() };
+                    p.done = true;
+                    wakes.push(p.unparker.take());
+                }
+                s.notify(Kind::Recv);
+            }
+        }
+        wakes.run();
+    }
+
+    fn drop_receiver(&self) {
+        let mut wakes = Wakes::default();
+        let buffered = {
+            let mut s = self.lock();
+            s.receiver = false;
+            while let Some(p) = s.send_waiters.pop_front() {
+                // SAFETY: lock held; the sender's packet is registered, hence alive.
+                let p = unsafe { &mut *p.as_ptr() };
+                p.done = true;
+                wakes.push(p.unparker.take());
+            }
+            s.notify(Kind::Send);
+            std::mem::take(&mut s.buf)
+        };
+        wakes.run();
+        // Buffered messages are dropped outside the lock: their destructors may use channels.
+        drop(buffered);
+    }
+
+    /// Readiness of one select operation; for a send, a `Ready` result holds a reservation
+    /// that [`Chan::send_selected`] or [`Chan::release`] must consume.
+    pub(crate) fn poll_select(&self, kind: Kind) -> Option<Reservation> {
+        let mut s = self.lock();
+        match kind {
+            Kind::Recv => {
+                let ready = !s.buf.is_empty() || !s.send_waiters.is_empty() || s.senders == 0;
+                ready.then_some(Reservation::None)
+            }
+            Kind::Send => {
+                if !s.receiver {
+                    Some(Reservation::None)
+                } else if s.recv_waiter.is_some() && !s.recv_claimed {
+                    s.recv_claimed = true;
+                    Some(Reservation::Receiver)
+                } else if s.room() {
+                    s.reserved += 1;
+                    Some(Reservation::Slot)
+                } else {
+                    None
+                }
+            }
+        }
+    }
+
+    /// Completes a selected send with its reservation.
+    fn send_selected(&self, msg: T, r: Reservation) -> Result<(), SendError<T>> {
+        let mut wakes = Wakes::default();
+        let res = {
+            let mut s = self.lock();
+            match r {
+                Reservation::Slot if s.receiver => s
+                    .deliver(msg, true, &mut wakes)
+                    .map_err(|_| unreachable!("a reserved slot")),
+                Reservation::Receiver if s.receiver && s.recv_claimed => {
+                    s.recv_claimed = false;
+                    s.deliver(msg, false, &mut wakes)
+                        .map_err(|_| unreachable!("a claimed receiver"))
+                }
+                _ => {
+                    Self::release_locked(&mut s, r, &mut wakes);
+                    if !s.receiver {
+                        Err(SendError(msg))
+                    } else {
+                        // The claimed receiver left (cancelled): fall back to a plain send.
+                        drop(s);
+                        return self
+                            .send_deadline(msg, None)
+                            .map_err(|e| SendError(e.into_inner()));
+                    }
+                }
+            }
+        };
+        wakes.run();
+        res
+    }
+
+    /// Gives back a reservation whose selected operation was not completed.
+    pub(crate) fn release(&self, r: Reservation) {
+        let mut wakes = Wakes::default();
+        Self::release_locked(&mut self.lock(), r, &mut wakes);
+        wakes.run();
+    }
+
+    fn release_locked(s: &mut State<T>, r: Reservation, wakes: &mut Wakes) {
+        match r {
+            Reservation::None => {}
+            Reservation::Slot => {
+                s.reserved -= 1;
+                s.pump(wakes);
+            }
+            Reservation::Receiver => {
+                if s.recv_claimed {
+                    s.recv_claimed = false;
+                    s.pump(wakes);
+                    // The receiver may have a deadline to honour now.
+                    if let Some(p) = s.recv_waiter {
+                        // SAFETY: lock held; the receiver's packet is registered, hence alive.
+                        let p = unsafe { &mut *p.as_ptr() };
+                        wakes.push(p.unparker.take());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Registers a select operation; it stays until [`Chan::unregister`].
+    pub(crate) fn register(&self, signal: &Arc<Signal>, index: usize, kind: Kind) {
+        self.lock().observers.push(Observer {
+            signal: signal.clone(),
+            index,
+            kind,
+        });
+    }
+
+    /// Removes a registration made by [`Chan::register`].
+    pub(crate) fn unregister(&self, signal: &Arc<Signal>, index: usize) {
+        self.lock()
+            .observers
+            .retain(|o| !(Arc::ptr_eq(&o.signal, signal) && o.index == index));
+    }
+}
+
+/// What a ready select operation holds until it is completed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reservation {
+    /// Nothing (a receive, or a send to a closed channel).
+    None,
+    /// One buffer slot.
+    Slot,
+    /// The blocked receiver of a rendezvous channel.
+    Receiver,
+}
+
+/// Removes a blocked receiver's packet if the wait is left some other way (unwinding).
+struct RecvGuard<'a, T> {
+    chan: &'a Chan<T>,
+    armed: Cell<bool>,
+}
+
+impl<T> Drop for RecvGuard<'_, T> {
+    fn drop(&mut self) {
+        if self.armed.get() {
+            let mut s = self.chan.lock();
+            s.recv_waiter = None;
+            s.recv_claimed = false;
+        }
+    }
+}
+
+/// Removes a blocked sender's packet if the wait is left some other way (unwinding).
+struct SendGuard<'a, T> {
+    chan: &'a Chan<T>,
+    ptr: NonNull<SendPacket<T>>,
+    armed: Cell<bool>,
+}
+
+impl<T> Drop for SendGuard<'_, T> {
+    fn drop(&mut self) {
+        if self.armed.get() {
+            let ptr = self.ptr;
+            self.chan.lock().send_waiters.retain(|q| *q != ptr);
+        }
+    }
+}
+
+/// Creates an unbounded channel: `send` never blocks.
+pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
+    let chan = Chan::new(usize::MAX);
+    (Sender { chan: chan.clone() }, Receiver::new(chan))
+}
+
+/// Creates a channel that holds at most `bound` messages; `send` parks while it is full, and
+/// with `bound == 0` until the receiver takes the message.
+pub fn sync_channel<T>(bound: usize) -> (SyncSender<T>, Receiver<T>) {
+    let chan = Chan::new(bound);
+    (SyncSender { chan: chan.clone() }, Receiver::new(chan))
+}
+
+/// The sending half of [`channel`]. Clone it for more producers.
+pub struct Sender<T> {
+    chan: Arc<Chan<T>>,
+}
+
+impl<T> Sender<T> {
+    /// Sends a message; it never blocks. Fails, giving the message back, once the receiver is
+    /// gone.
+    pub fn send(&self, t: T) -> Result<(), SendError<T>> {
+        self.chan.try_send(t).map_err(|e| match e {
+            TrySendError::Full(t) | TrySendError::Disconnected(t) => SendError(t),
+        })
+    }
+
+    pub(crate) fn chan(&self) -> &Arc<Chan<T>> {
+        &self.chan
+    }
+}
+
+impl<T> Clone for Sender<T> {
+    fn clone(&self) -> Self {
+        self.chan.add_sender();
+        Sender {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Sender<T> {
+    fn drop(&mut self) {
+        self.chan.drop_sender();
+    }
+}
+
+impl<T> fmt::Debug for Sender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Sender { .. }")
+    }
+}
+
+/// The sending half of [`sync_channel`]. Clone it for more producers.
+pub struct SyncSender<T> {
+    chan: Arc<Chan<T>>,
+}
+
+impl<T> SyncSender<T> {
+    /// Sends a message, parking while the channel is full (for a rendezvous channel, until the
+    /// receiver takes it). Fails, giving the message back, once the receiver is gone.
+    pub fn send(&self, t: T) -> Result<(), SendError<T>> {
+        self.chan
+            .send_deadline(t, None)
+            .map_err(|e| SendError(e.into_inner()))
+    }
+
+    /// Sends a message if there is room now (for a rendezvous channel: if the receiver is
+    /// waiting), else gives it back.
+    pub fn try_send(&self, t: T) -> Result<(), TrySendError<T>> {
+        self.chan.try_send(t)
+    }
+
+    /// Like [`send`](SyncSender::send), but gives up after `timeout`.
+    pub fn send_timeout(&self, t: T, timeout: Duration) -> Result<(), SendTimeoutError<T>> {
+        self.chan
+            .send_deadline(t, Instant::now().checked_add(timeout))
+    }
+
+    /// Like [`send`](SyncSender::send), but gives up at `deadline`.
+    pub fn send_deadline(&self, t: T, deadline: Instant) -> Result<(), SendTimeoutError<T>> {
+        self.chan.send_deadline(t, Some(deadline))
+    }
+
+    pub(crate) fn chan(&self) -> &Arc<Chan<T>> {
+        &self.chan
+    }
+}
+
+impl<T> Clone for SyncSender<T> {
+    fn clone(&self) -> Self {
+        self.chan.add_sender();
+        SyncSender {
+            chan: self.chan.clone(),
+        }
+    }
+}
+
+impl<T> Drop for SyncSender<T> {
+    fn drop(&mut self) {
+        self.chan.drop_sender();
+    }
+}
+
+impl<T> fmt::Debug for SyncSender<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SyncSender { .. }")
+    }
+}
+
+/// The receiving half of a channel. There is exactly one; it can move between threads and
+/// coroutines but not be shared (`!Sync`), like std's.
+pub struct Receiver<T> {
+    chan: Arc<Chan<T>>,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+impl<T> Receiver<T> {
+    fn new(chan: Arc<Chan<T>>) -> Self {
+        Receiver {
+            chan,
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// Waits for a message. Fails once the channel is empty and every sender is gone.
+    pub fn recv(&self) -> Result<T, RecvError> {
+        self.chan.recv_deadline(None).map_err(|_| RecvError)
+    }
+
+    /// Takes a message if one is there now.
+    pub fn try_recv(&self) -> Result<T, TryRecvError> {
+        self.chan.try_recv()
+    }
+
+    /// Like [`recv`](Receiver::recv), but gives up after `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+        self.chan.recv_deadline(Instant::now().checked_add(timeout))
+    }
+
+    /// Like [`recv`](Receiver::recv), but gives up at `deadline`.
+    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+        self.chan.recv_deadline(Some(deadline))
+    }
+
+    /// An iterator that waits for messages and ends when the channel disconnects.
+    pub fn iter(&self) -> Iter<'_, T> {
+        Iter { rx: self }
+    }
+
+    /// An iterator over the messages that are there now.
+    pub fn try_iter(&self) -> TryIter<'_, T> {
+        TryIter { rx: self }
+    }
+
+    pub(crate) fn chan(&self) -> &Arc<Chan<T>> {
+        &self.chan
+    }
+}
+
+impl<T> Drop for Receiver<T> {
+    fn drop(&mut self) {
+        self.chan.drop_receiver();
+    }
+}
+
+impl<T> fmt::Debug for Receiver<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Receiver { .. }")
+    }
+}
+
+/// Waits for messages; see [`Receiver::iter`].
+#[derive(Debug)]
+pub struct Iter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for Iter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+/// Takes the messages there now; see [`Receiver::try_iter`].
+#[derive(Debug)]
+pub struct TryIter<'a, T> {
+    rx: &'a Receiver<T>,
+}
+
+impl<T> Iterator for TryIter<'_, T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.try_recv().ok()
+    }
+}
+
+/// The owning form of [`Iter`].
+#[derive(Debug)]
+pub struct IntoIter<T> {
+    rx: Receiver<T>,
+}
+
+impl<T> Iterator for IntoIter<T> {
+    type Item = T;
+    fn next(&mut self) -> Option<T> {
+        self.rx.recv().ok()
+    }
+}
+
+impl<T> IntoIterator for Receiver<T> {
+    type Item = T;
+    type IntoIter = IntoIter<T>;
+    fn into_iter(self) -> IntoIter<T> {
+        IntoIter { rx: self }
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Receiver<T> {
+    type Item = T;
+    type IntoIter = Iter<'a, T>;
+    fn into_iter(self) -> Iter<'a, T> {
+        self.iter()
+    }
+}
+
+/// Completes a selected send; used by `SelectedOperation::send`.
+pub(crate) fn send_selected<T>(chan: &Chan<T>, msg: T, r: Reservation) -> Result<(), SendError<T>> {
+    chan.send_selected(msg, r)
+}

@@ -1,0 +1,314 @@
+//! A mutual-exclusion lock with `std::sync::Mutex`'s API, usable from coroutines and plain
+//! threads at once.
+//!
+//! A coroutine waiting for the lock parks (its worker runs other coroutines); a thread waiting
+//! for it blocks. Holding the guard across a blocking call (a channel receive, a sleep) is fine,
+//! unlike with `std::sync::Mutex`, which would block the whole worker thread.
+//!
+//! # Protocol
+//!
+//! `locked` is the lock itself; `queue` (a small internal std mutex) holds the waiters.
+//! * Lock: try to flip `locked` false→true. Failing that, take `queue`, try again (the holder
+//!   may have just released), and only then enqueue a waiter and park.
+//! * Unlock: take `queue`; if a waiter is queued, hand the lock over *directly* (`locked` stays
+//!   true, the waiter's `granted` is set) and unpark it; otherwise clear `locked`.
+//! Because a locker re-tries and enqueues under `queue`, and an unlocker checks for waiters
+//! and releases under `queue`, a release can never slip between a failed try and the enqueue.
+//! Direct hand-over makes the lock fair (FIFO among waiters) and means a waiter that gives up
+//! (it is being cancelled) after it was granted the lock must pass it on, which its drop guard
+//! does.
+//!
+//! Poisoning follows std: a guard dropped while its holder panics marks the mutex poisoned.
+
+use std::cell::UnsafeCell;
+use std::collections::VecDeque;
+use std::fmt;
+use std::marker::PhantomData;
+use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult};
+
+use crate::park::{self, Park, Unparker};
+use crate::sync::lock;
+
+/// One waiter: its unparker and whether the lock was handed to it.
+struct Waiter {
+    unparker: Option<Unparker>,
+    granted: bool,
+}
+
+/// A lock protecting a `T`; see the module docs.
+///
+/// ```
+/// use std::sync::Arc;
+/// use coact_runtime::sync::Mutex;
+///
+/// let count = Arc::new(Mutex::new(0));
+/// coact_runtime::run({
+///     let count = count.clone();
+///     move || {
+///         let hs: Vec<_> = (0..10)
+///             .map(|_| {
+///                 let count = count.clone();
+///                 coact_runtime::spawn(move || {
+///                     let mut g = count.lock().unwrap();
+///                     coact_runtime::yield_now(); // others run, and wait for the lock
+///                     *g += 1;
+///                 })
+///             })
+///             .collect();
+///         hs.into_iter().for_each(|h| h.join().unwrap());
+///     }
+/// });
+/// assert_eq!(*count.lock().unwrap(), 10);
+/// ```
+pub struct Mutex<T: ?Sized> {
+    locked: AtomicBool,
+    poisoned: AtomicBool,
+    queue: std::sync::Mutex<VecDeque<Arc<std::sync::Mutex<Waiter>>>>,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: the mutex hands out access to `data` only to the single holder of `locked`, so it
+// can be sent and shared whenever `T` can be sent, exactly like std's Mutex.
+unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
+// SAFETY: as above.
+unsafe impl<T: ?Sized + Send> Sync for Mutex<T> {}
+
+/// Proof of holding the lock; the data is reachable through it. Dropping it unlocks.
+#[must_use = "the lock is released as soon as the guard is dropped"]
+pub struct MutexGuard<'a, T: ?Sized> {
+    mutex: &'a Mutex<T>,
+    /// Whether the holder was already panicking when it took the lock (std's rule: only a
+    /// panic that starts while the guard is held poisons).
+    panicking: bool,
+    /// Shares `T` the way `&mut T` does: the guard is `Sync` only if `T` is.
+    _data: PhantomData<&'a mut T>,
+}
+
+impl<T> Mutex<T> {
+    /// A new unlocked mutex.
+    pub const fn new(t: T) -> Self {
+        Mutex {
+            locked: AtomicBool::new(false),
+            poisoned: AtomicBool::new(false),
+            queue: std::sync::Mutex::new(VecDeque::new()),
+            data: UnsafeCell::new(t),
+        }
+    }
+
+    /// The data, consuming the mutex.
+    pub fn into_inner(self) -> LockResult<T> {
+        let poisoned = self.poisoned.load(Ordering::Relaxed);
+        let t = self.data.into_inner();
+        if poisoned {
+            Err(PoisonError::new(t))
+        } else {
+            Ok(t)
+        }
+    }
+}
+
+impl<T: ?Sized> Mutex<T> {
+    fn try_acquire(&self) -> bool {
+        self.locked
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    fn guard(&self) -> LockResult<MutexGuard<'_, T>> {
+        let g = MutexGuard {
+            mutex: self,
+            panicking: std::thread::panicking(),
+            _data: PhantomData,
+        };
+        if self.poisoned.load(Ordering::Relaxed) {
+            Err(PoisonError::new(g))
+        } else {
+            Ok(g)
+        }
+    }
+
+    /// Takes the lock, parking the coroutine (or blocking the thread) until it is free.
+    ///
+    /// Errs (still holding the lock) if a holder panicked, like std.
+    pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
+        if self.try_acquire() {
+            return self.guard();
+        }
+        let waiter = Arc::new(std::sync::Mutex::new(Waiter {
+            unparker: Some(park::current()),
+            granted: false,
+        }));
+        {
+            let mut q = lock(&self.queue);
+            if self.try_acquire() {
+                drop(q);
+                return self.guard();
+            }
+            q.push_back(waiter.clone());
+        }
+        let guard = WaitGuard {
+            mutex: self,
+            waiter: &waiter,
+            done: false,
+        };
+        loop {
+            if lock(&waiter).granted {
+                break;
+            }
+            // A cancelled coroutine still needs the lock (there is no error to return), so it
+            // waits like any other; the holder releases it as its own stack unwinds.
+            let p = if std::thread::panicking() {
+                park::park_uncancellable();
+                Park::Woken
+            } else {
+                park::park(None)
+            };
+            if p == Park::Cancelled {
+                // The guard gives up our place (or passes on a lock granted meanwhile).
+                drop(guard);
+                park::cancelled();
+                unreachable!("cancelled() unwinds when not already unwinding");
+            }
+            let mut w = lock(&waiter);
+            if !w.granted && w.unparker.is_none() {
+                w.unparker = Some(park::current());
+            }
+        }
+        let mut guard = guard;
+        guard.done = true;
+        self.guard()
+    }
+
+    /// Takes the lock if it is free now.
+    pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
+        if self.try_acquire() {
+            self.guard().map_err(TryLockError::Poisoned)
+        } else {
+            Err(TryLockError::WouldBlock)
+        }
+    }
+
+    /// Whether a holder panicked.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned.load(Ordering::Relaxed)
+    }
+
+    /// Clears the poison flag.
+    pub fn clear_poison(&self) {
+        self.poisoned.store(false, Ordering::Relaxed);
+    }
+
+    /// The data, through exclusive access to the mutex (no locking needed).
+    pub fn get_mut(&mut self) -> LockResult<&mut T> {
+        let poisoned = self.poisoned.load(Ordering::Relaxed);
+        let t = self.data.get_mut();
+        if poisoned {
+            Err(PoisonError::new(t))
+        } else {
+            Ok(t)
+        }
+    }
+
+    /// Releases the lock: hands it to the first waiter, or clears it.
+    fn unlock(&self) {
+        let next = {
+            let mut q = lock(&self.queue);
+            match q.pop_front() {
+                Some(w) => {
+                    let mut w = lock(&w);
+                    w.granted = true;
+                    w.unparker.take()
+                }
+                None => {
+                    self.locked.store(false, Ordering::Release);
+                    return;
+                }
+            }
+        };
+        if let Some(u) = next {
+            u.unpark();
+        }
+    }
+}
+
+/// Takes a waiter out of the queue when its wait ends other than by being granted the lock,
+/// and passes the lock on if it was granted meanwhile.
+struct WaitGuard<'a, T: ?Sized> {
+    mutex: &'a Mutex<T>,
+    waiter: &'a Arc<std::sync::Mutex<Waiter>>,
+    done: bool,
+}
+
+impl<T: ?Sized> Drop for WaitGuard<'_, T> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let granted = {
+            let mut q = lock(&self.mutex.queue);
+            q.retain(|w| !Arc::ptr_eq(w, self.waiter));
+            lock(self.waiter).granted
+        };
+        if granted {
+            self.mutex.unlock();
+        }
+    }
+}
+
+impl<T: ?Sized> Drop for MutexGuard<'_, T> {
+    fn drop(&mut self) {
+        if !self.panicking && std::thread::panicking() {
+            self.mutex.poisoned.store(true, Ordering::Relaxed);
+        }
+        self.mutex.unlock();
+    }
+}
+
+impl<T: ?Sized> Deref for MutexGuard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the guard exists only while its holder owns the lock, so no other reference
+        // to the data is live.
+        unsafe { &*self.mutex.data.get() }
+    }
+}
+
+impl<T: ?Sized> DerefMut for MutexGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: as in `deref`, and `&mut self` makes this the only use of the guard.
+        unsafe { &mut *self.mutex.data.get() }
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut d = f.debug_struct("Mutex");
+        match self.try_lock() {
+            Ok(g) => d.field("data", &&*g),
+            Err(TryLockError::Poisoned(e)) => d.field("data", &&*e.into_inner()),
+            Err(TryLockError::WouldBlock) => d.field("data", &format_args!("<locked>")),
+        };
+        d.field("poisoned", &self.is_poisoned())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T: Default> Default for Mutex<T> {
+    fn default() -> Self {
+        Mutex::new(T::default())
+    }
+}
+
+impl<T> From<T> for Mutex<T> {
+    fn from(t: T) -> Self {
+        Mutex::new(t)
+    }
+}

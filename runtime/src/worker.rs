@@ -1,0 +1,665 @@
+//! Workers: one OS thread each, running its own fibers, timers and I/O poll.
+//!
+//! # What a worker owns
+//!
+//! * a fiber table (a slab keyed by `u32`, each entry tagged with a generation),
+//! * a local run queue of fiber keys (a `VecDeque`: nothing atomic on the same-worker path),
+//! * a deque of unstarted tasks, which idle peers may steal,
+//! * its timers, its stack pool and its `mio::Poll`.
+//!
+//! Other threads reach a worker only through its [`Remote`]: an inbox of wake-ups, a
+//! `sleeping` flag and a `mio::Waker`. Unstarted tasks travel through the shared injector or
+//! are stolen; started fibers never move (see `fiber.rs`).
+//!
+//! # Fiber states
+//!
+//! ```text
+//!            unpark                 worker resumes it
+//!   Idle ───────────────▶ Scheduled ─────────────────▶ Running
+//!    ▲                                                   │  park(): state = Idle, suspend
+//!    └───────────────────────────────────────────────────┘  yield_now(): Scheduled, re-queued
+//! ```
+//! `notified` is the park permit: an unpark that finds the fiber `Running` or already
+//! `Scheduled` sets it, and the fiber's next park consumes it and returns without suspending.
+//! So a fiber is in the run queue at most once, and a wake is never lost, only (at worst)
+//! delivered once too often, which parks tolerate (`park.rs`).
+//!
+//! # The sleep/wake protocol (cross-thread wakes)
+//!
+//! A worker may sleep in `epoll_wait` only when it has nothing to run, and only until its
+//! nearest timer. The numbered steps, on the worker and on any waker:
+//!
+//! ```text
+//! worker                                        waker (any thread)
+//! W1. run queue, task deque and inbox empty     S1. inbox.push(wake)
+//! W2. sleeping.store(true)                      S2. fence(SeqCst)
+//! W3. fence(SeqCst)                             S3. if sleeping.load() && sleeping.swap(false):
+//! W4. if inbox (or injector) is not empty:               waker.wake()   (an eventfd write)
+//!         poll with timeout 0
+//! W5. poll(timeout); sleeping.store(false)
+//! ```
+//! Why no wake is lost: the two fences order W2 before W4's load and S1 before S3's load, so
+//! either W4 sees the pushed wake (and does not sleep), or S3 sees `sleeping == true` (and
+//! writes the eventfd). The eventfd is sticky: a write that lands between W4 and W5 makes the
+//! poll in W5 return at once. The `swap` makes only one of several concurrent wakers pay the
+//! syscall. A stale wake costs one empty poll.
+//!
+//! # Fairness
+//!
+//! A worker resumes at most [`BUDGET`] fibers between two polls, so I/O and timers are served
+//! even when fibers are always runnable (the poll then has a zero timeout), and it starts at
+//! least one waiting task per round, so a busy set of fibers cannot starve new ones. If tasks
+//! are still waiting after a full round, it wakes one sleeping peer, which steals half of them.
+
+use std::cell::{Cell, OnceCell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
+use crossbeam_queue::SegQueue;
+use slab::Slab;
+
+use crate::fiber::{self, Fiber, Resume, Task};
+use crate::park::{FiberRef, Park};
+use crate::reactor::{Reactor, WAKE_TOKEN};
+use crate::stack::{self, Guard, StackPool};
+use crate::time::Timers;
+
+/// Fibers resumed between two polls of the reactor.
+const BUDGET: usize = 61;
+/// How long a shutting-down worker polls between checks.
+const SHUTDOWN_TICK: Duration = Duration::from_millis(50);
+/// Idle shutdown ticks after which fibers still blocked in destructors are leaked.
+const SHUTDOWN_PATIENCE: u32 = 40;
+const NONE: u32 = u32::MAX;
+
+/// State shared by all workers of one runtime and every handle to it.
+pub(crate) struct Shared {
+    /// One per worker, by index.
+    pub(crate) remotes: Box<[Remote]>,
+    /// Tasks spawned from outside the workers.
+    injector: Injector<Task>,
+    /// Set once, when the runtime is dropped.
+    shutdown: AtomicBool,
+    /// Usable bytes of every fiber stack.
+    pub(crate) stack_size: usize,
+    /// The cap on live coroutines.
+    pub(crate) max_stacks: usize,
+}
+
+/// The part of a worker other threads may touch.
+pub(crate) struct Remote {
+    /// Wake-ups (fiber key, generation) sent from other threads.
+    inbox: SegQueue<(u32, u32)>,
+    /// True while the worker is about to sleep or sleeping in its poll (protocol step W2).
+    sleeping: AtomicBool,
+    /// Interrupts the worker's poll.
+    waker: mio::Waker,
+    /// Steals from this worker's unstarted tasks.
+    stealer: Stealer<Task>,
+}
+
+impl Remote {
+    /// Steps S1–S3 of the protocol.
+    fn push_wake(&self, key: u32, gen: u32) {
+        self.inbox.push((key, gen));
+        fence(Ordering::SeqCst);
+        self.wake_if_sleeping();
+    }
+
+    /// Wakes the worker if it announced sleep; true if this call did.
+    fn wake_if_sleeping(&self) -> bool {
+        if self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::AcqRel) {
+            // An error here means the eventfd is gone, i.e. the worker has exited.
+            let _ = self.waker.wake();
+            return true;
+        }
+        false
+    }
+}
+
+impl Shared {
+    /// Builds the shared state and, per worker, what its thread will own.
+    pub(crate) fn new(
+        workers: usize,
+        stack_size: usize,
+        max_stacks: usize,
+    ) -> std::io::Result<(Arc<Shared>, Vec<WorkerParts>)> {
+        let mut remotes = Vec::with_capacity(workers);
+        let mut parts = Vec::with_capacity(workers);
+        for index in 0..workers {
+            let reactor = Reactor::new()?;
+            let waker = mio::Waker::new(&reactor.registry(), WAKE_TOKEN)?;
+            let deque = Deque::new_fifo();
+            remotes.push(Remote {
+                inbox: SegQueue::new(),
+                sleeping: AtomicBool::new(false),
+                waker,
+                stealer: deque.stealer(),
+            });
+            parts.push(WorkerParts {
+                index,
+                reactor,
+                deque,
+            });
+        }
+        let shared = Arc::new(Shared {
+            remotes: remotes.into_boxed_slice(),
+            injector: Injector::new(),
+            shutdown: AtomicBool::new(false),
+            stack_size,
+            max_stacks,
+        });
+        Ok((shared, parts))
+    }
+
+    /// Queues a task from a thread that is not one of this runtime's workers.
+    fn inject(&self, task: Task) {
+        self.injector.push(task);
+        fence(Ordering::SeqCst);
+        self.wake_one(usize::MAX);
+    }
+
+    /// Wakes one sleeping worker other than `except`.
+    fn wake_one(&self, except: usize) {
+        for (i, r) in self.remotes.iter().enumerate() {
+            if i != except && r.wake_if_sleeping() {
+                return;
+            }
+        }
+    }
+
+    /// Starts the shutdown: every worker cancels its fibers and exits.
+    pub(crate) fn shutdown(&self) {
+        self.shutdown.store(true, Ordering::SeqCst);
+        for r in self.remotes.iter() {
+            let _ = r.waker.wake();
+        }
+    }
+
+    /// Drops tasks that no worker started (called after the workers exited).
+    pub(crate) fn drain_injector(&self) {
+        loop {
+            match self.injector.steal() {
+                Steal::Success(t) => drop(t),
+                Steal::Empty => break,
+                Steal::Retry => {}
+            }
+        }
+    }
+
+    /// Whether the runtime is shutting down.
+    pub(crate) fn is_shutting_down(&self) -> bool {
+        self.shutdown.load(Ordering::Relaxed)
+    }
+}
+
+/// What one worker thread takes with it when it starts.
+pub(crate) struct WorkerParts {
+    index: usize,
+    reactor: Reactor,
+    deque: Deque<Task>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum State {
+    Idle,
+    Scheduled,
+    Running,
+}
+
+/// One fiber in the table.
+struct Entry {
+    /// `None` only while the fiber runs (the worker holds it then).
+    fiber: Option<Fiber>,
+    guard: Guard,
+    gen: u32,
+    state: State,
+    /// The park permit.
+    notified: bool,
+    /// The runtime is ending: resume with `Resume::Cancel` from now on.
+    cancelled: bool,
+    /// Sequence number of the fiber's armed timer, or 0.
+    timer: u64,
+}
+
+/// A worker's own state, reachable from its thread through `LOCAL`.
+pub(crate) struct Local {
+    index: usize,
+    shared: Arc<Shared>,
+    fibers: RefCell<Slab<Entry>>,
+    runq: RefCell<VecDeque<u32>>,
+    tasks: Deque<Task>,
+    timers: RefCell<Timers>,
+    pool: RefCell<StackPool>,
+    /// Key of the running fiber, or `NONE`.
+    current: Cell<u32>,
+    next_gen: Cell<u32>,
+    pub(crate) reactor: Reactor,
+}
+
+thread_local! {
+    static LOCAL: OnceCell<Rc<Local>> = const { OnceCell::new() };
+}
+
+/// Runs `f` with this thread's worker, if it is one.
+pub(crate) fn with_local<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
+    LOCAL.with(|c| c.get().map(|l| f(l)))
+}
+
+/// The body of a worker thread.
+pub(crate) fn run_worker(shared: Arc<Shared>, parts: WorkerParts) {
+    stack::ensure_altstack();
+    let local = Rc::new(Local {
+        index: parts.index,
+        fibers: RefCell::new(Slab::new()),
+        runq: RefCell::new(VecDeque::new()),
+        tasks: parts.deque,
+        timers: RefCell::new(Timers::new()),
+        pool: RefCell::new(StackPool::new(shared.stack_size)),
+        current: Cell::new(NONE),
+        next_gen: Cell::new(0),
+        reactor: parts.reactor,
+        shared,
+    });
+    LOCAL.with(|c| {
+        if c.set(local.clone()).is_err() {
+            panic!("coact: this thread is already a worker");
+        }
+    });
+    local.run();
+}
+
+impl Local {
+    fn remote(&self) -> &Remote {
+        &self.shared.remotes[self.index]
+    }
+
+    /// The scheduling loop (see the module docs for the protocol).
+    fn run(&self) {
+        let mut cancelled_all = false;
+        let mut idle_ticks = 0u32;
+        loop {
+            self.drain_inbox();
+            if self.tasks.is_empty() && !self.shared.injector.is_empty() {
+                let _ = self.shared.injector.steal_batch(&self.tasks);
+            }
+            let shutting_down = self.shared.shutdown.load(Ordering::Acquire);
+            if shutting_down {
+                // Unstarted tasks are dropped, never started, once the runtime ends.
+                while let Some(t) = self.tasks.pop() {
+                    drop(t);
+                }
+                if !cancelled_all {
+                    self.cancel_all();
+                    cancelled_all = true;
+                }
+            }
+
+            let mut budget = BUDGET;
+            let mut progressed = false;
+            while budget > 0 {
+                let next = self.runq.borrow_mut().pop_front();
+                match next {
+                    Some(key) => {
+                        self.run_fiber(key);
+                        budget -= 1;
+                        progressed = true;
+                    }
+                    None if shutting_down => break,
+                    None => match self.next_task() {
+                        Some(t) => self.start(t),
+                        None => break,
+                    },
+                }
+            }
+            if budget == 0 && !shutting_down {
+                if let Some(t) = self.tasks.pop() {
+                    self.start(t);
+                }
+                if !self.tasks.is_empty() {
+                    self.shared.wake_one(self.index);
+                }
+            }
+
+            if shutting_down {
+                if self.fibers.borrow().is_empty() {
+                    break;
+                }
+                if progressed {
+                    idle_ticks = 0;
+                } else {
+                    idle_ticks += 1;
+                    if idle_ticks > SHUTDOWN_PATIENCE {
+                        self.leak_stuck_fibers();
+                        break;
+                    }
+                }
+            }
+
+            let busy = !self.runq.borrow().is_empty() || !self.tasks.is_empty();
+            let mut timeout = if busy {
+                Some(Duration::ZERO)
+            } else {
+                self.timers
+                    .borrow()
+                    .next_deadline()
+                    .map(|d| d.saturating_duration_since(Instant::now()))
+            };
+            if shutting_down {
+                timeout = Some(timeout.map_or(SHUTDOWN_TICK, |t| t.min(SHUTDOWN_TICK)));
+            }
+            if timeout != Some(Duration::ZERO) {
+                self.pool.borrow_mut().trim();
+                // Protocol steps W2–W4.
+                self.remote().sleeping.store(true, Ordering::Relaxed);
+                fence(Ordering::SeqCst);
+                if !self.remote().inbox.is_empty()
+                    || !self.shared.injector.is_empty()
+                    || (!shutting_down && self.shared.shutdown.load(Ordering::Relaxed))
+                    || (!shutting_down && self.peer_has_tasks())
+                {
+                    timeout = Some(Duration::ZERO);
+                }
+            }
+            // Step W5.
+            self.reactor.poll(timeout);
+            self.remote().sleeping.store(false, Ordering::Relaxed);
+            self.fire_timers();
+        }
+        self.pool.borrow_mut().trim();
+    }
+
+    /// Whether a peer holds unstarted tasks this worker could steal.
+    fn peer_has_tasks(&self) -> bool {
+        self.shared
+            .remotes
+            .iter()
+            .enumerate()
+            .any(|(i, r)| i != self.index && !r.stealer.is_empty())
+    }
+
+    /// A task to start: local first, then the injector, then a peer's.
+    fn next_task(&self) -> Option<Task> {
+        if let Some(t) = self.tasks.pop() {
+            return Some(t);
+        }
+        loop {
+            let mut retry = false;
+            match self.shared.injector.steal_batch_and_pop(&self.tasks) {
+                Steal::Success(t) => return Some(t),
+                Steal::Retry => retry = true,
+                Steal::Empty => {}
+            }
+            let n = self.shared.remotes.len();
+            for off in 1..n {
+                let r = &self.shared.remotes[(self.index + off) % n];
+                match r.stealer.steal_batch_and_pop(&self.tasks) {
+                    Steal::Success(t) => return Some(t),
+                    Steal::Retry => retry = true,
+                    Steal::Empty => {}
+                }
+            }
+            if !retry {
+                return None;
+            }
+        }
+    }
+
+    fn drain_inbox(&self) {
+        while let Some((key, gen)) = self.remote().inbox.pop() {
+            self.unpark_local(key, gen);
+        }
+    }
+
+    /// Makes a fiber for `task` and queues it to run.
+    fn start(&self, task: Task) {
+        let stack = match self.pool.borrow_mut().take() {
+            Ok(s) => s,
+            Err(e) => {
+                // Dropping the task tells its JoinHandle that it never ran.
+                eprintln!("{e}");
+                drop(task);
+                return;
+            }
+        };
+        let guard = stack::guard_of(&stack);
+        let gen = self.next_gen.get().wrapping_add(1);
+        self.next_gen.set(gen);
+        let fiber = Fiber::new(stack, task);
+        let key = self.fibers.borrow_mut().insert(Entry {
+            fiber: Some(fiber),
+            guard,
+            gen,
+            state: State::Scheduled,
+            notified: false,
+            cancelled: false,
+            timer: 0,
+        });
+        let key = u32::try_from(key).expect("coact: more than 4 billion fibers on one worker");
+        self.runq.borrow_mut().push_back(key);
+    }
+
+    /// Resumes one scheduled fiber until it parks, yields or finishes.
+    fn run_fiber(&self, key: u32) {
+        let (mut fiber, guard, input) = {
+            let mut fibers = self.fibers.borrow_mut();
+            let e = &mut fibers[key as usize];
+            debug_assert_eq!(e.state, State::Scheduled);
+            e.state = State::Running;
+            let input = if e.cancelled {
+                Resume::Cancel
+            } else {
+                Resume::Run
+            };
+            (
+                e.fiber.take().expect("coact: a scheduled fiber is missing"),
+                e.guard,
+                input,
+            )
+        };
+        self.current.set(key);
+        stack::set_current_guard(guard);
+        let done = fiber.resume(input);
+        stack::set_current_guard(Guard::default());
+        self.current.set(NONE);
+        if done {
+            self.fibers.borrow_mut().remove(key as usize);
+            self.pool.borrow_mut().give(fiber.into_stack());
+        } else {
+            let mut fibers = self.fibers.borrow_mut();
+            let e = &mut fibers[key as usize];
+            debug_assert_ne!(e.state, State::Running, "a fiber suspended without parking");
+            e.fiber = Some(fiber);
+        }
+    }
+
+    /// Applies one unpark to a fiber of this worker.
+    fn unpark_local(&self, key: u32, gen: u32) {
+        let mut fibers = self.fibers.borrow_mut();
+        let Some(e) = fibers.get_mut(key as usize) else {
+            return;
+        };
+        if e.gen != gen {
+            return;
+        }
+        match e.state {
+            State::Idle => {
+                e.state = State::Scheduled;
+                self.runq.borrow_mut().push_back(key);
+            }
+            State::Running | State::Scheduled => e.notified = true,
+        }
+    }
+
+    /// Wakes the fibers whose timers are due.
+    fn fire_timers(&self) {
+        if self.timers.borrow().next_deadline().is_none() {
+            return;
+        }
+        let now = Instant::now();
+        loop {
+            let due = self.timers.borrow_mut().pop_due(now);
+            let Some((key, gen, seq)) = due else { break };
+            let live = {
+                let mut fibers = self.fibers.borrow_mut();
+                match fibers.get_mut(key as usize) {
+                    Some(e) if e.gen == gen && e.timer == seq => {
+                        e.timer = 0;
+                        true
+                    }
+                    _ => false,
+                }
+            };
+            if live {
+                self.unpark_local(key, gen);
+            } else {
+                self.timers.borrow_mut().popped_stale();
+            }
+        }
+    }
+
+    /// Marks every fiber cancelled and schedules the parked ones, so each unwinds.
+    fn cancel_all(&self) {
+        let mut fibers = self.fibers.borrow_mut();
+        let mut runq = self.runq.borrow_mut();
+        for (key, e) in fibers.iter_mut() {
+            e.cancelled = true;
+            if e.state == State::Idle {
+                e.state = State::Scheduled;
+                runq.push_back(key as u32);
+            }
+        }
+    }
+
+    /// Gives up on fibers that stay blocked (in a destructor) long after cancellation.
+    fn leak_stuck_fibers(&self) {
+        let stuck: Vec<Entry> = self.fibers.borrow_mut().drain().collect();
+        eprintln!(
+            "coact: worker {}: {} coroutine(s) stayed blocked in destructors after the runtime \
+             ended; leaking their stacks",
+            self.index,
+            stuck.len()
+        );
+        for e in stuck {
+            // Dropping a suspended fiber would unwind it a second time; forgetting it only
+            // leaks its stack and what lives on it (corosensei documents forget as safe).
+            std::mem::forget(e);
+            stack::release();
+        }
+    }
+}
+
+/// Parks the running fiber (see `park.rs`). `cancellable`: a cancelled fiber returns
+/// `Park::Cancelled` at once instead of suspending.
+pub(crate) fn park_fiber(deadline: Option<Instant>, cancellable: bool) -> Park {
+    with_local(|l| {
+        let key = l.current.get();
+        {
+            let mut fibers = l.fibers.borrow_mut();
+            let e = &mut fibers[key as usize];
+            if cancellable && e.cancelled {
+                return Park::Cancelled;
+            }
+            if e.notified {
+                e.notified = false;
+                return Park::Woken;
+            }
+            if let Some(d) = deadline {
+                if d <= Instant::now() {
+                    return Park::Woken;
+                }
+                e.timer = l.timers.borrow_mut().add(d, key, e.gen);
+            }
+            e.state = State::Idle;
+        }
+        let input = fiber::suspend();
+        let had_timer = {
+            let mut fibers = l.fibers.borrow_mut();
+            let e = &mut fibers[key as usize];
+            std::mem::replace(&mut e.timer, 0) != 0
+        };
+        if had_timer {
+            let fibers = l.fibers.borrow();
+            l.timers.borrow_mut().cancelled(|k, g, s| {
+                fibers
+                    .get(k as usize)
+                    .is_some_and(|e| e.gen == g && e.timer == s)
+            });
+        }
+        if cancellable && input == Resume::Cancel {
+            Park::Cancelled
+        } else {
+            Park::Woken
+        }
+    })
+    .expect("coact: park_fiber called outside a worker")
+}
+
+/// Re-queues the running fiber behind the others that are runnable.
+pub(crate) fn yield_fiber() -> Resume {
+    with_local(|l| {
+        let key = l.current.get();
+        l.fibers.borrow_mut()[key as usize].state = State::Scheduled;
+        l.runq.borrow_mut().push_back(key);
+    });
+    fiber::suspend()
+}
+
+/// The address of the running fiber, if the caller is one.
+pub(crate) fn current_fiber() -> Option<FiberRef> {
+    with_local(|l| {
+        let key = l.current.get();
+        if key == NONE {
+            return None;
+        }
+        Some(FiberRef {
+            shared: l.shared.clone(),
+            worker: l.index as u32,
+            key,
+            gen: l.fibers.borrow()[key as usize].gen,
+        })
+    })
+    .flatten()
+}
+
+/// Wakes a fiber, directly if it lives on this worker, else through its worker's inbox.
+pub(crate) fn unpark(f: FiberRef) {
+    let done = with_local(|l| {
+        if l.index == f.worker as usize && Arc::ptr_eq(&l.shared, &f.shared) {
+            l.unpark_local(f.key, f.gen);
+            true
+        } else {
+            false
+        }
+    });
+    if done != Some(true) {
+        f.shared.remotes[f.worker as usize].push_wake(f.key, f.gen);
+    }
+}
+
+/// Queues a task on `shared`'s runtime: on the calling worker if it belongs to it, else
+/// through the injector.
+pub(crate) fn submit(shared: &Arc<Shared>, task: Task) {
+    let task = match with_local(|l| Arc::ptr_eq(&l.shared, shared)) {
+        Some(true) => {
+            with_local(move |l| l.tasks.push(task));
+            return;
+        }
+        _ => task,
+    };
+    shared.inject(task);
+}
+
+/// The runtime the caller runs on, if it is a worker thread.
+pub(crate) fn current_shared() -> Option<Arc<Shared>> {
+    with_local(|l| l.shared.clone())
+}
+
+/// The index of the worker running the caller.
+pub(crate) fn current_index() -> Option<usize> {
+    with_local(|l| l.index)
+}

@@ -1,0 +1,26 @@
+//! coact: actors on stackful coroutines.
+//!
+//! Actor code is plain blocking-style Rust — receive, lock, sleep, wait on several channels —
+//! with no `async` colouring, and still runs thousands of coroutines on a few threads. This
+//! crate is the facade: it re-exports the layers below it.
+//!
+//! ```
+//! use coact::sync::mpsc::sync_channel;
+//!
+//! let n = coact::run(|| {
+//!     let (tx, rx) = sync_channel(1);
+//!     coact::spawn(move || for i in 0..10 { tx.send(i).unwrap() });
+//!     rx.iter().count()
+//! });
+//! assert_eq!(n, 10);
+//! ```
+//!
+//! See [`coact_runtime`] for the guide to runtimes, coroutines, channels, `Mutex` and select.
+#![forbid(unsafe_code)]
+
+pub use coact_runtime::{
+    current_worker, in_coroutine, live_coroutines, run, spawn, try_spawn, yield_now, Builder,
+    Cancelled, Handle, JoinHandle, Runtime, DEFAULT_STACK_SIZE,
+};
+/// `select` is both the module of `Select` and the `select!` macro.
+pub use coact_runtime::{select, sync, time};
