@@ -23,4 +23,4 @@ pub use coact_runtime::{
     Cancelled, Handle, JoinHandle, Runtime, DEFAULT_STACK_SIZE,
 };
 /// `select` is both the module of `Select` and the `select!` macro.
-pub use coact_runtime::{select, sync, time};
+pub use coact_runtime::{net, select, sync, time};

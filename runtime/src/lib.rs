@@ -72,6 +72,7 @@
 //! coroutines that recurse deeply a bigger [`Builder::stack_size`].
 
 mod fiber;
+pub mod net;
 mod park;
 mod reactor;
 mod runtime;

@@ -2,38 +2,366 @@
 //!
 //! Each worker owns one `Poll` for its whole life. Token 0 belongs to the worker's
 //! `mio::Waker` (other threads use it to interrupt the poll, see the protocol in `worker.rs`).
+//! Plain threads that use coact sockets share one more `Poll`, run by a background thread
+//! started the first time such a socket has to wait.
+//!
+//! # Sockets
+//!
+//! A socket is registered once, the first time it has to wait, with the `Poll` of the worker
+//! running that coroutine (or with the background poll), and stays there for its whole life,
+//! even if the socket then moves to a coroutine on another worker: events still arrive at the
+//! first poll, which wakes the waiter wherever it lives. The registration keeps a shared
+//! [`IoState`] per direction:
+//!
+//! * `seq` counts readiness events; `clear` is the `seq` that was current when an operation
+//!   last returned `WouldBlock`. The direction is ready while `seq != clear`: an event that
+//!   arrives after the failed operation started makes it ready again, so none is lost, and
+//!   only `WouldBlock` ever clears readiness (mio is edge-triggered: we must drain until
+//!   `WouldBlock` before waiting).
+//! * A waiter publishes its unparker, then re-checks `seq` under the same lock the event
+//!   handler takes to find it; so either it sees the new event, or the handler sees it.
+//!
+//! Tokens are slab keys tagged with a generation, so an event still queued for a socket that
+//! was closed (its key reused) is dropped, not delivered to the newcomer.
 
 use std::cell::RefCell;
 use std::io;
-use std::time::Duration;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
-use mio::{Events, Poll, Registry, Token};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Registry, Token};
+use slab::Slab;
+
+use crate::park::{self, Park, Unparker};
+use crate::select::Signal;
+use crate::sync::lock;
 
 /// The token of the worker's waker.
 pub(crate) const WAKE_TOKEN: Token = Token(0);
 
-/// One worker's poll and its event buffer.
+/// Readiness and waiters of one direction (read or write) of one socket.
+pub(crate) struct Direction {
+    /// Readiness events seen so far.
+    seq: AtomicU64,
+    /// `seq` as it was before the last operation that returned `WouldBlock`.
+    clear: AtomicU64,
+    waiters: Mutex<Waiters>,
+}
+
+#[derive(Default)]
+struct Waiters {
+    /// The coroutine or thread blocked in this direction (at most one per direction: the
+    /// socket types are `!Sync`, and a split gives each direction its own owner).
+    parked: Option<Unparker>,
+    /// Selects registered for this direction.
+    observers: Vec<(Arc<Signal>, usize)>,
+}
+
+impl Direction {
+    fn new() -> Self {
+        // Starts ready: a fresh socket is tried before anyone waits.
+        Direction {
+            seq: AtomicU64::new(1),
+            clear: AtomicU64::new(0),
+            waiters: Mutex::default(),
+        }
+    }
+
+    /// A snapshot to take before trying the operation.
+    pub(crate) fn snapshot(&self) -> u64 {
+        self.seq.load(Ordering::Acquire)
+    }
+
+    /// Records that the operation tried after `snapshot` returned `WouldBlock`.
+    pub(crate) fn clear(&self, snapshot: u64) {
+        self.clear.fetch_max(snapshot, Ordering::AcqRel);
+    }
+
+    /// Whether an event arrived since the last `WouldBlock`.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.seq.load(Ordering::Acquire) != self.clear.load(Ordering::Acquire)
+    }
+
+    fn fire(&self) {
+        self.seq.fetch_add(1, Ordering::AcqRel);
+        let parked = {
+            let mut w = lock(&self.waiters);
+            for (sig, index) in &w.observers {
+                sig.notify(*index);
+            }
+            w.parked.take()
+        };
+        if let Some(u) = parked {
+            u.unpark();
+        }
+    }
+
+    /// Parks until an event newer than `snapshot` arrives or `deadline` passes.
+    /// Returns `Err(TimedOut)` at the deadline.
+    pub(crate) fn wait(&self, snapshot: u64, deadline: Option<Instant>) -> io::Result<()> {
+        loop {
+            {
+                let mut w = lock(&self.waiters);
+                if self.seq.load(Ordering::Acquire) != snapshot {
+                    w.parked = None;
+                    return Ok(());
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    w.parked = None;
+                    return Err(io::Error::new(
+                        io::ErrorKind::TimedOut,
+                        "coact: the socket operation timed out",
+                    ));
+                }
+                w.parked = Some(park::current());
+            }
+            if park::park(deadline) == Park::Cancelled {
+                lock(&self.waiters).parked = None;
+                park::cancelled();
+                return Err(io::Error::new(io::ErrorKind::Interrupted, crate::Cancelled));
+            }
+        }
+    }
+
+    pub(crate) fn add_observer(&self, signal: &Arc<Signal>, index: usize) {
+        lock(&self.waiters).observers.push((signal.clone(), index));
+    }
+
+    pub(crate) fn remove_observer(&self, signal: &Arc<Signal>, index: usize) {
+        lock(&self.waiters)
+            .observers
+            .retain(|(s, i)| !(Arc::ptr_eq(s, signal) && *i == index));
+    }
+}
+
+/// Both directions of one socket.
+pub(crate) struct IoState {
+    pub(crate) read: Direction,
+    pub(crate) write: Direction,
+}
+
+impl IoState {
+    fn new() -> Self {
+        IoState {
+            read: Direction::new(),
+            write: Direction::new(),
+        }
+    }
+}
+
+/// The socket table of one poll; shared so that a socket can deregister from any thread.
+pub(crate) struct Driver {
+    registry: Registry,
+    table: Mutex<Slab<(u32, Arc<IoState>)>>,
+    next_gen: AtomicU64,
+}
+
+impl Driver {
+    fn token(key: usize, gen: u32) -> Token {
+        // Key 0 is never used for sockets: token 0 is the waker's.
+        Token(((key + 1) << 32) | gen as usize)
+    }
+
+    fn dispatch(&self, events: &Events) {
+        let mut fired: Vec<(Arc<IoState>, bool, bool)> = Vec::new();
+        {
+            let table = lock(&self.table);
+            for ev in events.iter() {
+                let t = ev.token().0;
+                if t == WAKE_TOKEN.0 {
+                    continue;
+                }
+                let key = (t >> 32) - 1;
+                let gen = (t & 0xffff_ffff) as u32;
+                if let Some((g, state)) = table.get(key) {
+                    if *g == gen {
+                        let r = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                        let w = ev.is_writable() || ev.is_write_closed() || ev.is_error();
+                        fired.push((state.clone(), r, w));
+                    }
+                }
+            }
+        }
+        for (state, r, w) in fired {
+            if r {
+                state.read.fire();
+            }
+            if w {
+                state.write.fire();
+            }
+        }
+    }
+}
+
+/// A socket's registration: its state, and where to deregister it.
+pub(crate) struct Registration {
+    driver: Arc<Driver>,
+    key: usize,
+    fd: RawFd,
+}
+
+impl Registration {
+    /// Registers `fd` for reading and writing with the caller's poll (its worker's, or the
+    /// background one for plain threads).
+    fn new(fd: RawFd, state: Arc<IoState>) -> io::Result<Registration> {
+        let driver = current_driver()?;
+        let gen = driver.next_gen.fetch_add(1, Ordering::Relaxed) as u32;
+        let key = lock(&driver.table).insert((gen, state));
+        let token = Driver::token(key, gen);
+        if let Err(e) = driver.registry.register(
+            &mut SourceFd(&fd),
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            lock(&driver.table).remove(key);
+            return Err(e);
+        }
+        Ok(Registration { driver, key, fd })
+    }
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        // Deregister before the descriptor is closed (the owner closes it after this drop).
+        let _ = self.driver.registry.deregister(&mut SourceFd(&self.fd));
+        lock(&self.driver.table).remove(self.key);
+    }
+}
+
+/// Readiness state plus a lazily made registration: what every coact socket holds.
+pub(crate) struct IoSlot {
+    pub(crate) state: Arc<IoState>,
+    reg: OnceLock<io::Result<Registration>>,
+    fd: RawFd,
+}
+
+impl IoSlot {
+    /// A slot for the socket `fd`, which must stay open for as long as the slot lives.
+    pub(crate) fn new(fd: RawFd) -> Self {
+        IoSlot {
+            state: Arc::new(IoState::new()),
+            reg: OnceLock::new(),
+            fd,
+        }
+    }
+
+    /// Registers the socket if it is not yet.
+    pub(crate) fn ensure_registered(&self) -> io::Result<()> {
+        match self
+            .reg
+            .get_or_init(|| Registration::new(self.fd, self.state.clone()))
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        }
+    }
+
+    /// Registers for a `Select`'s sake; an error shows up at the next I/O call instead.
+    pub(crate) fn ensure_for_select(&self) {
+        let _ = self.ensure_registered();
+    }
+
+    /// Runs a non-blocking operation in one direction until it does not return `WouldBlock`,
+    /// waiting for readiness in between; `Interrupted` retries.
+    pub(crate) fn blocking<T>(
+        &self,
+        write: bool,
+        deadline: Option<Instant>,
+        mut op: impl FnMut() -> io::Result<T>,
+    ) -> io::Result<T> {
+        let dir = if write {
+            &self.state.write
+        } else {
+            &self.state.read
+        };
+        loop {
+            let snap = dir.snapshot();
+            match op() {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    dir.clear(snap);
+                    self.ensure_registered()?;
+                    dir.wait(snap, deadline)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return r,
+            }
+        }
+    }
+
+    /// Runs a non-blocking operation once, recording `WouldBlock`.
+    pub(crate) fn nonblocking<T>(
+        &self,
+        write: bool,
+        op: impl FnOnce() -> io::Result<T>,
+    ) -> io::Result<T> {
+        let dir = if write {
+            &self.state.write
+        } else {
+            &self.state.read
+        };
+        let snap = dir.snapshot();
+        let r = op();
+        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
+            dir.clear(snap);
+        }
+        r
+    }
+}
+
+/// The driver of the caller's poll.
+fn current_driver() -> io::Result<Arc<Driver>> {
+    if let Some(d) = crate::worker::with_local(|l| l.reactor.driver.clone()) {
+        return Ok(d);
+    }
+    background_driver()
+}
+
+/// The poll shared by plain threads, with its thread started on first use.
+fn background_driver() -> io::Result<Arc<Driver>> {
+    static BG: OnceLock<Result<Arc<Driver>, String>> = OnceLock::new();
+    let r = BG.get_or_init(|| {
+        let reactor = Reactor::new().map_err(|e| e.to_string())?;
+        let driver = reactor.driver.clone();
+        std::thread::Builder::new()
+            .name("coact-io".into())
+            .spawn(move || loop {
+                reactor.poll(None);
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(driver)
+    });
+    r.clone().map_err(io::Error::other)
+}
+
+/// One poll, its event buffer and its socket table.
 pub(crate) struct Reactor {
     poll: RefCell<Poll>,
     events: RefCell<Events>,
+    pub(crate) driver: Arc<Driver>,
 }
 
 impl Reactor {
     /// A new poll with room for 1,024 events per call.
     pub(crate) fn new() -> io::Result<Reactor> {
+        let poll = Poll::new()?;
+        let registry = poll.registry().try_clone()?;
         Ok(Reactor {
-            poll: RefCell::new(Poll::new()?),
+            poll: RefCell::new(poll),
             events: RefCell::new(Events::with_capacity(1024)),
+            driver: Arc::new(Driver {
+                registry,
+                table: Mutex::new(Slab::new()),
+                next_gen: AtomicU64::new(1),
+            }),
         })
     }
 
     /// The registry, to create the waker.
-    pub(crate) fn registry(&self) -> Registry {
-        self.poll
-            .borrow()
-            .registry()
-            .try_clone()
-            .expect("coact: cannot clone the mio registry")
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.driver.registry
     }
 
     /// Waits for events up to `timeout` (`None`: until one arrives) and dispatches them.
@@ -44,10 +372,8 @@ impl Reactor {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => panic!("coact: the I/O poll failed: {e}"),
         }
-        for ev in events.iter() {
-            if ev.token() == WAKE_TOKEN {
-                continue;
-            }
+        if !events.is_empty() {
+            self.driver.dispatch(&events);
         }
     }
 }

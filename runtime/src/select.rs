@@ -43,7 +43,9 @@ use std::marker::PhantomData;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::net::{ReadHalf, TcpListener, TcpStream, UdpSocket, WriteHalf};
 use crate::park::{self, Park, Unparker};
+use crate::reactor::Direction;
 use crate::sync::lock;
 use crate::sync::mpsc::{
     self, Chan, Receiver, RecvError, Reservation, SendError, Sender, SyncSender,
@@ -128,6 +130,49 @@ impl<T: Send> Handle for Chan<T> {
     }
 }
 
+impl Handle for Direction {
+    fn poll(&self, _kind: Kind) -> Option<Reservation> {
+        self.is_ready().then_some(Reservation::None)
+    }
+    fn release(&self, _r: Reservation) {}
+    fn register(&self, signal: &Arc<Signal>, index: usize, _kind: Kind) {
+        self.add_observer(signal, index)
+    }
+    fn unregister(&self, signal: &Arc<Signal>, index: usize) {
+        self.remove_observer(signal, index)
+    }
+}
+
+/// A socket a `Select` can wait to read from: [`TcpStream`], [`ReadHalf`], [`TcpListener`]
+/// (ready to accept) or [`UdpSocket`].
+#[allow(private_interfaces)]
+pub trait SelectReadable: sealed::Sealed {
+    /// The readiness state of the read direction.
+    #[doc(hidden)]
+    fn read_dir(&self) -> &Direction;
+}
+
+/// A socket a `Select` can wait to write to: [`TcpStream`] or [`WriteHalf`].
+#[allow(private_interfaces)]
+pub trait SelectWritable: sealed::Sealed {
+    /// The readiness state of the write direction.
+    #[doc(hidden)]
+    fn write_dir(&self) -> &Direction;
+}
+
+macro_rules! io_select {
+    ($tr:ident $m:ident $inner:ident: $($t:ty),*) => {$(
+        #[allow(private_interfaces)]
+        impl $tr for $t {
+            fn $m(&self) -> &Direction {
+                self.$inner()
+            }
+        }
+    )*};
+}
+io_select!(SelectReadable read_dir read_direction: TcpStream, ReadHalf, TcpListener, UdpSocket);
+io_select!(SelectWritable write_dir write_direction: TcpStream, WriteHalf);
+
 /// A sending half a `Select` can use: [`Sender`] or [`SyncSender`].
 #[allow(private_interfaces)]
 pub trait SelectSend<T>: sealed::Sealed {
@@ -154,6 +199,11 @@ mod sealed {
     pub trait Sealed {}
     impl<T> Sealed for super::Sender<T> {}
     impl<T> Sealed for super::SyncSender<T> {}
+    impl Sealed for super::TcpStream {}
+    impl Sealed for super::ReadHalf {}
+    impl Sealed for super::WriteHalf {}
+    impl Sealed for super::TcpListener {}
+    impl Sealed for super::UdpSocket {}
 }
 
 struct Op<'a> {
@@ -161,6 +211,8 @@ struct Op<'a> {
     /// Identifies the channel, to check the end passed to `SelectedOperation`.
     id: *const (),
     kind: Kind,
+    /// A socket readiness operation (nothing to complete or reserve).
+    io: bool,
     registered: bool,
 }
 
@@ -255,6 +307,29 @@ impl<'a> Select<'a> {
             chan,
             id: chan as *const Chan<T> as *const (),
             kind,
+            io: false,
+            registered: false,
+        }));
+        self.ops.len() - 1
+    }
+
+    /// Adds a wait for `s` to be readable (for a listener: to have a connection to accept);
+    /// returns the operation's index. Once selected, read with the socket's own calls.
+    pub fn readable<S: SelectReadable>(&mut self, s: &'a S) -> usize {
+        self.push_io(s.read_dir(), Kind::Recv)
+    }
+
+    /// Adds a wait for `s` to be writable; returns the operation's index.
+    pub fn writable<S: SelectWritable>(&mut self, s: &'a S) -> usize {
+        self.push_io(s.write_dir(), Kind::Send)
+    }
+
+    fn push_io(&mut self, dir: &'a Direction, kind: Kind) -> usize {
+        self.ops.push(Some(Op {
+            chan: dir,
+            id: dir as *const Direction as *const (),
+            kind,
+            io: true,
             registered: false,
         }));
         self.ops.len() - 1
@@ -346,7 +421,7 @@ impl<'a> Select<'a> {
             index,
             chan: op.chan,
             id: op.id,
-            reservation: Some(r),
+            reservation: if op.io { None } else { Some(r) },
             _not_send: PhantomData,
         }
     }

@@ -132,7 +132,7 @@ impl Shared {
         let mut parts = Vec::with_capacity(workers);
         for index in 0..workers {
             let reactor = Reactor::new()?;
-            let waker = mio::Waker::new(&reactor.registry(), WAKE_TOKEN)?;
+            let waker = mio::Waker::new(reactor.registry(), WAKE_TOKEN)?;
             let deque = Deque::new_fifo();
             remotes.push(Remote {
                 inbox: SegQueue::new(),

@@ -1,0 +1,592 @@
+//! TCP and UDP sockets shaped like `std::net`'s, that park the calling coroutine instead of
+//! blocking its worker (on a plain thread they block the thread, as std's do).
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use coact_runtime::net::{TcpListener, TcpStream};
+//!
+//! coact_runtime::run(|| {
+//!     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+//!     let addr = listener.local_addr().unwrap();
+//!     let server = coact_runtime::spawn(move || {
+//!         let (mut conn, _) = listener.accept().unwrap();
+//!         let mut buf = [0u8; 64];
+//!         let n = conn.read(&mut buf).unwrap(); // returns as soon as any bytes are there
+//!         conn.write_all(&buf[..n]).unwrap();
+//!     });
+//!     let mut client = TcpStream::connect(addr).unwrap();
+//!     client.write_all(b"hello").unwrap();
+//!     let mut buf = [0u8; 5];
+//!     client.read_exact(&mut buf).unwrap();
+//!     assert_eq!(&buf, b"hello");
+//!     server.join().unwrap();
+//! });
+//! ```
+//!
+//! # The read contract
+//!
+//! `read` returns as soon as at least one byte is available (or 0 at end of stream); it never
+//! waits to fill the buffer. It parks only after the socket said `WouldBlock`, and wakes on the
+//! next readiness event (see `reactor.rs`). The non-blocking calls (`try_read`, `try_write`,
+//! `try_recv_from`...) go straight to the socket and can never reach a parking call.
+//!
+//! # Sharing
+//!
+//! A socket is `Send` (hand an accepted stream to another coroutine, on any worker) but not
+//! `Sync`: one direction has one waiter slot. To read and write one connection from two
+//! coroutines at once, [`split`](TcpStream::split) it into a [`ReadHalf`] and a [`WriteHalf`],
+//! or [`try_clone`](TcpStream::try_clone) it, which duplicates the descriptor and gives the
+//! clone its own registration.
+
+use std::cell::Cell;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::marker::PhantomData;
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::reactor::{Direction, IoSlot};
+
+/// The accept backlog of every listener: a burst of thousands of connects is queued by the
+/// kernel (capped by `net.core.somaxconn`) instead of being refused.
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// Marks a type as usable from one place at a time.
+type NotSync = PhantomData<Cell<()>>;
+
+/// A timeout setting: nanoseconds, 0 for none.
+#[derive(Default)]
+struct Timeout(AtomicU64);
+
+impl Timeout {
+    fn set(&self, d: Option<Duration>) -> io::Result<()> {
+        let ns = match d {
+            Some(d) if d.is_zero() => {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "cannot set a 0 duration timeout",
+                ))
+            }
+            Some(d) => u64::try_from(d.as_nanos()).unwrap_or(u64::MAX),
+            None => 0,
+        };
+        self.0.store(ns, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn get(&self) -> Option<Duration> {
+        match self.0.load(Ordering::Relaxed) {
+            0 => None,
+            ns => Some(Duration::from_nanos(ns)),
+        }
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.get().and_then(|d| Instant::now().checked_add(d))
+    }
+}
+
+/// What a stream and its halves share. `slot` is declared before `io` so that the
+/// registration is dropped (deregistered) before the descriptor is closed.
+struct StreamInner {
+    slot: IoSlot,
+    io: mio::net::TcpStream,
+    read_timeout: Timeout,
+    write_timeout: Timeout,
+}
+
+impl StreamInner {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.slot
+            .blocking(false, self.read_timeout.deadline(), || (&self.io).read(buf))
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.slot.blocking(true, self.write_timeout.deadline(), || {
+            (&self.io).write(buf)
+        })
+    }
+}
+
+/// A TCP connection.
+pub struct TcpStream {
+    inner: Arc<StreamInner>,
+    _not_sync: NotSync,
+}
+
+impl TcpStream {
+    fn from_mio(io: mio::net::TcpStream) -> TcpStream {
+        let slot = IoSlot::new(io.as_raw_fd());
+        TcpStream {
+            inner: Arc::new(StreamInner {
+                slot,
+                io,
+                read_timeout: Timeout::default(),
+                write_timeout: Timeout::default(),
+            }),
+            _not_sync: PhantomData,
+        }
+    }
+
+    /// Connects to the first of `addr`'s addresses that accepts. A refused connection is an
+    /// error. (Name lookup, if `addr` needs one, blocks the thread: pass socket addresses.)
+    pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        each_addr(addr, |a| TcpStream::connect_deadline(a, None))
+    }
+
+    /// Connects to `addr`, giving up after `timeout`.
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        if timeout.is_zero() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "cannot set a 0 duration timeout",
+            ));
+        }
+        TcpStream::connect_deadline(*addr, Instant::now().checked_add(timeout))
+    }
+
+    fn connect_deadline(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
+        let s = TcpStream::from_mio(mio::net::TcpStream::connect(addr)?);
+        let io = &s.inner.io;
+        s.inner.slot.blocking(true, deadline, || {
+            if let Some(e) = io.take_error()? {
+                return Err(e);
+            }
+            match io.peer_addr() {
+                Ok(_) => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+                Err(e) => Err(e),
+            }
+        })?;
+        Ok(s)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.io.local_addr()
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.io.peer_addr()
+    }
+
+    /// Sets `TCP_NODELAY` (no Nagle delay for small writes).
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.inner.io.set_nodelay(nodelay)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.inner.io.nodelay()
+    }
+
+    /// Shuts down the read side, the write side, or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.io.shutdown(how)
+    }
+
+    /// Makes blocking reads give up with `TimedOut` after `d` (`None`: wait forever).
+    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.inner.read_timeout.set(d)
+    }
+
+    /// Makes blocking writes give up with `TimedOut` after `d` (`None`: wait forever).
+    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.inner.write_timeout.set(d)
+    }
+
+    /// The read timeout.
+    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.inner.read_timeout.get())
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
+        Ok(self.inner.write_timeout.get())
+    }
+
+    /// Reads what is there now; `WouldBlock` if nothing is. Never parks.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner
+            .slot
+            .nonblocking(false, || (&self.inner.io).read(buf))
+    }
+
+    /// Writes what fits now; `WouldBlock` if nothing does. Never parks.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.inner
+            .slot
+            .nonblocking(true, || (&self.inner.io).write(buf))
+    }
+
+    /// Reads without removing the data from the socket; parks until some is there.
+    pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let deadline = self.inner.read_timeout.deadline();
+        self.inner
+            .slot
+            .blocking(false, deadline, || self.inner.io.peek(buf))
+    }
+
+    /// Takes the socket's pending error (`SO_ERROR`).
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.io.take_error()
+    }
+
+    /// Splits the stream into a read half and a write half, each movable to its own
+    /// coroutine. The connection closes when both halves are dropped.
+    pub fn split(self) -> (ReadHalf, WriteHalf) {
+        (
+            ReadHalf {
+                inner: self.inner.clone(),
+                _not_sync: PhantomData,
+            },
+            WriteHalf {
+                inner: self.inner,
+                _not_sync: PhantomData,
+            },
+        )
+    }
+
+    /// A real clone: a duplicated descriptor with its own registration, independent of this
+    /// stream's lifetime. Both see the same connection.
+    pub fn try_clone(&self) -> io::Result<TcpStream> {
+        let fd = self.inner.io.as_fd().try_clone_to_owned()?;
+        let s = TcpStream::from_mio(mio::net::TcpStream::from_std(std::net::TcpStream::from(fd)));
+        s.set_read_timeout(self.inner.read_timeout.get())?;
+        s.set_write_timeout(self.inner.write_timeout.get())?;
+        Ok(s)
+    }
+
+    pub(crate) fn read_direction(&self) -> &Direction {
+        self.inner.slot.ensure_for_select();
+        &self.inner.slot.state.read
+    }
+
+    pub(crate) fn write_direction(&self) -> &Direction {
+        self.inner.slot.ensure_for_select();
+        &self.inner.slot.state.write
+    }
+}
+
+impl Read for TcpStream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl Write for TcpStream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("local", &self.local_addr().ok())
+            .field("peer", &self.peer_addr().ok())
+            .finish()
+    }
+}
+
+/// The reading half of a [`TcpStream`]; see [`TcpStream::split`].
+pub struct ReadHalf {
+    inner: Arc<StreamInner>,
+    _not_sync: NotSync,
+}
+
+impl ReadHalf {
+    /// Reads what is there now; `WouldBlock` if nothing is. Never parks.
+    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner
+            .slot
+            .nonblocking(false, || (&self.inner.io).read(buf))
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.io.peer_addr()
+    }
+
+    /// Shuts down the read side of the connection.
+    pub fn shutdown(&self) -> io::Result<()> {
+        self.inner.io.shutdown(Shutdown::Read)
+    }
+
+    pub(crate) fn read_direction(&self) -> &Direction {
+        self.inner.slot.ensure_for_select();
+        &self.inner.slot.state.read
+    }
+}
+
+impl Read for ReadHalf {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.inner.read(buf)
+    }
+}
+
+impl fmt::Debug for ReadHalf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadHalf")
+            .field("peer", &self.peer_addr().ok())
+            .finish()
+    }
+}
+
+/// The writing half of a [`TcpStream`]; see [`TcpStream::split`].
+pub struct WriteHalf {
+    inner: Arc<StreamInner>,
+    _not_sync: NotSync,
+}
+
+impl WriteHalf {
+    /// Writes what fits now; `WouldBlock` if nothing does. Never parks.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.inner
+            .slot
+            .nonblocking(true, || (&self.inner.io).write(buf))
+    }
+
+    /// Shuts down the write side: the peer reads end of stream after what was sent.
+    pub fn shutdown(&self) -> io::Result<()> {
+        self.inner.io.shutdown(Shutdown::Write)
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.io.peer_addr()
+    }
+
+    pub(crate) fn write_direction(&self) -> &Direction {
+        self.inner.slot.ensure_for_select();
+        &self.inner.slot.state.write
+    }
+}
+
+impl Write for WriteHalf {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.inner.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl fmt::Debug for WriteHalf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteHalf")
+            .field("peer", &self.peer_addr().ok())
+            .finish()
+    }
+}
+
+/// A TCP listener.
+pub struct TcpListener {
+    slot: IoSlot,
+    io: mio::net::TcpListener,
+    _not_sync: NotSync,
+}
+
+impl TcpListener {
+    /// Binds to the first of `addr`'s addresses that works, with a backlog of
+    /// [`LISTEN_BACKLOG`].
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        each_addr(addr, |a| {
+            let std = std::net::TcpListener::bind(a)?;
+            std.set_nonblocking(true)?;
+            raise_backlog(&std)?;
+            let io = mio::net::TcpListener::from_std(std);
+            Ok(TcpListener {
+                slot: IoSlot::new(io.as_raw_fd()),
+                io,
+                _not_sync: PhantomData,
+            })
+        })
+    }
+
+    /// Waits for a connection.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (io, addr) = self.slot.blocking(false, None, || self.io.accept())?;
+        Ok((TcpStream::from_mio(io), addr))
+    }
+
+    /// Accepts a connection if one is waiting now; `WouldBlock` otherwise. Never parks.
+    pub fn try_accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (io, addr) = self.slot.nonblocking(false, || self.io.accept())?;
+        Ok((TcpStream::from_mio(io), addr))
+    }
+
+    /// An endless iterator of accepted connections.
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.local_addr()
+    }
+
+    /// Takes the socket's pending error.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.io.take_error()
+    }
+
+    pub(crate) fn read_direction(&self) -> &Direction {
+        self.slot.ensure_for_select();
+        &self.slot.state.read
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("local", &self.local_addr().ok())
+            .finish()
+    }
+}
+
+/// Accepted connections; see [`TcpListener::incoming`].
+#[derive(Debug)]
+pub struct Incoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = io::Result<TcpStream>;
+    fn next(&mut self) -> Option<io::Result<TcpStream>> {
+        Some(self.listener.accept().map(|(s, _)| s))
+    }
+}
+
+/// A UDP socket.
+pub struct UdpSocket {
+    slot: IoSlot,
+    io: mio::net::UdpSocket,
+    read_timeout: Timeout,
+    write_timeout: Timeout,
+    _not_sync: NotSync,
+}
+
+impl UdpSocket {
+    /// Binds to the first of `addr`'s addresses that works.
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<UdpSocket> {
+        each_addr(addr, |a| {
+            let io = mio::net::UdpSocket::bind(a)?;
+            Ok(UdpSocket {
+                slot: IoSlot::new(io.as_raw_fd()),
+                io,
+                read_timeout: Timeout::default(),
+                write_timeout: Timeout::default(),
+                _not_sync: PhantomData,
+            })
+        })
+    }
+
+    /// Waits for a datagram; returns its size and sender.
+    pub fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.slot.blocking(false, self.read_timeout.deadline(), || {
+            self.io.recv_from(buf)
+        })
+    }
+
+    /// Takes a datagram if one is there now. Never parks.
+    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.slot.nonblocking(false, || self.io.recv_from(buf))
+    }
+
+    /// Sends a datagram to `addr`.
+    pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
+        let addr = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to send to"))?;
+        self.slot.blocking(true, self.write_timeout.deadline(), || {
+            self.io.send_to(buf, addr)
+        })
+    }
+
+    /// Sets the default peer for [`send`](Self::send) and [`recv`](Self::recv).
+    pub fn connect<A: ToSocketAddrs>(&self, addr: A) -> io::Result<()> {
+        each_addr(addr, |a| self.io.connect(a))
+    }
+
+    /// Sends a datagram to the connected peer.
+    pub fn send(&self, buf: &[u8]) -> io::Result<usize> {
+        self.slot
+            .blocking(true, self.write_timeout.deadline(), || self.io.send(buf))
+    }
+
+    /// Waits for a datagram from the connected peer.
+    pub fn recv(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.slot
+            .blocking(false, self.read_timeout.deadline(), || self.io.recv(buf))
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.io.local_addr()
+    }
+
+    /// The connected peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.io.peer_addr()
+    }
+
+    /// Makes blocking receives give up with `TimedOut` after `d`.
+    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.read_timeout.set(d)
+    }
+
+    /// Makes blocking sends give up with `TimedOut` after `d`.
+    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.write_timeout.set(d)
+    }
+
+    pub(crate) fn read_direction(&self) -> &Direction {
+        self.slot.ensure_for_select();
+        &self.slot.state.read
+    }
+}
+
+impl fmt::Debug for UdpSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UdpSocket")
+            .field("local", &self.local_addr().ok())
+            .finish()
+    }
+}
+
+/// Tries `f` on each address in turn; returns the first success or the last error.
+fn each_addr<A: ToSocketAddrs, T>(
+    addr: A,
+    mut f: impl FnMut(SocketAddr) -> io::Result<T>,
+) -> io::Result<T> {
+    let mut last = None;
+    for a in addr.to_socket_addrs()? {
+        match f(a) {
+            Ok(t) => return Ok(t),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no addresses to use")))
+}
+
+/// Calls `listen` again with a larger backlog (Linux updates the backlog of a listening
+/// socket in place); std's `bind` uses 128.
+fn raise_backlog(l: &std::net::TcpListener) -> io::Result<()> {
+    // SAFETY: `listen` on a valid, open socket descriptor (borrowed from `l` for the call).
+    let r = unsafe { libc::listen(l.as_raw_fd(), LISTEN_BACKLOG) };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
