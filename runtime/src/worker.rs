@@ -237,6 +237,8 @@ pub(crate) struct Local {
     pool: RefCell<StackPool>,
     /// Key of the running fiber, or `NONE`.
     current: Cell<u32>,
+    /// Generation of the running fiber.
+    current_gen: Cell<u32>,
     next_gen: Cell<u32>,
     pub(crate) reactor: Reactor,
 }
@@ -261,6 +263,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, parts: WorkerParts) {
         timers: RefCell::new(Timers::new()),
         pool: RefCell::new(StackPool::new(shared.stack_size)),
         current: Cell::new(NONE),
+        current_gen: Cell::new(0),
         next_gen: Cell::new(0),
         reactor: parts.reactor,
         shared,
@@ -445,7 +448,7 @@ impl Local {
 
     /// Resumes one scheduled fiber until it parks, yields or finishes.
     fn run_fiber(&self, key: u32) {
-        let (mut fiber, guard, input) = {
+        let (mut fiber, guard, input, gen) = {
             let mut fibers = self.fibers.borrow_mut();
             let e = &mut fibers[key as usize];
             debug_assert_eq!(e.state, State::Scheduled);
@@ -459,9 +462,11 @@ impl Local {
                 e.fiber.take().expect("coact: a scheduled fiber is missing"),
                 e.guard,
                 input,
+                e.gen,
             )
         };
         self.current.set(key);
+        self.current_gen.set(gen);
         stack::set_current_guard(guard);
         let done = fiber.resume(input);
         stack::set_current_guard(Guard::default());
@@ -620,7 +625,7 @@ pub(crate) fn current_fiber() -> Option<FiberRef> {
             shared: l.shared.clone(),
             worker: l.index as u32,
             key,
-            gen: l.fibers.borrow()[key as usize].gen,
+            gen: l.current_gen.get(),
         })
     })
     .flatten()

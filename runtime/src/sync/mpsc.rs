@@ -167,8 +167,10 @@ impl Wakes {
         if let Some(u) = self.first {
             u.unpark();
         }
-        for u in self.more {
-            u.unpark();
+        if !self.more.is_empty() {
+            for u in self.more {
+                u.unpark();
+            }
         }
     }
 }

@@ -12,6 +12,7 @@
 //!   may have just released), and only then enqueue a waiter and park.
 //! * Unlock: take `queue`; if a waiter is queued, hand the lock over *directly* (`locked` stays
 //!   true, the waiter's `granted` is set) and unpark it; otherwise clear `locked`.
+//!
 //! Because a locker re-tries and enqueues under `queue`, and an unlocker checks for waiters
 //! and releases under `queue`, a release can never slip between a failed try and the enqueue.
 //! Direct hand-over makes the lock fair (FIFO among waiters) and means a waiter that gives up
