@@ -3,7 +3,9 @@
 //! Each worker owns one `Poll` for its whole life. Token 0 belongs to the worker's
 //! `mio::Waker` (other threads use it to interrupt the poll, see the protocol in `worker.rs`).
 //! Plain threads that use coact sockets share one more `Poll`, run by a background thread
-//! started the first time such a socket has to wait.
+//! started the first time such a socket has to wait. When a runtime ends while sockets are
+//! still registered with its workers' polls, the background thread adopts those polls (it
+//! watches each one's epoll descriptor), so the sockets keep working from anywhere.
 //!
 //! # Sockets
 //!
@@ -26,7 +28,7 @@
 
 use std::cell::RefCell;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
@@ -121,7 +123,9 @@ impl Direction {
             if park::park(deadline) == Park::Cancelled {
                 lock(&self.waiters).parked = None;
                 park::cancelled();
-                return Err(io::Error::new(io::ErrorKind::Interrupted, crate::Cancelled));
+                // Not `Interrupted`: std's `read_exact`, `write_all` and `io::copy` retry that,
+                // and a cancelled coroutine's every park returns at once.
+                return Err(io::Error::other(crate::Cancelled));
             }
         }
     }
@@ -171,8 +175,8 @@ impl Driver {
             let table = lock(&self.table);
             for ev in events.iter() {
                 let t = ev.token().0;
-                if t == WAKE_TOKEN.0 {
-                    continue;
+                if t < 1 << 32 {
+                    continue; // the waker, or an adopted poll
                 }
                 let key = (t >> 32) - 1;
                 let gen = (t & 0xffff_ffff) as u32;
@@ -319,21 +323,77 @@ fn current_driver() -> io::Result<Arc<Driver>> {
     background_driver()
 }
 
-/// The poll shared by plain threads, with its thread started on first use.
-fn background_driver() -> io::Result<Arc<Driver>> {
-    static BG: OnceLock<Result<Arc<Driver>, String>> = OnceLock::new();
+/// The background poll: serves sockets used from plain threads, and adopts the polls of
+/// workers that exited while sockets were still registered with them.
+struct Background {
+    driver: Arc<Driver>,
+    adopt: Mutex<std::sync::mpsc::Sender<Reactor>>,
+    waker: mio::Waker,
+}
+
+/// Adopted polls get tokens `1 + index`, between the waker's 0 and the sockets' `1 << 32`.
+const ADOPTED_BASE: usize = 1;
+
+fn background() -> io::Result<&'static Background> {
+    static BG: OnceLock<Result<Background, String>> = OnceLock::new();
     let r = BG.get_or_init(|| {
         let reactor = Reactor::new().map_err(|e| e.to_string())?;
         let driver = reactor.driver.clone();
+        let waker = mio::Waker::new(reactor.registry(), WAKE_TOKEN).map_err(|e| e.to_string())?;
+        let (tx, rx) = std::sync::mpsc::channel::<Reactor>();
         std::thread::Builder::new()
             .name("coact-io".into())
-            .spawn(move || loop {
-                reactor.poll(None);
-            })
+            .spawn(move || background_loop(reactor, rx))
             .map_err(|e| e.to_string())?;
-        Ok(driver)
+        Ok(Background {
+            driver,
+            adopt: Mutex::new(tx),
+            waker,
+        })
     });
-    r.clone().map_err(io::Error::other)
+    r.as_ref().map_err(|e| io::Error::other(e.clone()))
+}
+
+fn background_loop(reactor: Reactor, adopt: std::sync::mpsc::Receiver<Reactor>) {
+    let mut adopted: Vec<Reactor> = Vec::new();
+    let mut events = Events::with_capacity(1024);
+    loop {
+        if let Err(e) = reactor.poll.borrow_mut().poll(&mut events, None) {
+            if e.kind() != io::ErrorKind::Interrupted {
+                panic!("coact: the background I/O poll failed: {e}");
+            }
+        }
+        let mut due = Vec::new();
+        for ev in events.iter() {
+            let t = ev.token().0;
+            if t == WAKE_TOKEN.0 {
+                while let Ok(r) = adopt.try_recv() {
+                    let token = Token(ADOPTED_BASE + adopted.len());
+                    let fd = r.poll.borrow().as_raw_fd();
+                    if reactor
+                        .registry()
+                        .register(&mut SourceFd(&fd), token, Interest::READABLE)
+                        .is_ok()
+                    {
+                        // Events that arrived before the registration are not signalled again.
+                        r.drain();
+                        adopted.push(r);
+                    }
+                }
+            } else if (ADOPTED_BASE..1 << 32).contains(&t) {
+                due.push(t - ADOPTED_BASE);
+            }
+        }
+        reactor.driver.dispatch(&events);
+        for i in due {
+            adopted[i].drain();
+        }
+    }
+}
+
+/// The driver for sockets used outside any worker.
+fn background_driver() -> io::Result<Arc<Driver>> {
+    background().map(|b| b.driver.clone())
 }
 
 /// One poll, its event buffer and its socket table.
@@ -362,6 +422,46 @@ impl Reactor {
     /// The registry, to create the waker.
     pub(crate) fn registry(&self) -> &Registry {
         &self.driver.registry
+    }
+
+    /// Called by a worker as it exits: if sockets are still registered with its poll, the
+    /// background thread takes the poll over and keeps serving them.
+    pub(crate) fn hand_over(&self) {
+        if lock(&self.driver.table).is_empty() {
+            return;
+        }
+        let Ok(bg) = background() else { return };
+        let Ok(fresh) = Poll::new() else { return };
+        let adopted = Reactor {
+            poll: RefCell::new(self.poll.replace(fresh)),
+            events: RefCell::new(Events::with_capacity(1024)),
+            driver: self.driver.clone(),
+        };
+        if lock(&bg.adopt).send(adopted).is_ok() {
+            let _ = bg.waker.wake();
+        }
+    }
+
+    /// Dispatches everything pending, without waiting (for an adopted poll).
+    fn drain(&self) {
+        loop {
+            let mut events = self.events.borrow_mut();
+            if self
+                .poll
+                .borrow_mut()
+                .poll(&mut events, Some(Duration::ZERO))
+                .is_err()
+            {
+                return;
+            }
+            if events.is_empty() {
+                return;
+            }
+            self.driver.dispatch(&events);
+            if events.iter().count() < events.capacity() {
+                return;
+            }
+        }
     }
 
     /// Waits for events up to `timeout` (`None`: until one arrives) and dispatches them.

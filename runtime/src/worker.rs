@@ -274,6 +274,8 @@ pub(crate) fn run_worker(shared: Arc<Shared>, parts: WorkerParts) {
         }
     });
     local.run();
+    // Sockets registered here may outlive the runtime: hand the poll over.
+    local.reactor.hand_over();
 }
 
 impl Local {
