@@ -6,7 +6,11 @@ use coact::sync::mpsc::channel;
 #[test]
 fn spawning_past_the_cap_is_a_clear_error_and_the_runtime_recovers() {
     const CAP: usize = 64;
-    let rt = coact::Runtime::builder().workers(2).max_stacks(CAP).build().unwrap();
+    let rt = coact::Runtime::builder()
+        .workers(2)
+        .max_stacks(CAP)
+        .build()
+        .unwrap();
     let (release_tx, release_rx) = channel::<()>();
     let release_rx = std::sync::Arc::new(coact::sync::Mutex::new(release_rx));
     // Fill the cap with coroutines that wait for a release signal.
@@ -24,7 +28,10 @@ fn spawning_past_the_cap_is_a_clear_error_and_the_runtime_recovers() {
     assert_eq!(held.len(), CAP);
     assert_eq!(err.kind(), std::io::ErrorKind::OutOfMemory);
     let msg = err.to_string();
-    assert!(msg.contains("cap is 64") && msg.contains("max_stacks"), "unclear error: {msg}");
+    assert!(
+        msg.contains("cap is 64") && msg.contains("max_stacks"),
+        "unclear error: {msg}"
+    );
 
     // `spawn` (not `try_spawn`) panics with the same sentence, like std::thread::spawn.
     let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.spawn(|| ())))

@@ -47,7 +47,10 @@ fn stack_overflow_in_a_coroutine_is_reported_then_aborts() {
         .output()
         .expect("run the child");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the child should have died; stderr: {stderr}");
+    assert!(
+        !out.status.success(),
+        "the child should have died; stderr: {stderr}"
+    );
     assert!(
         stderr.contains("overflowed its stack of 64 KiB"),
         "the child's stderr should name the overflow: {stderr}"

@@ -1,0 +1,326 @@
+//! Timers: `coact::time::sleep`/`sleep_until` and `recv_timeout` inside coroutines.
+//!
+//! Proves: a sleep lasts at least what was asked (and ends within a very generous bound); a past
+//! deadline returns at once; on a plain thread `sleep` behaves like `thread::sleep`; many
+//! concurrent sleepers wake no earlier than their deadlines and roughly in deadline order
+//! (order is only checked between deadlines 250 ms apart); a sleeping coroutine parks only
+//! itself, and a short timer is not held up by a long one on the same worker; `recv_timeout`
+//! in many coroutines at once times out no earlier than asked, or returns the message.
+//!
+//! Only lower bounds are exact; upper bounds are seconds, far above any scheduling delay.
+
+mod common;
+
+use std::thread;
+use std::time::{Duration, Instant};
+
+use coact::sync::mpsc::{channel, sync_channel, RecvTimeoutError};
+use coact::time::{sleep, sleep_until};
+use common::{on_workers, shuffled, WORKER_COUNTS};
+
+/// Far above any expected delay; only a missed timer would reach it.
+const LATE: Duration = Duration::from_secs(5);
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn sleep_lasts_at_least_the_requested_duration() {
+    for n in WORKER_COUNTS {
+        on_workers(n, || {
+            for d in [ms(0), ms(1), ms(7), ms(20), ms(50)] {
+                let start = Instant::now();
+                sleep(d);
+                let elapsed = start.elapsed();
+                assert!(elapsed >= d, "sleep({d:?}) returned after {elapsed:?}");
+                assert!(elapsed < d + LATE, "sleep({d:?}) took {elapsed:?}");
+            }
+        });
+    }
+}
+
+#[test]
+fn sleep_until_reaches_its_deadline() {
+    for n in WORKER_COUNTS {
+        on_workers(n, || {
+            for d in [ms(1), ms(15), ms(40)] {
+                let deadline = Instant::now() + d;
+                sleep_until(deadline);
+                let now = Instant::now();
+                assert!(now >= deadline, "woke {:?} early", deadline - now);
+                assert!(now < deadline + LATE);
+            }
+            // A deadline in the past returns at once.
+            let past = Instant::now();
+            sleep(ms(2));
+            let start = Instant::now();
+            sleep_until(past);
+            assert!(start.elapsed() < LATE);
+        });
+    }
+}
+
+#[test]
+fn sleep_on_a_plain_thread_blocks_the_thread() {
+    let d = ms(30);
+    let start = Instant::now();
+    sleep(d);
+    assert!(start.elapsed() >= d);
+    let deadline = Instant::now() + d;
+    sleep_until(deadline);
+    assert!(Instant::now() >= deadline);
+}
+
+/// 40 coroutines, spawned in shuffled order, sleep until deadlines 15 ms apart. Each must wake
+/// no earlier than its deadline, and a sleeper must not wake after another whose deadline is at
+/// least 250 ms later.
+#[test]
+fn concurrent_sleepers_wake_in_deadline_order() {
+    const SLEEPERS: usize = 40;
+    const STEP: Duration = Duration::from_millis(15);
+    const SLACK: Duration = Duration::from_millis(250);
+    for n in [1, 2, 4] {
+        let mut results = on_workers(n, || {
+            let base = Instant::now() + ms(30);
+            let handles: Vec<_> = shuffled(SLEEPERS, 0x9e37_79b9 + SLEEPERS as u64)
+                .into_iter()
+                .map(|k| {
+                    let deadline = base + STEP * k as u32;
+                    coact::spawn(move || {
+                        if k % 2 == 0 {
+                            sleep_until(deadline);
+                        } else {
+                            sleep(deadline.saturating_duration_since(Instant::now()));
+                        }
+                        (k, deadline, Instant::now())
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap())
+                .collect::<Vec<_>>()
+        });
+        results.sort_by_key(|r| r.0);
+        for &(k, deadline, woke) in &results {
+            assert!(
+                woke >= deadline,
+                "workers={n}: sleeper {k} woke {:?} early",
+                deadline - woke
+            );
+            assert!(
+                woke < deadline + LATE,
+                "workers={n}: sleeper {k} woke {:?} late",
+                woke - deadline
+            );
+        }
+        for (i, &(ki, di, wi)) in results.iter().enumerate() {
+            for &(kj, dj, wj) in &results[i + 1..] {
+                if dj >= di + SLACK {
+                    assert!(
+                        wi <= wj,
+                        "workers={n}: sleeper {ki} (deadline +{:?}) woke after sleeper {kj} \
+                         (deadline +{:?})",
+                        di - results[0].1,
+                        dj - results[0].1
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// On one worker, a coroutine in a one-hour sleep leaves the worker free: another coroutine
+/// runs, and a short sleep alongside it is not held up by the long one. The long sleeper is
+/// cancelled when the runtime ends (the test does not last an hour).
+#[test]
+fn a_sleeping_coroutine_parks_only_itself() {
+    for n in [1, 2] {
+        on_workers(n, || {
+            let (started_tx, started_rx) = channel::<()>();
+            let _long = coact::spawn(move || {
+                started_tx.send(()).unwrap();
+                sleep(Duration::from_secs(3600));
+            });
+            started_rx.recv().unwrap();
+            let busy = coact::spawn(|| {
+                for _ in 0..1_000 {
+                    coact::yield_now();
+                }
+                "done"
+            });
+            assert_eq!(busy.join().unwrap(), "done");
+            for _ in 0..3 {
+                let start = Instant::now();
+                sleep(ms(20));
+                let elapsed = start.elapsed();
+                assert!(
+                    elapsed >= ms(20) && elapsed < LATE,
+                    "short sleep took {elapsed:?}"
+                );
+            }
+        });
+    }
+}
+
+/// An earlier timer added from another worker (or a fresh coroutine) while a worker waits on a
+/// later one must still fire on time.
+#[test]
+fn an_earlier_timer_is_not_held_up_by_a_later_one() {
+    for n in [1, 2, 4] {
+        on_workers(n, || {
+            let (started_tx, started_rx) = channel::<()>();
+            let long: Vec<_> = (0..4)
+                .map(|_| {
+                    let started_tx = started_tx.clone();
+                    coact::spawn(move || {
+                        started_tx.send(()).unwrap();
+                        sleep(Duration::from_secs(3600));
+                    })
+                })
+                .collect();
+            for _ in 0..4 {
+                started_rx.recv().unwrap();
+            }
+            let short: Vec<_> = (0..8u64)
+                .map(|i| {
+                    coact::spawn(move || {
+                        let d = ms(5 + i * 5);
+                        let start = Instant::now();
+                        sleep(d);
+                        (d, start.elapsed())
+                    })
+                })
+                .collect();
+            for h in short {
+                let (d, elapsed) = h.join().unwrap();
+                assert!(
+                    elapsed >= d && elapsed < d + LATE,
+                    "sleep({d:?}) took {elapsed:?}"
+                );
+            }
+            drop(long); // detached; cancelled when the runtime ends
+        });
+    }
+}
+
+#[test]
+fn many_coroutines_rearm_timers_repeatedly() {
+    const COROUTINES: u64 = 50;
+    const SLEEPS: u64 = 10;
+    for n in [1, 2] {
+        on_workers(n, || {
+            let handles: Vec<_> = (0..COROUTINES)
+                .map(|c| {
+                    coact::spawn(move || {
+                        let start = Instant::now();
+                        let mut asked = Duration::ZERO;
+                        for s in 0..SLEEPS {
+                            let d = ms(1 + (c + s) % 3);
+                            sleep(d);
+                            asked += d;
+                        }
+                        (asked, start.elapsed())
+                    })
+                })
+                .collect();
+            for h in handles {
+                let (asked, elapsed) = h.join().unwrap();
+                assert!(elapsed >= asked, "slept {elapsed:?} < {asked:?}");
+                assert!(elapsed < asked + LATE);
+            }
+        });
+    }
+}
+
+#[test]
+fn recv_timeout_in_many_coroutines_times_out_no_earlier_than_asked() {
+    for n in WORKER_COUNTS {
+        on_workers(n, || {
+            let handles: Vec<_> = (0..20u64)
+                .map(|i| {
+                    coact::spawn(move || {
+                        let (_tx, rx) = channel::<u32>();
+                        let (_stx, srx) = sync_channel::<u32>(0);
+                        let t = ms(5 + i * 3);
+                        let start = Instant::now();
+                        let r1 = rx.recv_timeout(t);
+                        let e1 = start.elapsed();
+                        let start = Instant::now();
+                        let r2 = srx.recv_timeout(t);
+                        let e2 = start.elapsed();
+                        (t, r1, e1, r2, e2)
+                    })
+                })
+                .collect();
+            for h in handles {
+                let (t, r1, e1, r2, e2) = h.join().unwrap();
+                assert_eq!(r1, Err(RecvTimeoutError::Timeout));
+                assert_eq!(r2, Err(RecvTimeoutError::Timeout));
+                assert!(e1 >= t && e1 < t + LATE, "recv_timeout({t:?}) took {e1:?}");
+                assert!(e2 >= t && e2 < t + LATE, "recv_timeout({t:?}) took {e2:?}");
+            }
+        });
+    }
+}
+
+/// 20 coroutines wait in `recv_timeout` with a long timeout; a feeder (a coroutine for half of
+/// them, a plain thread for the other half) sends to each once all are waiting. Every one gets its
+/// message, and none waited anywhere near the timeout.
+#[test]
+fn recv_timeout_in_many_coroutines_gets_messages() {
+    const WAITERS: u32 = 20;
+    for n in WORKER_COUNTS {
+        let (thread_feed_tx, thread_feed_rx) = channel::<Vec<coact::sync::mpsc::SyncSender<u32>>>();
+        let feeder_thread = thread::spawn(move || {
+            let txs = thread_feed_rx.recv().unwrap();
+            for (i, tx) in txs.into_iter().enumerate() {
+                tx.send(1000 + i as u32).unwrap();
+            }
+        });
+        on_workers(n, move || {
+            let (ready_tx, ready_rx) = channel::<()>();
+            let mut txs = Vec::new();
+            let handles: Vec<_> = (0..WAITERS)
+                .map(|_| {
+                    let (tx, rx) = sync_channel::<u32>(1);
+                    txs.push(tx);
+                    let ready_tx = ready_tx.clone();
+                    coact::spawn(move || {
+                        ready_tx.send(()).unwrap();
+                        let start = Instant::now();
+                        let r = rx.recv_timeout(Duration::from_secs(60));
+                        (r, start.elapsed())
+                    })
+                })
+                .collect();
+            for _ in 0..WAITERS {
+                ready_rx.recv().unwrap();
+            }
+            let thread_half = txs.split_off(WAITERS as usize / 2);
+            thread_feed_tx.send(thread_half).unwrap();
+            let feeder = coact::spawn(move || {
+                for (i, tx) in txs.into_iter().enumerate() {
+                    tx.send(i as u32).unwrap();
+                }
+            });
+            for (i, h) in handles.into_iter().enumerate() {
+                let (r, elapsed) = h.join().unwrap();
+                let i = i as u32;
+                let expected = if i < WAITERS / 2 {
+                    i
+                } else {
+                    1000 + i - WAITERS / 2
+                };
+                assert_eq!(r, Ok(expected));
+                assert!(
+                    elapsed < Duration::from_secs(30),
+                    "waited {elapsed:?} for a sent message"
+                );
+            }
+            feeder.join().unwrap();
+        });
+        feeder_thread.join().unwrap();
+    }
+}
