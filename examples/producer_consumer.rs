@@ -10,7 +10,10 @@ use coact::sync::mpsc::sync_channel;
 
 fn main() {
     let mut args = std::env::args().skip(1);
-    let n: u64 = args.next().and_then(|a| a.parse().ok()).unwrap_or(10_000_000);
+    let n: u64 = args
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(10_000_000);
     let workers: usize = args.next().and_then(|a| a.parse().ok()).unwrap_or(1);
     let rt = coact::Runtime::builder()
         .workers(workers)
