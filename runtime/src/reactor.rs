@@ -41,6 +41,29 @@ use crate::park::{self, Park, Unparker};
 use crate::select::Signal;
 use crate::sync::lock;
 
+/// I/O calls a worker's coroutines may complete without parking before the one making the
+/// next call yields (see [`IoSlot::blocking`]).
+const IO_BUDGET: u32 = 32;
+
+thread_local! {
+    /// I/O calls completed on this thread since the last budget yield.
+    static IO_SPENT: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// Spends one unit of the I/O budget; yields the coroutine when it runs out. A connection
+/// whose data is always there would otherwise never park and starve every other coroutine on
+/// its worker.
+fn spend_budget() {
+    let spent = IO_SPENT.with(|c| {
+        let v = c.get() + 1;
+        c.set(if v >= IO_BUDGET { 0 } else { v });
+        v
+    });
+    if spent >= IO_BUDGET && crate::in_coroutine() {
+        crate::yield_now();
+    }
+}
+
 /// The token of the worker's waker.
 pub(crate) const WAKE_TOKEN: Token = Token(0);
 
@@ -269,7 +292,8 @@ impl IoSlot {
     }
 
     /// Runs a non-blocking operation in one direction until it does not return `WouldBlock`,
-    /// waiting for readiness in between; `Interrupted` retries.
+    /// waiting for readiness in between; `Interrupted` retries. Spends the I/O budget, so a
+    /// coroutine that never has to wait still lets the others on its worker run.
     pub(crate) fn blocking<T>(
         &self,
         write: bool,
@@ -281,6 +305,7 @@ impl IoSlot {
         } else {
             &self.state.read
         };
+        spend_budget();
         loop {
             let snap = dir.snapshot();
             match op() {
