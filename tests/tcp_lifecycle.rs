@@ -29,10 +29,7 @@ fn cancelled_read_exact_in_a_destructor_does_not_spin_forever() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         // Keep the peer open (and silent) until the end of the test.
-        let peer = std::thread::spawn(move || {
-            let s = std::net::TcpStream::connect(addr).unwrap();
-            s
-        });
+        let peer = std::thread::spawn(move || std::net::TcpStream::connect(addr).unwrap());
         let _h = rt.spawn(move || {
             let (conn, _) = listener.accept().unwrap();
             let _guard = ReadsOnDrop(conn, kind_tx);
@@ -60,7 +57,7 @@ fn a_socket_keeps_its_readiness_after_its_runtime_ends() {
             client
                 .set_read_timeout(Some(Duration::from_millis(10)))
                 .unwrap();
-            let err = (&client).try_read(&mut [0u8; 1]).unwrap_err();
+            let err = client.try_read(&mut [0u8; 1]).unwrap_err();
             assert_eq!(err.kind(), ErrorKind::WouldBlock);
             let mut c = client;
             assert_eq!(
