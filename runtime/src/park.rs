@@ -51,6 +51,7 @@ pub(crate) enum Unparker {
 }
 
 /// The address of one fiber.
+#[derive(Clone)]
 pub(crate) struct FiberRef {
     pub(crate) shared: Arc<Shared>,
     pub(crate) worker: u32,

@@ -1,12 +1,13 @@
 //! Runtimes, spawning and joining.
 
+use std::fmt;
 use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
 
 use crate::fiber::{self, Resume, Task};
-use crate::park;
+use crate::park::{self, FiberRef};
 use crate::stack;
 use crate::sync::oneshot::{oneshot, Oneshot};
 use crate::worker::{self, Shared};
@@ -260,6 +261,62 @@ impl Handle {
         worker::submit(&self.shared, task);
         Ok(JoinHandle { cell })
     }
+}
+
+impl Handle {
+    /// Spawns a coroutine nobody joins: it holds no slot of the live-coroutine cap until it
+    /// starts (so any number may wait to start), and a panic in it is printed by the panic
+    /// hook and otherwise ignored. For layers that track their coroutines themselves.
+    pub fn spawn_detached<F>(&self, f: F)
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        let task: Task = Box::new(move || {
+            let _ = catch_unwind(AssertUnwindSafe(f));
+        });
+        worker::submit(&self.shared, task);
+    }
+}
+
+/// Spawns a detached coroutine on the caller's runtime; see [`Handle::spawn_detached`].
+///
+/// # Panics
+/// Outside a runtime.
+pub fn spawn_detached<F>(f: F)
+where
+    F: FnOnce() + Send + 'static,
+{
+    Handle::current()
+        .expect("coact: spawn_detached called outside a runtime; use Handle::spawn_detached")
+        .spawn_detached(f)
+}
+
+/// Identifies a running coroutine so that it can be cancelled from anywhere.
+#[derive(Clone)]
+pub struct CoroutineId(FiberRef);
+
+impl fmt::Debug for CoroutineId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CoroutineId")
+            .field("worker", &self.0.worker)
+            .field("key", &self.0.key)
+            .field("generation", &self.0.gen)
+            .finish()
+    }
+}
+
+impl CoroutineId {
+    /// Cancels the coroutine: the blocking call it is parked in (or its next one) unwinds its
+    /// stack with [`Cancelled`](crate::Cancelled), running its destructors. A coroutine that
+    /// has finished is not affected, nor is one that reused its slot.
+    pub fn cancel(&self) {
+        worker::cancel(&self.0)
+    }
+}
+
+/// The identity of the calling coroutine, if the caller is one.
+pub fn current_coroutine() -> Option<CoroutineId> {
+    worker::current_fiber().map(CoroutineId)
 }
 
 /// Holds one slot of the live-coroutine cap until the task finishes or is dropped.

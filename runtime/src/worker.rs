@@ -77,6 +77,8 @@ const SHUTDOWN_TICK: Duration = Duration::from_millis(50);
 /// sides the eventfd write and the `epoll_wait` wake-up (about 1–20 µs on these VMs). The
 /// spin is bounded in time, never open-ended: a preempted vCPU must not make it longer.
 const SPIN: Duration = Duration::from_micros(20);
+/// How soon a worker that found no stack to map tries again.
+const STARVED_RETRY: Duration = Duration::from_millis(1);
 /// Idle shutdown ticks after which fibers still blocked in destructors are leaked.
 const SHUTDOWN_PATIENCE: u32 = 40;
 const NONE: u32 = u32::MAX;
@@ -97,8 +99,8 @@ pub(crate) struct Shared {
 
 /// The part of a worker other threads may touch.
 pub(crate) struct Remote {
-    /// Wake-ups (fiber key, generation) sent from other threads.
-    inbox: SegQueue<(u32, u32)>,
+    /// Wake-ups (fiber key, generation, cancel) sent from other threads.
+    inbox: SegQueue<(u32, u32, bool)>,
     /// True while the worker is about to sleep or sleeping in its poll (protocol step W2).
     sleeping: AtomicBool,
     /// Interrupts the worker's poll.
@@ -109,8 +111,8 @@ pub(crate) struct Remote {
 
 impl Remote {
     /// Steps S1–S3 of the protocol.
-    fn push_wake(&self, key: u32, gen: u32) {
-        self.inbox.push((key, gen));
+    fn push_wake(&self, key: u32, gen: u32, cancel: bool) {
+        self.inbox.push((key, gen, cancel));
         fence(Ordering::SeqCst);
         self.wake_if_sleeping();
     }
@@ -244,6 +246,8 @@ pub(crate) struct Local {
     current: Cell<u32>,
     /// Generation of the running fiber.
     current_gen: Cell<u32>,
+    /// The last start found no stack to map: wait a little before trying again.
+    starved: Cell<bool>,
     next_gen: Cell<u32>,
     pub(crate) reactor: Reactor,
 }
@@ -269,6 +273,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, parts: WorkerParts) {
         pool: RefCell::new(StackPool::new(shared.stack_size)),
         current: Cell::new(NONE),
         current_gen: Cell::new(0),
+        starved: Cell::new(false),
         next_gen: Cell::new(0),
         reactor: parts.reactor,
         shared,
@@ -320,13 +325,14 @@ impl Local {
                         progressed = true;
                     }
                     None if shutting_down => break,
+                    None if self.starved.get() => break,
                     None => match self.next_task() {
                         Some(t) => self.start(t),
                         None => break,
                     },
                 }
             }
-            if budget == 0 && !shutting_down {
+            if budget == 0 && !shutting_down && !self.starved.get() {
                 if let Some(t) = self.tasks.pop() {
                     self.start(t);
                 }
@@ -350,7 +356,8 @@ impl Local {
                 }
             }
 
-            let busy = !self.runq.borrow().is_empty() || !self.tasks.is_empty();
+            let busy =
+                !self.runq.borrow().is_empty() || (!self.tasks.is_empty() && !self.starved.get());
             let mut timeout = if busy {
                 Some(Duration::ZERO)
             } else {
@@ -361,6 +368,10 @@ impl Local {
             };
             if shutting_down {
                 timeout = Some(timeout.map_or(SHUTDOWN_TICK, |t| t.min(SHUTDOWN_TICK)));
+            } else if self.starved.get() {
+                // Retry starting the waiting tasks soon; a finishing fiber frees a stack.
+                self.starved.set(false);
+                timeout = Some(timeout.map_or(STARVED_RETRY, |t| t.min(STARVED_RETRY)));
             }
             if timeout != Some(Duration::ZERO) && !shutting_down && self.spin_for_work() {
                 timeout = Some(Duration::ZERO);
@@ -439,8 +450,12 @@ impl Local {
     }
 
     fn drain_inbox(&self) {
-        while let Some((key, gen)) = self.remote().inbox.pop() {
-            self.unpark_local(key, gen);
+        while let Some((key, gen, cancel)) = self.remote().inbox.pop() {
+            if cancel {
+                self.cancel_local(key, gen);
+            } else {
+                self.unpark_local(key, gen);
+            }
         }
     }
 
@@ -449,12 +464,18 @@ impl Local {
         let stack = match self.pool.borrow_mut().take() {
             Ok(s) => s,
             Err(e) => {
-                // Dropping the task tells its JoinHandle that it never ran.
-                eprintln!("{e}");
-                drop(task);
+                // No stack can be mapped now: keep the task for later (running fibers give
+                // their stacks back when they finish) and say so once.
+                self.starved.set(true);
+                static WARNED: AtomicBool = AtomicBool::new(false);
+                if !WARNED.swap(true, Ordering::Relaxed) {
+                    eprintln!("coact: {e}; new coroutines wait for a free stack");
+                }
+                self.tasks.push(task);
                 return;
             }
         };
+        self.starved.set(false);
         let guard = stack::guard_of(&stack);
         let gen = self.next_gen.get().wrapping_add(1);
         self.next_gen.set(gen);
@@ -524,6 +545,18 @@ impl Local {
             }
             State::Running | State::Scheduled => e.notified = true,
         }
+    }
+
+    /// Cancels one fiber of this worker: its blocking call unwinds it.
+    fn cancel_local(&self, key: u32, gen: u32) {
+        {
+            let mut fibers = self.fibers.borrow_mut();
+            match fibers.get_mut(key as usize) {
+                Some(e) if e.gen == gen => e.cancelled = true,
+                _ => return,
+            }
+        }
+        self.unpark_local(key, gen);
     }
 
     /// Wakes the fibers whose timers are due.
@@ -668,7 +701,22 @@ pub(crate) fn unpark(f: FiberRef) {
         }
     });
     if done != Some(true) {
-        f.shared.remotes[f.worker as usize].push_wake(f.key, f.gen);
+        f.shared.remotes[f.worker as usize].push_wake(f.key, f.gen, false);
+    }
+}
+
+/// Cancels a fiber, directly if it lives on this worker, else through its worker's inbox.
+pub(crate) fn cancel(f: &FiberRef) {
+    let done = with_local(|l| {
+        if l.index == f.worker as usize && Arc::ptr_eq(&l.shared, &f.shared) {
+            l.cancel_local(f.key, f.gen);
+            true
+        } else {
+            false
+        }
+    });
+    if done != Some(true) {
+        f.shared.remotes[f.worker as usize].push_wake(f.key, f.gen, true);
     }
 }
 
