@@ -25,3 +25,6 @@ pub use coact_runtime::{
 };
 /// `select` is both the module of `Select` and the `select!` macro.
 pub use coact_runtime::{net, select, sync, time};
+
+/// Actors: typed bounded mailboxes, ask, monitors, supervision, a registry and timers.
+pub use coact_actor as actor;

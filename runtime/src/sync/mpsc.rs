@@ -762,6 +762,18 @@ impl<T> Receiver<T> {
         self.chan.recv_deadline(Some(deadline))
     }
 
+    /// How many messages wait in the channel now (buffered, or held by blocked senders).
+    /// Not in std's API; useful for schedulers and metrics.
+    pub fn len(&self) -> usize {
+        let s = self.chan.lock();
+        s.buf.len() + s.send_waiters.len()
+    }
+
+    /// Whether no message waits in the channel now.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
     /// An iterator that waits for messages and ends when the channel disconnects.
     pub fn iter(&self) -> Iter<'_, T> {
         Iter { rx: self }

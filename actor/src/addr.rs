@@ -1,0 +1,316 @@
+//! Addresses: how anyone sends to, asks, watches, stops or kills an actor.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use coact_runtime::sync::mpsc::{self, sync_channel, Receiver, SyncSender};
+
+use crate::cell::{Control, KILL, STOP};
+use crate::reason::{ActorId, Down, StopReason};
+
+/// A typed, cheap-to-clone handle to an actor's mailbox. `Send` and `Sync`.
+///
+/// Messages from one sender arrive in the order sent. The mailbox is bounded: [`send`]
+/// parks the caller while it is full (backpressure; nothing is dropped and nothing grows
+/// without bound).
+///
+/// [`send`]: Addr::send
+pub struct Addr<M> {
+    tx: SyncSender<M>,
+    ctl: Arc<dyn Control>,
+}
+
+impl<M> Clone for Addr<M> {
+    fn clone(&self) -> Self {
+        Addr {
+            tx: self.tx.clone(),
+            ctl: self.ctl.clone(),
+        }
+    }
+}
+
+impl<M> fmt::Debug for Addr<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Addr({})", self.ctl.common().id)
+    }
+}
+
+/// `send` failed: the actor has stopped. The message comes back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub struct SendError<M>(pub M);
+
+/// `try_send` failed; the message comes back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum TrySendError<M> {
+    /// The mailbox is full.
+    Full(M),
+    /// The actor has stopped.
+    Closed(M),
+}
+
+/// `send_timeout` failed; the message comes back.
+#[derive(PartialEq, Eq, Clone, Copy)]
+pub enum SendTimeoutError<M> {
+    /// The mailbox stayed full until the timeout.
+    Timeout(M),
+    /// The actor has stopped.
+    Closed(M),
+}
+
+macro_rules! msg_error {
+    ($($t:ident),*) => {$(
+        impl<M> fmt::Debug for $t<M> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                fmt::Display::fmt(self, f)
+            }
+        }
+        impl<M> std::error::Error for $t<M> {}
+    )*};
+}
+msg_error!(SendError, TrySendError, SendTimeoutError);
+
+impl<M> fmt::Display for SendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the actor has stopped")
+    }
+}
+
+impl<M> fmt::Display for TrySendError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TrySendError::Full(_) => "the actor's mailbox is full",
+            TrySendError::Closed(_) => "the actor has stopped",
+        })
+    }
+}
+
+impl<M> fmt::Display for SendTimeoutError<M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SendTimeoutError::Timeout(_) => "the actor's mailbox stayed full until the timeout",
+            SendTimeoutError::Closed(_) => "the actor has stopped",
+        })
+    }
+}
+
+impl<M> SendError<M> {
+    /// The message that was not delivered.
+    pub fn into_inner(self) -> M {
+        self.0
+    }
+}
+
+impl<M> TrySendError<M> {
+    /// The message that was not delivered.
+    pub fn into_inner(self) -> M {
+        match self {
+            TrySendError::Full(m) | TrySendError::Closed(m) => m,
+        }
+    }
+}
+
+impl<M> SendTimeoutError<M> {
+    /// The message that was not delivered.
+    pub fn into_inner(self) -> M {
+        match self {
+            SendTimeoutError::Timeout(m) | SendTimeoutError::Closed(m) => m,
+        }
+    }
+}
+
+/// Why an [`ask`](Addr::ask) got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AskError {
+    /// The actor had stopped before the request reached it.
+    Closed,
+    /// The actor dropped the request without replying: it stopped, panicked or was killed
+    /// while the request was queued or being handled. Reported as soon as that happens.
+    NoReply,
+    /// No reply came before the timeout.
+    Timeout,
+}
+
+impl fmt::Display for AskError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AskError::Closed => "the actor has stopped",
+            AskError::NoReply => "the actor dropped the request without replying",
+            AskError::Timeout => "no reply before the timeout",
+        })
+    }
+}
+
+impl std::error::Error for AskError {}
+
+/// The reply slot of an [`ask`](Addr::ask): put it in the request message; the actor answers
+/// with [`ReplyTo::send`]. Dropping it unanswered fails the ask at once with
+/// [`AskError::NoReply`].
+pub struct ReplyTo<R> {
+    tx: SyncSender<R>,
+}
+
+impl<R> ReplyTo<R> {
+    /// Answers the request. Returns `false` if the asker has given up (timed out).
+    pub fn send(self, reply: R) -> bool {
+        self.tx.try_send(reply).is_ok()
+    }
+}
+
+impl<R> fmt::Debug for ReplyTo<R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ReplyTo")
+    }
+}
+
+/// A monitor: receives one [`Down`] when the watched actor stops.
+#[derive(Debug)]
+pub struct Monitor {
+    rx: Receiver<Down>,
+}
+
+impl Monitor {
+    /// Waits for the actor to stop.
+    pub fn recv(&self) -> Down {
+        self.rx
+            .recv()
+            .expect("coact: the monitored actor's notice was lost")
+    }
+
+    /// Waits for the actor to stop, at most `timeout`.
+    pub fn recv_timeout(&self, timeout: Duration) -> Option<Down> {
+        self.rx.recv_timeout(timeout).ok()
+    }
+
+    /// The notice, if the actor has stopped.
+    pub fn try_recv(&self) -> Option<Down> {
+        self.rx.try_recv().ok()
+    }
+
+    /// The channel the notice arrives on, to wait on it in a
+    /// [`Select`](coact_runtime::select::Select) with other events.
+    pub fn receiver(&self) -> &Receiver<Down> {
+        &self.rx
+    }
+}
+
+impl<M> Addr<M> {
+    pub(crate) fn new(tx: SyncSender<M>, ctl: Arc<dyn Control>) -> Self {
+        Addr { tx, ctl }
+    }
+
+    /// The actor's identity.
+    pub fn id(&self) -> ActorId {
+        self.ctl.common().id
+    }
+
+    /// Sends a message, parking the caller while the mailbox is full. Fails, giving the
+    /// message back, if the actor has stopped.
+    pub fn send(&self, msg: M) -> Result<(), SendError<M>> {
+        self.tx.send(msg).map_err(|e| SendError(e.0))?;
+        self.ctl.notify();
+        Ok(())
+    }
+
+    /// Sends a message if there is room now.
+    pub fn try_send(&self, msg: M) -> Result<(), TrySendError<M>> {
+        self.tx.try_send(msg).map_err(|e| match e {
+            mpsc::TrySendError::Full(m) => TrySendError::Full(m),
+            mpsc::TrySendError::Disconnected(m) => TrySendError::Closed(m),
+        })?;
+        self.ctl.notify();
+        Ok(())
+    }
+
+    /// Sends a message, parking at most `timeout` for room.
+    pub fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SendTimeoutError<M>> {
+        self.tx.send_timeout(msg, timeout).map_err(|e| match e {
+            mpsc::SendTimeoutError::Timeout(m) => SendTimeoutError::Timeout(m),
+            mpsc::SendTimeoutError::Disconnected(m) => SendTimeoutError::Closed(m),
+        })?;
+        self.ctl.notify();
+        Ok(())
+    }
+
+    /// Sends a request built by `make` around a [`ReplyTo`] and waits at most `timeout` for
+    /// the reply. The timeout covers the whole exchange, the wait for mailbox room included.
+    ///
+    /// ```
+    /// use coact_actor::{spawn, Actor, Ctx, ReplyTo};
+    /// use std::time::Duration;
+    ///
+    /// struct Counter(u64);
+    /// enum Msg { Add(u64), Get(ReplyTo<u64>) }
+    /// impl Actor for Counter {
+    ///     type Msg = Msg;
+    ///     fn handle(&mut self, msg: Msg, _ctx: &mut Ctx<'_, Msg>) {
+    ///         match msg {
+    ///             Msg::Add(n) => self.0 += n,
+    ///             Msg::Get(reply) => { reply.send(self.0); }
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// coact_runtime::run(|| {
+    ///     let counter = spawn(Counter(0));
+    ///     counter.send(Msg::Add(40)).unwrap();
+    ///     counter.send(Msg::Add(2)).unwrap();
+    ///     assert_eq!(counter.ask(Msg::Get, Duration::from_secs(5)), Ok(42));
+    /// });
+    /// ```
+    pub fn ask<R>(
+        &self,
+        make: impl FnOnce(ReplyTo<R>) -> M,
+        timeout: Duration,
+    ) -> Result<R, AskError> {
+        let deadline = Instant::now().checked_add(timeout);
+        let (tx, rx) = sync_channel(1);
+        let msg = make(ReplyTo { tx });
+        let sent = match deadline {
+            Some(d) => self.tx.send_deadline(msg, d).map_err(|e| match e {
+                mpsc::SendTimeoutError::Timeout(_) => AskError::Timeout,
+                mpsc::SendTimeoutError::Disconnected(_) => AskError::Closed,
+            }),
+            None => self.tx.send(msg).map_err(|_| AskError::Closed),
+        };
+        sent?;
+        self.ctl.notify();
+        match deadline {
+            Some(d) => rx.recv_deadline(d).map_err(|e| match e {
+                mpsc::RecvTimeoutError::Timeout => AskError::Timeout,
+                mpsc::RecvTimeoutError::Disconnected => AskError::NoReply,
+            }),
+            None => rx.recv().map_err(|_| AskError::NoReply),
+        }
+    }
+
+    /// Asks the actor to stop after the message it is handling (if any): queued messages are
+    /// dropped, monitors get [`StopReason::Stopped`].
+    pub fn stop(&self) {
+        self.ctl.request(STOP);
+    }
+
+    /// Stops the actor now: a handler blocked in a call unwinds where it stands (destructors
+    /// run), monitors get [`StopReason::Killed`]. A handler busy computing is stopped at its
+    /// next blocking call or when it returns.
+    pub fn kill(&self) {
+        self.ctl.request(KILL);
+    }
+
+    /// Watches the actor: the monitor receives one [`Down`] when it stops (at once if it
+    /// already has).
+    pub fn monitor(&self) -> Monitor {
+        let (tx, rx) = sync_channel(1);
+        self.ctl.common().watch(tx);
+        Monitor { rx }
+    }
+
+    /// Whether the actor has stopped, and why.
+    pub fn stopped(&self) -> Option<StopReason> {
+        self.ctl.common().stopped_with()
+    }
+
+    pub(crate) fn control(&self) -> &Arc<dyn Control> {
+        &self.ctl
+    }
+}

@@ -1,0 +1,405 @@
+//! The life of one actor: its schedule state, its control flags, and the activation loop that
+//! runs its handler on a borrowed coroutine.
+//!
+//! # Stack on demand
+//!
+//! A handler actor owns no coroutine. Between messages it is its state, its mailbox and two
+//! atomic bytes. When a message arrives and the actor is idle, the sender schedules an
+//! *activation*: a detached coroutine (on a pooled stack) that drains the mailbox through the
+//! handler and ends when the mailbox is empty, giving the stack back. A handler that blocks
+//! (asks another actor, reads a socket, sleeps) keeps its activation's stack until it returns.
+//!
+//! # The schedule protocol
+//!
+//! `sched` is `IDLE`, `SCHEDULED` (an activation exists, running or queued) or `DONE`.
+//!
+//! ```text
+//! sender                                    activation, mailbox found empty
+//! S1. push the message (channel lock)       A1. sched.store(IDLE)
+//! S2. fence(SeqCst)                         A2. fence(SeqCst)
+//! S3. if sched == IDLE and                  A3. if the mailbox is not empty (or a control flag
+//!        CAS(IDLE -> SCHEDULED):                  is set) and CAS(IDLE -> SCHEDULED): go on
+//!        spawn an activation                     else: end
+//! ```
+//! Either A3 sees the message or S3 sees `IDLE`; the CAS makes sure exactly one of them goes on,
+//! so there is never more than one activation and never a message left with none.
+//!
+//! # Control flags
+//!
+//! `STOP`, `KILL` and `RESTART` are requests, set by anyone and acted on by the activation at
+//! the top of its loop (a `KILL` also cancels a running activation's coroutine, so a handler
+//! blocked in a call unwinds at once). `FAILED` marks a supervised actor whose handler panicked:
+//! it handles nothing until its supervisor restarts it (its mailbox keeps every message).
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{fence, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use coact_runtime::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use coact_runtime::{Cancelled, CoroutineId, Handle};
+
+use crate::reason::{panic_text, ActorId, Down, StopReason};
+use crate::supervisor::Failure;
+use crate::{Actor, Addr, Ctx};
+
+const IDLE: u8 = 0;
+const SCHEDULED: u8 = 1;
+const DONE: u8 = 2;
+
+pub(crate) const STOP: u8 = 1;
+pub(crate) const KILL: u8 = 2;
+pub(crate) const RESTART: u8 = 4;
+pub(crate) const FAILED: u8 = 8;
+
+/// Messages an activation handles before it lets other coroutines on its worker run.
+const BATCH: u32 = 64;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// What every kind of actor shares, whatever its message type.
+pub(crate) struct Common {
+    pub(crate) id: ActorId,
+    /// Monitors to tell when the actor stops.
+    watchers: Mutex<Vec<SyncSender<Down>>>,
+    /// Set once, when the actor stops.
+    reason: Mutex<Option<StopReason>>,
+    /// The coroutine running the actor now, if any (to kill it).
+    running: Mutex<Option<CoroutineId>>,
+    /// Names registered for this actor, released when it stops.
+    pub(crate) names: Mutex<Vec<String>>,
+    pub(crate) flags: AtomicU8,
+}
+
+impl Common {
+    pub(crate) fn new() -> Common {
+        Common {
+            id: ActorId::next(),
+            watchers: Mutex::new(Vec::new()),
+            reason: Mutex::new(None),
+            running: Mutex::new(None),
+            names: Mutex::new(Vec::new()),
+            flags: AtomicU8::new(0),
+        }
+    }
+
+    /// Adds a monitor; if the actor already stopped, it is told at once.
+    pub(crate) fn watch(&self, tx: SyncSender<Down>) {
+        let reason = lock(&self.reason).clone();
+        match reason {
+            Some(reason) => {
+                let _ = tx.try_send(Down {
+                    id: self.id,
+                    reason,
+                });
+            }
+            None => {
+                let mut w = lock(&self.watchers);
+                // Re-check under the watcher lock: `finish` takes the list under it.
+                match lock(&self.reason).clone() {
+                    Some(reason) => {
+                        let _ = tx.try_send(Down {
+                            id: self.id,
+                            reason,
+                        });
+                    }
+                    None => w.push(tx),
+                }
+            }
+        }
+    }
+
+    pub(crate) fn set_running(&self, id: Option<CoroutineId>) {
+        *lock(&self.running) = id;
+    }
+
+    /// Cancels the running coroutine, if any.
+    pub(crate) fn cancel_running(&self) {
+        if let Some(id) = lock(&self.running).as_ref() {
+            id.cancel();
+        }
+    }
+
+    pub(crate) fn stopped_with(&self) -> Option<StopReason> {
+        lock(&self.reason).clone()
+    }
+
+    /// Records the reason, tells every monitor once, and releases the actor's names.
+    pub(crate) fn finish(&self, reason: StopReason) {
+        let watchers = {
+            let mut w = lock(&self.watchers);
+            *lock(&self.reason) = Some(reason.clone());
+            std::mem::take(&mut *w)
+        };
+        for tx in watchers {
+            let _ = tx.try_send(Down {
+                id: self.id,
+                reason: reason.clone(),
+            });
+        }
+        crate::registry::release(self.id, &std::mem::take(&mut *lock(&self.names)));
+    }
+}
+
+/// The type-erased control surface an [`Addr`] holds.
+pub(crate) trait Control: Send + Sync {
+    fn common(&self) -> &Common;
+    /// A message was queued: make sure something will handle it.
+    fn notify(&self);
+    /// Sets a request flag and makes sure the actor acts on it.
+    fn request(&self, flag: u8);
+}
+
+/// A handler actor.
+pub(crate) struct Cell<A: Actor> {
+    common: Common,
+    sched: AtomicU8,
+    me: Weak<Cell<A>>,
+    handle: Handle,
+    inner: Mutex<Inner<A>>,
+}
+
+/// What only the activation touches (the mutex is never contended: there is at most one
+/// activation).
+struct Inner<A: Actor> {
+    actor: Option<A>,
+    rx: Option<Receiver<A::Msg>>,
+    /// The actor's own address, for its `Ctx`; dropped when it stops (it points back here).
+    self_addr: Option<Addr<A::Msg>>,
+    /// Makes a fresh state on restart (supervised actors only).
+    factory: Option<Box<dyn FnMut() -> A + Send>>,
+    /// Where a supervised actor reports a panic.
+    supervisor: Option<(usize, SyncSender<Failure>)>,
+    started: bool,
+}
+
+/// Builds a handler actor's cell and its address; schedules nothing yet.
+pub(crate) fn new_cell<A: Actor>(
+    actor: A,
+    tx: SyncSender<A::Msg>,
+    rx: Receiver<A::Msg>,
+    handle: Handle,
+    factory: Option<Box<dyn FnMut() -> A + Send>>,
+    supervisor: Option<(usize, SyncSender<Failure>)>,
+) -> Addr<A::Msg> {
+    let cell = Arc::new_cyclic(|me| Cell {
+        common: Common::new(),
+        sched: AtomicU8::new(IDLE),
+        me: me.clone(),
+        handle,
+        inner: Mutex::new(Inner {
+            actor: Some(actor),
+            rx: Some(rx),
+            self_addr: None,
+            factory,
+            supervisor,
+            started: false,
+        }),
+    });
+    let addr = Addr::new(tx, cell.clone());
+    lock(&cell.inner).self_addr = Some(addr.clone());
+    // Run `started` now rather than at the first message.
+    cell.request(0);
+    addr
+}
+
+impl<A: Actor> Control for Cell<A> {
+    fn common(&self) -> &Common {
+        &self.common
+    }
+
+    fn notify(&self) {
+        // Step S2–S3 of the schedule protocol.
+        fence(Ordering::SeqCst);
+        if self.sched.load(Ordering::Relaxed) == IDLE
+            && self
+                .sched
+                .compare_exchange(IDLE, SCHEDULED, Ordering::AcqRel, Ordering::Relaxed)
+                .is_ok()
+        {
+            if let Some(cell) = self.me.upgrade() {
+                self.handle.spawn_detached(move || activate(cell));
+            }
+        }
+    }
+
+    fn request(&self, flag: u8) {
+        self.common.flags.fetch_or(flag, Ordering::AcqRel);
+        if flag & KILL != 0 {
+            self.common.cancel_running();
+        }
+        self.notify();
+    }
+}
+
+/// What the activation loop ended with.
+enum Outcome {
+    /// The mailbox is empty (or the actor waits for its supervisor): the activation ends.
+    Idle,
+    /// The actor stops.
+    Stop(StopReason),
+}
+
+/// Runs one activation: handles messages until the mailbox is empty or the actor stops.
+fn activate<A: Actor>(cell: Arc<Cell<A>>) {
+    let mut inner = lock(&cell.inner);
+    cell.common.set_running(coact_runtime::current_coroutine());
+    let outcome = match catch_unwind(AssertUnwindSafe(|| run(&cell, &mut inner))) {
+        Ok(o) => o,
+        // A kill (or the end of the runtime) cancelled us outside a handler call.
+        Err(p) if p.is::<Cancelled>() => Outcome::Stop(StopReason::Killed),
+        Err(p) => Outcome::Stop(StopReason::Panicked(panic_text(&*p))),
+    };
+    cell.common.set_running(None);
+    if let Outcome::Stop(reason) = outcome {
+        cell.sched.store(DONE, Ordering::Release);
+        if let Some(mut actor) = inner.actor.take() {
+            let _ = catch_unwind(AssertUnwindSafe(|| actor.stopped(&reason)));
+        }
+        // Closing the mailbox drops what is queued (askers learn at once) and fails senders.
+        inner.rx = None;
+        inner.self_addr = None;
+        inner.factory = None;
+        inner.supervisor = None;
+        drop(inner);
+        cell.common.finish(reason);
+    }
+}
+
+/// The activation loop proper.
+fn run<A: Actor>(cell: &Cell<A>, inner: &mut Inner<A>) -> Outcome {
+    let mut handled = 0u32;
+    loop {
+        let flags = cell.common.flags.load(Ordering::Acquire);
+        if flags & KILL != 0 {
+            return Outcome::Stop(StopReason::Killed);
+        }
+        if flags & RESTART != 0 {
+            cell.common
+                .flags
+                .fetch_and(!(RESTART | FAILED), Ordering::AcqRel);
+            if let Some(f) = inner.factory.as_mut() {
+                inner.actor = Some(f());
+                inner.started = false;
+            }
+            continue;
+        }
+        if flags & STOP != 0 {
+            return Outcome::Stop(StopReason::Stopped);
+        }
+        if flags & FAILED != 0 {
+            if go_idle(cell, inner) {
+                return Outcome::Idle;
+            }
+            continue;
+        }
+        let Inner {
+            actor,
+            rx,
+            self_addr,
+            supervisor,
+            started,
+            ..
+        } = inner;
+        let (Some(actor), Some(rx), Some(me)) = (actor.as_mut(), rx.as_ref(), self_addr.as_ref())
+        else {
+            return Outcome::Stop(StopReason::Normal);
+        };
+        let mut ctx = Ctx {
+            addr: me,
+            stop: false,
+        };
+        if !*started {
+            *started = true;
+            if let Some(o) = call(cell, supervisor, || actor.started(&mut ctx), None) {
+                return o;
+            }
+            if ctx.stop {
+                return Outcome::Stop(StopReason::Normal);
+            }
+            continue;
+        }
+        match rx.try_recv() {
+            Ok(msg) => {
+                let desc = if supervisor.is_some() {
+                    A::describe(&msg)
+                } else {
+                    None
+                };
+                if let Some(o) = call(cell, supervisor, || actor.handle(msg, &mut ctx), desc) {
+                    return o;
+                }
+                if ctx.stop {
+                    return Outcome::Stop(StopReason::Normal);
+                }
+                handled += 1;
+                if handled % BATCH == 0 {
+                    coact_runtime::yield_now();
+                }
+            }
+            Err(TryRecvError::Empty) => {
+                if go_idle(cell, inner) {
+                    return Outcome::Idle;
+                }
+            }
+            Err(TryRecvError::Disconnected) => return Outcome::Stop(StopReason::Normal),
+        }
+    }
+}
+
+/// Runs one handler call; a panic either stops the actor or, when supervised, marks it failed
+/// and reports to the supervisor (the loop then waits for the restart).
+fn call<A: Actor>(
+    cell: &Cell<A>,
+    supervisor: &Option<(usize, SyncSender<Failure>)>,
+    f: impl FnOnce(),
+    message: Option<String>,
+) -> Option<Outcome> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(()) => None,
+        Err(p) if p.is::<Cancelled>() => Some(Outcome::Stop(StopReason::Killed)),
+        Err(p) => {
+            let text = panic_text(&*p);
+            match supervisor {
+                Some((child, tx)) => {
+                    cell.common.flags.fetch_or(FAILED, Ordering::AcqRel);
+                    let failure = Failure {
+                        child: *child,
+                        id: cell.common.id,
+                        panic: text,
+                        message,
+                    };
+                    if tx.send(failure).is_err() {
+                        // The supervisor is gone: nobody will restart us.
+                        return Some(Outcome::Stop(StopReason::Panicked(
+                            "supervisor gone".into(),
+                        )));
+                    }
+                    None
+                }
+                None => Some(Outcome::Stop(StopReason::Panicked(text))),
+            }
+        }
+    }
+}
+
+/// Steps A1–A3 of the schedule protocol: true if the activation should end.
+fn go_idle<A: Actor>(cell: &Cell<A>, inner: &Inner<A>) -> bool {
+    cell.common.set_running(None);
+    cell.sched.store(IDLE, Ordering::Release);
+    fence(Ordering::SeqCst);
+    let flags = cell.common.flags.load(Ordering::Acquire);
+    let work = flags & (STOP | KILL | RESTART) != 0
+        || (flags & FAILED == 0 && inner.rx.as_ref().is_some_and(|rx| !rx.is_empty()));
+    if work
+        && cell
+            .sched
+            .compare_exchange(IDLE, SCHEDULED, Ordering::AcqRel, Ordering::Relaxed)
+            .is_ok()
+    {
+        cell.common.set_running(coact_runtime::current_coroutine());
+        return false;
+    }
+    true
+}

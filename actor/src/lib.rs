@@ -1,0 +1,185 @@
+//! Actors for coact: typed, bounded, supervised, and written as plain blocking Rust.
+//!
+//! An actor is some state and a typed mailbox. Its code may do anything a coroutine may: ask
+//! another actor and wait for the answer, read a socket, sleep. There is no `async`.
+//!
+//! # Handler actors
+//!
+//! Implement [`Actor`]; [`spawn`] gives its [`Addr`]. The handler runs once per message. An
+//! idle handler actor holds no coroutine stack (it borrows a pooled one while it works), so a
+//! million of them fit in memory.
+//!
+//! ```
+//! use coact_actor::{spawn, Actor, Ctx, ReplyTo};
+//! use std::time::Duration;
+//!
+//! struct Greeter { greeted: u32 }
+//! enum Msg { Greet(String, ReplyTo<String>), Count(ReplyTo<u32>) }
+//!
+//! impl Actor for Greeter {
+//!     type Msg = Msg;
+//!     fn handle(&mut self, msg: Msg, _ctx: &mut Ctx<'_, Msg>) {
+//!         match msg {
+//!             Msg::Greet(name, reply) => {
+//!                 self.greeted += 1;
+//!                 reply.send(format!("hello, {name}"));
+//!             }
+//!             Msg::Count(reply) => { reply.send(self.greeted); }
+//!         }
+//!     }
+//! }
+//!
+//! coact_runtime::run(|| {
+//!     let greeter = spawn(Greeter { greeted: 0 });
+//!     let t = Duration::from_secs(5);
+//!     assert_eq!(greeter.ask(|r| Msg::Greet("ada".into(), r), t).unwrap(), "hello, ada");
+//!     assert_eq!(greeter.ask(Msg::Count, t), Ok(1));
+//! });
+//! ```
+//!
+//! # Process actors
+//!
+//! [`spawn_process`] runs a closure that owns its [`Inbox`] and receives in a loop, Erlang
+//! style; it can wait on its inbox together with other channels, sockets and timers.
+//!
+//! ```
+//! use coact_actor::{spawn_process, Inbox};
+//! use coact_runtime::sync::mpsc::sync_channel;
+//!
+//! coact_runtime::run(|| {
+//!     let (out, results) = sync_channel(8);
+//!     let doubler = spawn_process(move |inbox: Inbox<u32>| {
+//!         while let Some(n) = inbox.recv() {
+//!             out.send(n * 2).unwrap();
+//!         }
+//!     });
+//!     doubler.send(21).unwrap();
+//!     assert_eq!(results.recv(), Ok(42));
+//! });
+//! ```
+//!
+//! # Watching, stopping, supervising
+//!
+//! [`Addr::monitor`] tells you once when an actor stops, and why ([`StopReason`]).
+//! [`Addr::stop`] lets it finish its current message; [`Addr::kill`] unwinds it where it
+//! stands. A [`Supervisor`] restarts panicking children (one-for-one, one-for-all or
+//! rest-for-one) within a restart intensity, and a restarted child keeps its address and its
+//! queued messages. [`registry`] names actors; [`timer`] sends messages later.
+
+mod addr;
+mod cell;
+mod process;
+mod reason;
+pub mod registry;
+mod supervisor;
+pub mod timer;
+
+use coact_runtime::Handle;
+
+pub use addr::{Addr, AskError, Monitor, ReplyTo, SendError, SendTimeoutError, TrySendError};
+pub use process::Inbox;
+pub use reason::{ActorId, Down, StopReason};
+pub use supervisor::{Failure, Strategy, Supervisor, SupervisorRef};
+
+/// The mailbox capacity of [`spawn`] and [`spawn_process`].
+pub const DEFAULT_CAPACITY: usize = 64;
+
+/// An actor driven by messages: state plus a handler.
+pub trait Actor: Send + Sized + 'static {
+    /// What its mailbox carries.
+    type Msg: Send + 'static;
+
+    /// Handles one message. It may block (ask another actor, do I/O, sleep): the actor then
+    /// holds a coroutine stack until it returns, and handles its next message after.
+    fn handle(&mut self, msg: Self::Msg, ctx: &mut Ctx<'_, Self::Msg>);
+
+    /// Runs once before the first message (and after each restart).
+    fn started(&mut self, _ctx: &mut Ctx<'_, Self::Msg>) {}
+
+    /// Runs once when the actor stops, unless it was killed while busy.
+    fn stopped(&mut self, _reason: &StopReason) {}
+
+    /// Renders a message for a supervisor's [`Failure`] report, called before each message of
+    /// a supervised actor. The default renders nothing (and costs nothing).
+    fn describe(_msg: &Self::Msg) -> Option<String> {
+        None
+    }
+}
+
+/// What a handler knows about its actor.
+#[derive(Debug)]
+pub struct Ctx<'a, M> {
+    addr: &'a Addr<M>,
+    stop: bool,
+}
+
+impl<M> Ctx<'_, M> {
+    /// The actor's own address.
+    pub fn addr(&self) -> &Addr<M> {
+        self.addr
+    }
+
+    /// The actor's identity.
+    pub fn id(&self) -> ActorId {
+        self.addr.id()
+    }
+
+    /// Stops the actor after this handler returns ([`StopReason::Normal`]).
+    pub fn stop(&mut self) {
+        self.stop = true;
+    }
+}
+
+fn current() -> Handle {
+    Handle::current().expect("coact: actors must be spawned from inside a runtime (use spawn_on)")
+}
+
+/// Spawns a handler actor with a mailbox of [`DEFAULT_CAPACITY`] messages.
+///
+/// # Panics
+/// Outside a runtime.
+pub fn spawn<A: Actor>(actor: A) -> Addr<A::Msg> {
+    spawn_on(&current(), DEFAULT_CAPACITY, actor)
+}
+
+/// Spawns a handler actor with a mailbox of `capacity` messages.
+///
+/// # Panics
+/// Outside a runtime.
+pub fn spawn_with_capacity<A: Actor>(capacity: usize, actor: A) -> Addr<A::Msg> {
+    spawn_on(&current(), capacity, actor)
+}
+
+/// Spawns a handler actor on the runtime of `handle` (from any thread).
+pub fn spawn_on<A: Actor>(handle: &Handle, capacity: usize, actor: A) -> Addr<A::Msg> {
+    let (tx, rx) = coact_runtime::sync::mpsc::sync_channel(capacity);
+    cell::new_cell(actor, tx, rx, handle.clone(), None, None)
+}
+
+/// Spawns a process actor with a mailbox of [`DEFAULT_CAPACITY`] messages.
+///
+/// # Panics
+/// Outside a runtime, or when the runtime's cap on live coroutines is reached (a process holds
+/// its coroutine for life; [`try_spawn_process`] returns that as an error).
+pub fn spawn_process<M, F>(body: F) -> Addr<M>
+where
+    M: Send + 'static,
+    F: FnOnce(Inbox<M>) + Send + 'static,
+{
+    try_spawn_process(DEFAULT_CAPACITY, body).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// Spawns a process actor with a mailbox of `capacity` messages, or says why it cannot.
+///
+/// # Panics
+/// Outside a runtime.
+pub fn try_spawn_process<M, F>(capacity: usize, body: F) -> std::io::Result<Addr<M>>
+where
+    M: Send + 'static,
+    F: FnOnce(Inbox<M>) + Send + 'static,
+{
+    process::spawn_process_with(&current(), capacity, move |inbox| {
+        body(inbox);
+        StopReason::Normal
+    })
+}
