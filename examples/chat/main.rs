@@ -1,0 +1,83 @@
+//! coact chat: an IRC server built from coact actors, usable by ordinary IRC clients.
+//!
+//! ```text
+//! cargo run --release --example chat                     # listens on 127.0.0.1:6667
+//! cargo run --release --example chat -- --listen 0.0.0.0:7000 --no-flood-limit
+//! ```
+//!
+//! Then connect with any IRC client, for example `irssi -c 127.0.0.1 -p 6667` or, in weechat,
+//! `/server add coact 127.0.0.1/6667` and `/connect coact`.
+//!
+//! How it is built (see `server.rs`): a coroutine per connection for reading and one for
+//! writing through a bounded queue, a handler actor per channel, and a directory actor for
+//! nicknames and channels.
+
+mod irc;
+mod server;
+
+use std::time::Duration;
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: chat [--listen HOST:PORT] [--workers N] [--no-flood-limit] [--ping-interval SECS] [--sendq LINES]"
+    );
+    std::process::exit(2);
+}
+
+fn main() {
+    let mut listen = "127.0.0.1:6667".to_owned();
+    let mut workers = None;
+    let mut config = server::Config::default();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--listen" => listen = args.next().unwrap_or_else(|| usage()),
+            "--workers" => {
+                workers = Some(
+                    args.next()
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or_else(|| usage()),
+                )
+            }
+            "--no-flood-limit" => config.flood = None,
+            "--ping-interval" => {
+                let secs: u64 = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| usage());
+                config.ping_interval = Duration::from_secs(secs.max(1));
+            }
+            "--sendq" => {
+                config.sendq = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or_else(|| usage())
+            }
+            "-h" | "--help" => usage(),
+            _ => usage(),
+        }
+    }
+    let mut builder = coact::Runtime::builder();
+    if let Some(n) = workers {
+        builder = builder.workers(n);
+    }
+    let rt = builder.build().expect("start the coact runtime");
+    rt.block_on(move || {
+        let listener = match coact::net::TcpListener::bind(&listen) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("chat: cannot listen on {listen}: {e}");
+                std::process::exit(1);
+            }
+        };
+        let handle = server::start(listener, config).expect("start the chat server");
+        let addr = handle.addr;
+        println!("coact chat listening on {addr}");
+        println!(
+            "connect with: irssi -c {} -p {}   (or any IRC client)",
+            addr.ip(),
+            addr.port()
+        );
+        coact::time::sleep(Duration::MAX);
+    });
+}

@@ -1,0 +1,1711 @@
+//! The chat server: IRC over coact actors.
+//!
+//! * **One coroutine per connection** reads lines, keeps the client's state (nick, channels)
+//!   and turns commands into messages to other actors. A second coroutine per connection
+//!   writes: everything sent to a client goes through its bounded outbound queue
+//!   ([`Outbound`]), so a client that stops reading fills its own queue and is disconnected
+//!   ("SendQ exceeded") without slowing anyone else.
+//! * **One handler actor per channel** ([`Channel`]) owns the members, topic, modes and bans,
+//!   and fans messages out. Because one actor handles all of a channel's messages in turn,
+//!   every member sees them in the same order.
+//! * **One directory actor** ([`Directory`]) owns the nickname registry and the channel list;
+//!   it creates channel actors on first JOIN and forgets them when they empty.
+//!
+//! A client's own earlier messages are delivered before the server answers its later PING:
+//! before answering, the connection asks each channel it has written to since the last PING
+//! to confirm (a channel handles one sender's messages in order, so the confirmation comes after
+//! the fan-out of everything that client sent earlier).
+
+use std::collections::{HashMap, HashSet};
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use coact::actor::{self, Actor, Addr, AskError, Ctx, ReplyTo};
+use coact::net::{TcpListener, TcpStream, WriteHalf};
+use coact::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+
+use crate::irc::{self, fold, num, Frame, Framer};
+
+/// How long a connection waits for another actor before it gives up on the request.
+const ASK: Duration = Duration::from_secs(10);
+
+/// Server settings.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// The name the server gives itself in replies.
+    pub name: String,
+    /// Lines of the message of the day.
+    pub motd: Vec<String>,
+    /// Idle time after which the server PINGs a client.
+    pub ping_interval: Duration,
+    /// Lines queued for a client before it counts as not reading and is disconnected.
+    pub sendq: usize,
+    /// Lines a client may send in a burst, and per second after that; `None`: unlimited.
+    pub flood: Option<(u32, u32)>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            name: "coact.chat".into(),
+            motd: vec!["Welcome to coact chat: an IRC server built from coact actors.".into()],
+            ping_interval: Duration::from_secs(60),
+            sendq: 4096,
+            flood: Some((20, 10)),
+        }
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct ServerHandle {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Connections open now (the tests read it).
+    #[allow(dead_code)]
+    pub connections: Arc<AtomicUsize>,
+}
+
+/// Starts serving on `listener` from the current runtime; returns at once.
+pub fn start(listener: TcpListener, config: Config) -> std::io::Result<ServerHandle> {
+    let addr = listener.local_addr()?;
+    let config = Arc::new(config);
+    let directory = actor::spawn_with_capacity(
+        1024,
+        Directory {
+            config: config.clone(),
+            users: HashMap::new(),
+            channels: HashMap::new(),
+        },
+    );
+    let connections = Arc::new(AtomicUsize::new(0));
+    let open = connections.clone();
+    coact::spawn_detached(move || loop {
+        match listener.accept() {
+            Ok((stream, peer)) => {
+                let dir = directory.clone();
+                let config = config.clone();
+                let open = open.clone();
+                coact::spawn_detached(move || {
+                    open.fetch_add(1, Ordering::Relaxed);
+                    connection(stream, peer, dir, config);
+                    open.fetch_sub(1, Ordering::Relaxed);
+                });
+            }
+            // Out of descriptors or a peer that vanished during the handshake: keep serving.
+            Err(e) => eprintln!("chat: accept failed: {e}"),
+        }
+    });
+    Ok(ServerHandle { addr, connections })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Outbound queues
+// ---------------------------------------------------------------------------------------------
+
+/// One line to send, shared by every recipient of a broadcast.
+type Line = Arc<str>;
+
+/// What all handles to one connection share.
+struct Conn {
+    /// A clone of the socket, to close the connection from anywhere.
+    killer: Mutex<Option<TcpStream>>,
+    dead: AtomicBool,
+    why: Mutex<Option<String>>,
+}
+
+impl Conn {
+    /// Closes the connection (both directions): its reader and writer end promptly.
+    fn kill(&self, why: &str) {
+        if !self.dead.swap(true, Ordering::AcqRel) {
+            *self.why.lock().unwrap() = Some(why.to_owned());
+            if let Some(s) = self.killer.lock().unwrap().take() {
+                let _ = s.shutdown(Shutdown::Both);
+            }
+        }
+    }
+}
+
+/// A client's bounded outbound queue. Sending never blocks: a full queue means the client
+/// does not read, and it is disconnected.
+#[derive(Clone)]
+pub struct Outbound {
+    tx: SyncSender<Line>,
+    conn: Arc<Conn>,
+}
+
+impl Outbound {
+    fn send(&self, line: Line) {
+        match self.tx.try_send(line) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => self.conn.kill("SendQ exceeded"),
+            Err(TrySendError::Disconnected(_)) => {}
+        }
+    }
+
+    fn text(&self, s: String) {
+        self.send(Arc::from(s));
+    }
+}
+
+/// Drains the outbound queue into the socket, batching lines into few writes. An empty line
+/// is the connection's request to close.
+fn writer(mut wr: WriteHalf, rx: Receiver<Line>, conn: Arc<Conn>) {
+    let mut buf = Vec::with_capacity(16 * 1024);
+    let mut closing = false;
+    while !closing {
+        let Ok(line) = rx.recv() else { break };
+        if line.is_empty() {
+            break;
+        }
+        buf.extend_from_slice(line.as_bytes());
+        while buf.len() < 64 * 1024 {
+            match rx.try_recv() {
+                Ok(l) if l.is_empty() => {
+                    closing = true;
+                    break;
+                }
+                Ok(l) => buf.extend_from_slice(l.as_bytes()),
+                Err(_) => break,
+            }
+        }
+        if wr.write_all(&buf).is_err() {
+            conn.kill("write error");
+            return;
+        }
+        buf.clear();
+    }
+    let _ = wr.shutdown();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Identities
+// ---------------------------------------------------------------------------------------------
+
+/// Who a client is, as other clients see it.
+#[derive(Clone, Debug)]
+pub struct Who {
+    nick: String,
+    user: String,
+    host: String,
+    realname: String,
+}
+
+impl Who {
+    fn prefix(&self) -> String {
+        format!("{}!{}@{}", self.nick, self.user, self.host)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The directory: nicknames and channels
+// ---------------------------------------------------------------------------------------------
+
+struct UserEntry {
+    who: Who,
+    out: Outbound,
+    away: Option<String>,
+    invisible: bool,
+}
+
+/// What a lookup of a nickname returns.
+#[derive(Clone)]
+pub struct UserView {
+    who: Who,
+    out: Outbound,
+    away: Option<String>,
+}
+
+struct ChanEntry {
+    name: String,
+    addr: Addr<ChanMsg>,
+    members: usize,
+    topic: String,
+    secret: bool,
+}
+
+/// Messages to the directory.
+pub enum DirMsg {
+    /// Claims a nickname for a new client; false if it is taken.
+    Register {
+        who: Who,
+        out: Outbound,
+        reply: ReplyTo<bool>,
+    },
+    /// Renames a client; false if the new nick is taken.
+    Rename {
+        old: String,
+        new: String,
+        reply: ReplyTo<bool>,
+    },
+    /// Looks a nickname up.
+    Find {
+        nick: String,
+        reply: ReplyTo<Option<UserView>>,
+    },
+    /// The channel's actor; made if `create` and absent.
+    Channel {
+        name: String,
+        create: bool,
+        reply: ReplyTo<Option<Addr<ChanMsg>>>,
+    },
+    /// A channel's summary changed (members 0: it is gone).
+    ChanInfo {
+        name: String,
+        id: actor::ActorId,
+        members: usize,
+        topic: String,
+        secret: bool,
+    },
+    /// The channel list, for LIST: (name, members, topic, secret).
+    List {
+        reply: ReplyTo<Vec<(String, usize, String, bool)>>,
+    },
+    /// Sets or clears a client's away message.
+    Away { nick: String, away: Option<String> },
+    /// Sets a client's invisible mode.
+    Invisible { nick: String, on: bool },
+    /// A client left.
+    Leave { nick: String },
+}
+
+/// The directory actor.
+pub struct Directory {
+    config: Arc<Config>,
+    users: HashMap<String, UserEntry>,
+    channels: HashMap<String, ChanEntry>,
+}
+
+impl Actor for Directory {
+    type Msg = DirMsg;
+
+    fn handle(&mut self, msg: DirMsg, ctx: &mut Ctx<'_, DirMsg>) {
+        match msg {
+            DirMsg::Register { who, out, reply } => {
+                let key = fold(&who.nick);
+                let free = !self.users.contains_key(&key);
+                if free {
+                    self.users.insert(
+                        key,
+                        UserEntry {
+                            who,
+                            out,
+                            away: None,
+                            invisible: false,
+                        },
+                    );
+                }
+                reply.send(free);
+            }
+            DirMsg::Rename { old, new, reply } => {
+                let (ko, kn) = (fold(&old), fold(&new));
+                let free = ko == kn || !self.users.contains_key(&kn);
+                if free {
+                    if let Some(mut e) = self.users.remove(&ko) {
+                        e.who.nick = new;
+                        self.users.insert(kn, e);
+                    }
+                }
+                reply.send(free);
+            }
+            DirMsg::Find { nick, reply } => {
+                let v = self.users.get(&fold(&nick)).map(|e| UserView {
+                    who: e.who.clone(),
+                    out: e.out.clone(),
+                    away: e.away.clone(),
+                });
+                reply.send(v);
+            }
+            DirMsg::Channel {
+                name,
+                create,
+                reply,
+            } => {
+                let key = fold(&name);
+                let live = self
+                    .channels
+                    .get(&key)
+                    .is_some_and(|c| c.addr.stopped().is_none());
+                if !live && create {
+                    let addr = actor::spawn_with_capacity(
+                        1024,
+                        Channel::new(name.clone(), self.config.clone(), ctx.addr().clone()),
+                    );
+                    self.channels.insert(
+                        key.clone(),
+                        ChanEntry {
+                            name,
+                            addr,
+                            members: 0,
+                            topic: String::new(),
+                            secret: false,
+                        },
+                    );
+                } else if !live {
+                    self.channels.remove(&key);
+                }
+                reply.send(self.channels.get(&key).map(|c| c.addr.clone()));
+            }
+            DirMsg::ChanInfo {
+                name,
+                id,
+                members,
+                topic,
+                secret,
+            } => {
+                let key = fold(&name);
+                if let Some(c) = self.channels.get_mut(&key) {
+                    if c.addr.id() == id {
+                        if members == 0 {
+                            self.channels.remove(&key);
+                        } else {
+                            c.members = members;
+                            c.topic = topic;
+                            c.secret = secret;
+                        }
+                    }
+                }
+            }
+            DirMsg::List { reply } => {
+                let mut v: Vec<_> = self
+                    .channels
+                    .values()
+                    .map(|c| (c.name.clone(), c.members, c.topic.clone(), c.secret))
+                    .collect();
+                v.sort();
+                reply.send(v);
+            }
+            DirMsg::Away { nick, away } => {
+                if let Some(e) = self.users.get_mut(&fold(&nick)) {
+                    e.away = away;
+                }
+            }
+            DirMsg::Invisible { nick, on } => {
+                if let Some(e) = self.users.get_mut(&fold(&nick)) {
+                    e.invisible = on;
+                }
+            }
+            DirMsg::Leave { nick } => {
+                self.users.remove(&fold(&nick));
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Channels
+// ---------------------------------------------------------------------------------------------
+
+struct Member {
+    who: Who,
+    out: Outbound,
+    op: bool,
+    voice: bool,
+}
+
+#[derive(Default)]
+struct Modes {
+    topic_ops: bool,
+    no_external: bool,
+    moderated: bool,
+    secret: bool,
+    key: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Members already told about a quit or a nick change that spans several channels.
+pub type Notified = Arc<Mutex<HashSet<String>>>;
+
+/// Messages to a channel.
+pub enum ChanMsg {
+    /// A client joins (result: Ok, or the numeric that refuses it).
+    Join {
+        who: Who,
+        out: Outbound,
+        key: Option<String>,
+        reply: ReplyTo<Result<(), u16>>,
+    },
+    /// A client leaves.
+    Part {
+        who: Who,
+        out: Outbound,
+        reason: Option<String>,
+    },
+    /// PRIVMSG or NOTICE to the channel.
+    Say {
+        who: Who,
+        out: Outbound,
+        text: String,
+        notice: bool,
+    },
+    /// TOPIC query or change.
+    Topic {
+        who: Who,
+        out: Outbound,
+        topic: Option<String>,
+    },
+    /// MODE query or change.
+    Mode {
+        who: Who,
+        out: Outbound,
+        args: Vec<String>,
+    },
+    /// KICK.
+    Kick {
+        who: Who,
+        out: Outbound,
+        target: String,
+        reason: Option<String>,
+    },
+    /// NAMES.
+    Names { nick: String, out: Outbound },
+    /// WHO.
+    WhoList { nick: String, out: Outbound },
+    /// A member quits; members in `notified` were told already.
+    Quit {
+        who: Who,
+        reason: String,
+        notified: Notified,
+        reply: ReplyTo<()>,
+    },
+    /// A member changes nick.
+    Renamed {
+        old: Who,
+        new: String,
+        notified: Notified,
+        reply: ReplyTo<()>,
+    },
+    /// Replies once everything sent before it has been handled.
+    Sync { reply: ReplyTo<()> },
+}
+
+/// A channel actor.
+pub struct Channel {
+    name: String,
+    config: Arc<Config>,
+    directory: Addr<DirMsg>,
+    members: HashMap<String, Member>,
+    topic: Option<String>,
+    modes: Modes,
+    bans: Vec<String>,
+}
+
+impl Channel {
+    fn new(name: String, config: Arc<Config>, directory: Addr<DirMsg>) -> Self {
+        let modes = Modes {
+            topic_ops: true,
+            no_external: true,
+            ..Modes::default()
+        };
+        Channel {
+            name,
+            config,
+            directory,
+            members: HashMap::new(),
+            topic: None,
+            modes,
+            bans: Vec::new(),
+        }
+    }
+
+    fn num(&self, out: &Outbound, code: u16, nick: &str, params: &[&str], text: &str) {
+        out.text(irc::numeric(&self.config.name, code, nick, params, text));
+    }
+
+    fn broadcast(&self, line: &str, except: Option<&str>) {
+        let line: Line = Arc::from(line);
+        for (k, m) in &self.members {
+            if Some(k.as_str()) != except {
+                m.out.send(line.clone());
+            }
+        }
+    }
+
+    fn names(&self, nick: &str, out: &Outbound) {
+        let symbol = if self.modes.secret { "@" } else { "=" };
+        let mut list = String::new();
+        for m in self.members.values() {
+            if list.len() > 400 {
+                self.num(out, num::RPL_NAMREPLY, nick, &[symbol, &self.name], &list);
+                list.clear();
+            }
+            if !list.is_empty() {
+                list.push(' ');
+            }
+            if m.op {
+                list.push('@');
+            } else if m.voice {
+                list.push('+');
+            }
+            list.push_str(&m.who.nick);
+        }
+        if !list.is_empty() {
+            self.num(out, num::RPL_NAMREPLY, nick, &[symbol, &self.name], &list);
+        }
+        self.num(
+            out,
+            num::RPL_ENDOFNAMES,
+            nick,
+            &[&self.name],
+            "End of /NAMES list.",
+        );
+    }
+
+    fn mode_string(&self) -> String {
+        let mut s = String::from("+");
+        let mut args = Vec::new();
+        for (on, c) in [
+            (self.modes.moderated, 'm'),
+            (self.modes.no_external, 'n'),
+            (self.modes.secret, 's'),
+            (self.modes.topic_ops, 't'),
+        ] {
+            if on {
+                s.push(c);
+            }
+        }
+        if let Some(k) = &self.modes.key {
+            s.push('k');
+            args.push(k.clone());
+        }
+        if let Some(l) = self.modes.limit {
+            s.push('l');
+            args.push(l.to_string());
+        }
+        for a in args {
+            s.push(' ');
+            s.push_str(&a);
+        }
+        s
+    }
+
+    /// Tells the directory how the channel looks now.
+    fn report(&self, ctx: &Ctx<'_, ChanMsg>) {
+        let _ = self.directory.try_send(DirMsg::ChanInfo {
+            name: self.name.clone(),
+            id: ctx.id(),
+            members: self.members.len(),
+            topic: self.topic.clone().unwrap_or_default(),
+            secret: self.modes.secret,
+        });
+    }
+
+    fn leave(&mut self, key: &str, ctx: &mut Ctx<'_, ChanMsg>) {
+        self.members.remove(key);
+        if self.members.is_empty() {
+            // The directory forgets us; JOINs already queued here fail and are retried there.
+            let _ = self.directory.send(DirMsg::ChanInfo {
+                name: self.name.clone(),
+                id: ctx.id(),
+                members: 0,
+                topic: String::new(),
+                secret: false,
+            });
+            ctx.stop();
+        } else {
+            self.report(ctx);
+        }
+    }
+
+    fn apply_modes(&mut self, who: &Who, out: &Outbound, args: &[String]) {
+        let nick = &who.nick;
+        let Some(spec) = args.first() else { return };
+        let mut params = args[1..].iter();
+        let mut adding = true;
+        let (mut applied, mut applied_args) = (String::new(), Vec::<String>::new());
+        let mut last_sign = ' ';
+        let mut push = |sign: char, c: char, arg: Option<String>, applied: &mut String| {
+            if sign != last_sign {
+                applied.push(sign);
+                last_sign = sign;
+            }
+            applied.push(c);
+            if let Some(a) = arg {
+                applied_args.push(a);
+            }
+        };
+        for c in spec.chars() {
+            let sign = if adding { '+' } else { '-' };
+            match c {
+                '+' => adding = true,
+                '-' => adding = false,
+                'b' if params.len() == 0 => {
+                    for b in &self.bans {
+                        self.num(out, num::RPL_BANLIST, nick, &[&self.name, b], "");
+                    }
+                    self.num(
+                        out,
+                        num::RPL_ENDOFBANLIST,
+                        nick,
+                        &[&self.name],
+                        "End of channel ban list",
+                    );
+                }
+                'o' | 'v' | 'b' | 'k' | 'l' | 't' | 'n' | 'm' | 's' => {
+                    if !self.members.get(&fold(nick)).is_some_and(|m| m.op) {
+                        self.num(
+                            out,
+                            num::ERR_CHANOPRIVSNEEDED,
+                            nick,
+                            &[&self.name],
+                            "You're not channel operator",
+                        );
+                        return;
+                    }
+                    match c {
+                        'o' | 'v' => {
+                            let Some(target) = params.next() else {
+                                continue;
+                            };
+                            match self.members.get_mut(&fold(target)) {
+                                Some(m) => {
+                                    if c == 'o' {
+                                        m.op = adding;
+                                    } else {
+                                        m.voice = adding;
+                                    }
+                                    push(sign, c, Some(m.who.nick.clone()), &mut applied);
+                                }
+                                None => self.num(
+                                    out,
+                                    num::ERR_USERNOTINCHANNEL,
+                                    nick,
+                                    &[target, &self.name],
+                                    "They aren't on that channel",
+                                ),
+                            }
+                        }
+                        'b' => {
+                            let Some(mask) = params.next() else { continue };
+                            if adding && !self.bans.contains(mask) {
+                                self.bans.push(mask.clone());
+                            } else if !adding {
+                                self.bans.retain(|b| b != mask);
+                            }
+                            push(sign, c, Some(mask.clone()), &mut applied);
+                        }
+                        'k' => {
+                            if adding {
+                                let Some(k) = params.next() else { continue };
+                                if self.modes.key.is_some() {
+                                    self.num(
+                                        out,
+                                        num::ERR_KEYSET,
+                                        nick,
+                                        &[&self.name],
+                                        "Channel key already set",
+                                    );
+                                    continue;
+                                }
+                                self.modes.key = Some(k.clone());
+                                push(sign, c, Some(k.clone()), &mut applied);
+                            } else {
+                                let _ = params.next();
+                                self.modes.key = None;
+                                push(sign, c, Some("*".into()), &mut applied);
+                            }
+                        }
+                        'l' => {
+                            if adding {
+                                let Some(n) = params.next().and_then(|l| l.parse::<usize>().ok())
+                                else {
+                                    continue;
+                                };
+                                self.modes.limit = Some(n);
+                                push(sign, c, Some(n.to_string()), &mut applied);
+                            } else {
+                                self.modes.limit = None;
+                                push(sign, c, None, &mut applied);
+                            }
+                        }
+                        _ => {
+                            let flag = match c {
+                                't' => &mut self.modes.topic_ops,
+                                'n' => &mut self.modes.no_external,
+                                'm' => &mut self.modes.moderated,
+                                _ => &mut self.modes.secret,
+                            };
+                            if *flag != adding {
+                                *flag = adding;
+                                push(sign, c, None, &mut applied);
+                            }
+                        }
+                    }
+                }
+                other => {
+                    let s = other.to_string();
+                    self.num(
+                        out,
+                        num::ERR_UNKNOWNMODE,
+                        nick,
+                        &[&s],
+                        "is unknown mode char to me",
+                    );
+                }
+            }
+        }
+        if !applied.is_empty() {
+            let mut line = format!(":{} MODE {} {}", who.prefix(), self.name, applied);
+            for a in applied_args {
+                line.push(' ');
+                line.push_str(&a);
+            }
+            line.push_str("\r\n");
+            self.broadcast(&line, None);
+        }
+    }
+}
+
+impl Actor for Channel {
+    type Msg = ChanMsg;
+
+    fn handle(&mut self, msg: ChanMsg, ctx: &mut Ctx<'_, ChanMsg>) {
+        match msg {
+            ChanMsg::Join {
+                who,
+                out,
+                key,
+                reply,
+            } => {
+                let k = fold(&who.nick);
+                if self.members.contains_key(&k) {
+                    reply.send(Ok(()));
+                    return;
+                }
+                let mask = who.prefix();
+                let refused = if self.bans.iter().any(|b| irc::mask_matches(b, &mask)) {
+                    Some(num::ERR_BANNEDFROMCHAN)
+                } else if self.modes.key.is_some() && self.modes.key != key {
+                    Some(num::ERR_BADCHANNELKEY)
+                } else if self.modes.limit.is_some_and(|l| self.members.len() >= l) {
+                    Some(num::ERR_CHANNELISFULL)
+                } else {
+                    None
+                };
+                if let Some(code) = refused {
+                    reply.send(Err(code));
+                    return;
+                }
+                let op = self.members.is_empty();
+                self.members.insert(
+                    k,
+                    Member {
+                        who: who.clone(),
+                        out: out.clone(),
+                        op,
+                        voice: false,
+                    },
+                );
+                self.broadcast(&format!(":{} JOIN {}\r\n", who.prefix(), self.name), None);
+                match &self.topic {
+                    Some(t) => self.num(&out, num::RPL_TOPIC, &who.nick, &[&self.name], t),
+                    None => self.num(
+                        &out,
+                        num::RPL_NOTOPIC,
+                        &who.nick,
+                        &[&self.name],
+                        "No topic is set",
+                    ),
+                }
+                self.names(&who.nick, &out);
+                self.report(ctx);
+                reply.send(Ok(()));
+            }
+            ChanMsg::Part { who, out, reason } => {
+                let k = fold(&who.nick);
+                if !self.members.contains_key(&k) {
+                    self.num(
+                        &out,
+                        num::ERR_NOTONCHANNEL,
+                        &who.nick,
+                        &[&self.name],
+                        "You're not on that channel",
+                    );
+                    return;
+                }
+                let line = match reason {
+                    Some(r) => format!(":{} PART {} :{}\r\n", who.prefix(), self.name, r),
+                    None => format!(":{} PART {}\r\n", who.prefix(), self.name),
+                };
+                self.broadcast(&line, None);
+                self.leave(&k, ctx);
+            }
+            ChanMsg::Say {
+                who,
+                out,
+                text,
+                notice,
+            } => {
+                let k = fold(&who.nick);
+                let member = self.members.get(&k);
+                let allowed = match member {
+                    None => !self.modes.no_external && !self.modes.moderated,
+                    Some(m) => !self.modes.moderated || m.op || m.voice,
+                };
+                if !allowed {
+                    if !notice {
+                        self.num(
+                            &out,
+                            num::ERR_CANNOTSENDTOCHAN,
+                            &who.nick,
+                            &[&self.name],
+                            "Cannot send to channel",
+                        );
+                    }
+                    return;
+                }
+                let cmd = if notice { "NOTICE" } else { "PRIVMSG" };
+                let line = format!(":{} {} {} :{}\r\n", who.prefix(), cmd, self.name, text);
+                self.broadcast(&line, Some(&k));
+            }
+            ChanMsg::Topic { who, out, topic } => {
+                let k = fold(&who.nick);
+                let Some(m) = self.members.get(&k) else {
+                    self.num(
+                        &out,
+                        num::ERR_NOTONCHANNEL,
+                        &who.nick,
+                        &[&self.name],
+                        "You're not on that channel",
+                    );
+                    return;
+                };
+                match topic {
+                    None => match &self.topic {
+                        Some(t) => self.num(&out, num::RPL_TOPIC, &who.nick, &[&self.name], t),
+                        None => self.num(
+                            &out,
+                            num::RPL_NOTOPIC,
+                            &who.nick,
+                            &[&self.name],
+                            "No topic is set",
+                        ),
+                    },
+                    Some(_) if self.modes.topic_ops && !m.op => self.num(
+                        &out,
+                        num::ERR_CHANOPRIVSNEEDED,
+                        &who.nick,
+                        &[&self.name],
+                        "You're not channel operator",
+                    ),
+                    Some(t) => {
+                        self.broadcast(
+                            &format!(":{} TOPIC {} :{}\r\n", who.prefix(), self.name, t),
+                            None,
+                        );
+                        self.topic = (!t.is_empty()).then_some(t);
+                        self.report(ctx);
+                    }
+                }
+            }
+            ChanMsg::Mode { who, out, args } => {
+                if args.is_empty() {
+                    let modes = self.mode_string();
+                    self.num(
+                        &out,
+                        num::RPL_CHANNELMODEIS,
+                        &who.nick,
+                        &[&self.name, &modes],
+                        "",
+                    );
+                } else {
+                    self.apply_modes(&who, &out, &args);
+                    self.report(ctx);
+                }
+            }
+            ChanMsg::Kick {
+                who,
+                out,
+                target,
+                reason,
+            } => {
+                let k = fold(&who.nick);
+                let Some(m) = self.members.get(&k) else {
+                    self.num(
+                        &out,
+                        num::ERR_NOTONCHANNEL,
+                        &who.nick,
+                        &[&self.name],
+                        "You're not on that channel",
+                    );
+                    return;
+                };
+                if !m.op {
+                    self.num(
+                        &out,
+                        num::ERR_CHANOPRIVSNEEDED,
+                        &who.nick,
+                        &[&self.name],
+                        "You're not channel operator",
+                    );
+                    return;
+                }
+                let tk = fold(&target);
+                let Some(t) = self.members.get(&tk) else {
+                    self.num(
+                        &out,
+                        num::ERR_USERNOTINCHANNEL,
+                        &who.nick,
+                        &[&target, &self.name],
+                        "They aren't on that channel",
+                    );
+                    return;
+                };
+                let reason = reason.unwrap_or_else(|| who.nick.clone());
+                let line = format!(
+                    ":{} KICK {} {} :{}\r\n",
+                    who.prefix(),
+                    self.name,
+                    t.who.nick,
+                    reason
+                );
+                self.broadcast(&line, None);
+                self.leave(&tk, ctx);
+            }
+            ChanMsg::Names { nick, out } => self.names(&nick, &out),
+            ChanMsg::WhoList { nick, out } => {
+                for m in self.members.values() {
+                    let flags = if m.op { "H@" } else { "H" };
+                    let w = &m.who;
+                    let params = [
+                        self.name.as_str(),
+                        &w.user,
+                        &w.host,
+                        &self.config.name,
+                        &w.nick,
+                        flags,
+                    ];
+                    self.num(
+                        &out,
+                        num::RPL_WHOREPLY,
+                        &nick,
+                        &params,
+                        &format!("0 {}", w.realname),
+                    );
+                }
+                self.num(
+                    &out,
+                    num::RPL_ENDOFWHO,
+                    &nick,
+                    &[&self.name],
+                    "End of /WHO list.",
+                );
+            }
+            ChanMsg::Quit {
+                who,
+                reason,
+                notified,
+                reply,
+            } => {
+                let k = fold(&who.nick);
+                if self.members.contains_key(&k) {
+                    let line: Line = Arc::from(format!(":{} QUIT :{}\r\n", who.prefix(), reason));
+                    let mut told = notified.lock().unwrap();
+                    for (mk, m) in &self.members {
+                        if *mk != k && told.insert(mk.clone()) {
+                            m.out.send(line.clone());
+                        }
+                    }
+                    drop(told);
+                    self.leave(&k, ctx);
+                }
+                reply.send(());
+            }
+            ChanMsg::Renamed {
+                old,
+                new,
+                notified,
+                reply,
+            } => {
+                let k = fold(&old.nick);
+                if let Some(mut m) = self.members.remove(&k) {
+                    let line: Line = Arc::from(format!(":{} NICK :{}\r\n", old.prefix(), new));
+                    let mut told = notified.lock().unwrap();
+                    for (mk, other) in &self.members {
+                        if told.insert(mk.clone()) {
+                            other.out.send(line.clone());
+                        }
+                    }
+                    drop(told);
+                    m.who.nick = new.clone();
+                    self.members.insert(fold(&new), m);
+                }
+                reply.send(());
+            }
+            ChanMsg::Sync { reply } => {
+                reply.send(());
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Connections
+// ---------------------------------------------------------------------------------------------
+
+/// One client's connection state, owned by its reader coroutine.
+struct Client {
+    config: Arc<Config>,
+    dir: Addr<DirMsg>,
+    out: Outbound,
+    host: String,
+    nick: Option<String>,
+    user: Option<(String, String)>,
+    registered: bool,
+    /// Joined channels: folded name → (name, actor).
+    channels: HashMap<String, (String, Addr<ChanMsg>)>,
+    /// Channels written to since the last PING.
+    touched: HashMap<String, Addr<ChanMsg>>,
+    quit: Option<String>,
+}
+
+/// Serves one connection until it closes.
+fn connection(stream: TcpStream, peer: SocketAddr, dir: Addr<DirMsg>, config: Arc<Config>) {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(config.ping_interval));
+    let killer = stream.try_clone().ok();
+    let (mut rd, wr) = stream.split();
+    let conn = Arc::new(Conn {
+        killer: Mutex::new(killer),
+        dead: AtomicBool::new(false),
+        why: Mutex::new(None),
+    });
+    let (tx, rx) = sync_channel::<Line>(config.sendq);
+    let writer_conn = conn.clone();
+    let writer = coact::spawn(move || writer(wr, rx, writer_conn));
+    let mut client = Client {
+        out: Outbound {
+            tx,
+            conn: conn.clone(),
+        },
+        host: peer.ip().to_string(),
+        config,
+        dir,
+        nick: None,
+        user: None,
+        registered: false,
+        channels: HashMap::new(),
+        touched: HashMap::new(),
+        quit: None,
+    };
+    let reason = client.read_loop(&mut rd);
+    client.cleanup(&reason);
+    client.out.text(format!(
+        "ERROR :Closing link: {} ({})\r\n",
+        client.host, reason
+    ));
+    client.out.send(Arc::from(""));
+    drop(client);
+    let _ = writer.join();
+    conn.kill("closed");
+}
+
+impl Client {
+    fn nick(&self) -> &str {
+        self.nick.as_deref().unwrap_or("*")
+    }
+
+    fn who(&self) -> Who {
+        let (user, realname) = self.user.clone().unwrap_or_default();
+        Who {
+            nick: self.nick().to_owned(),
+            user,
+            host: self.host.clone(),
+            realname,
+        }
+    }
+
+    fn num(&self, code: u16, params: &[&str], text: &str) {
+        self.out.text(irc::numeric(
+            &self.config.name,
+            code,
+            self.nick(),
+            params,
+            text,
+        ));
+    }
+
+    /// Reads and handles lines until the client leaves; returns why.
+    fn read_loop(&mut self, rd: &mut coact::net::ReadHalf) -> String {
+        let mut framer = Framer::default();
+        let mut frames = Vec::new();
+        let mut buf = vec![0u8; 4096];
+        let mut awaiting_pong = false;
+        let mut bucket = self
+            .config
+            .flood
+            .map(|(burst, _)| (f64::from(burst), Instant::now()));
+        loop {
+            let n = match rd.read(&mut buf) {
+                Ok(0) => return "Connection closed".into(),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
+                    if awaiting_pong {
+                        return "Ping timeout".into();
+                    }
+                    awaiting_pong = true;
+                    self.out.text(format!("PING :{}\r\n", self.config.name));
+                    continue;
+                }
+                Err(_) => {
+                    return self
+                        .out
+                        .conn
+                        .why
+                        .lock()
+                        .unwrap()
+                        .clone()
+                        .unwrap_or_else(|| "Connection reset".into())
+                }
+            };
+            awaiting_pong = false;
+            framer.push(&buf[..n], &mut frames);
+            for frame in frames.drain(..) {
+                if let (Some((tokens, last)), Some((burst, rate))) =
+                    (bucket.as_mut(), self.config.flood)
+                {
+                    // Token bucket: a client past its burst waits, which also stops reading
+                    // its socket, so the flood backs up into its own TCP window.
+                    let now = Instant::now();
+                    *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * f64::from(rate))
+                        .min(f64::from(burst));
+                    *last = now;
+                    if *tokens < 1.0 {
+                        coact::time::sleep(Duration::from_secs_f64(
+                            (1.0 - *tokens) / f64::from(rate),
+                        ));
+                        *tokens = 1.0;
+                        *last = Instant::now();
+                    }
+                    *tokens -= 1.0;
+                }
+                match frame {
+                    Frame::TooLong => {
+                        self.num(num::ERR_INPUTTOOLONG, &[], "Input line was too long")
+                    }
+                    Frame::Line(line) => {
+                        if let Some(msg) = irc::parse(&line) {
+                            self.command(msg.command, msg.params);
+                        }
+                    }
+                }
+                if let Some(q) = self.quit.take() {
+                    return q;
+                }
+            }
+        }
+    }
+
+    fn ask<R>(&self, make: impl FnOnce(ReplyTo<R>) -> DirMsg) -> Option<R> {
+        self.dir.ask(make, ASK).ok()
+    }
+
+    fn command(&mut self, cmd: String, p: Vec<String>) {
+        let need = |n: usize| p.len() >= n;
+        match cmd.as_str() {
+            "CAP" => match p.first().map(|s| s.to_ascii_uppercase()).as_deref() {
+                Some("LS") | Some("LIST") => self.out.text(format!(
+                    ":{} CAP {} LS :\r\n",
+                    self.config.name,
+                    self.nick()
+                )),
+                Some("REQ") => {
+                    let caps = p.get(1).cloned().unwrap_or_default();
+                    self.out.text(format!(
+                        ":{} CAP {} NAK :{}\r\n",
+                        self.config.name,
+                        self.nick(),
+                        caps
+                    ))
+                }
+                _ => {}
+            },
+            "PASS" => {
+                if self.registered {
+                    self.num(num::ERR_ALREADYREGISTERED, &[], "You may not reregister");
+                }
+            }
+            "NICK" => self.nick_cmd(p.first().cloned()),
+            "USER" => {
+                if self.registered {
+                    self.num(num::ERR_ALREADYREGISTERED, &[], "You may not reregister");
+                } else if !need(4) {
+                    self.num(num::ERR_NEEDMOREPARAMS, &["USER"], "Not enough parameters");
+                } else {
+                    self.user = Some((p[0].chars().take(10).collect(), p[3].clone()));
+                    self.try_register();
+                }
+            }
+            "PING" => {
+                if let Some(token) = p.first() {
+                    // Everything this client sent to channels before this PING is delivered
+                    // before the PONG: each channel confirms after handling it.
+                    for (_, ch) in self.touched.drain() {
+                        let _ = ch.ask(|r| ChanMsg::Sync { reply: r }, ASK);
+                    }
+                    self.out
+                        .text(format!(":{0} PONG {0} :{1}\r\n", self.config.name, token));
+                } else {
+                    self.num(num::ERR_NEEDMOREPARAMS, &["PING"], "Not enough parameters");
+                }
+            }
+            "PONG" => {}
+            "QUIT" => {
+                self.quit = Some(match p.first() {
+                    Some(m) => format!("Quit: {m}"),
+                    None => "Client Quit".into(),
+                })
+            }
+            _ if !self.registered => {
+                self.num(num::ERR_NOTREGISTERED, &[], "You have not registered")
+            }
+            "JOIN" if need(1) => self.join(&p),
+            "PART" if need(1) => {
+                for name in p[0].split(',') {
+                    match self.channels.remove(&fold(name)) {
+                        Some((_, ch)) => {
+                            let _ = ch.send(ChanMsg::Part {
+                                who: self.who(),
+                                out: self.out.clone(),
+                                reason: p.get(1).cloned(),
+                            });
+                        }
+                        None => {
+                            self.num(num::ERR_NOTONCHANNEL, &[name], "You're not on that channel")
+                        }
+                    }
+                }
+            }
+            "PRIVMSG" | "NOTICE" => self.say(&p, cmd == "NOTICE"),
+            "TOPIC" if need(1) => {
+                if let Some(ch) = self.channel(&p[0]) {
+                    let _ = ch.send(ChanMsg::Topic {
+                        who: self.who(),
+                        out: self.out.clone(),
+                        topic: p.get(1).cloned(),
+                    });
+                }
+            }
+            "NAMES" => {
+                let names: Vec<String> = match p.first() {
+                    Some(list) => list.split(',').map(str::to_owned).collect(),
+                    None => self.channels.values().map(|(n, _)| n.clone()).collect(),
+                };
+                for name in names {
+                    match self.channel(&name) {
+                        Some(ch) => {
+                            let _ = ch.send(ChanMsg::Names {
+                                nick: self.nick().to_owned(),
+                                out: self.out.clone(),
+                            });
+                        }
+                        None => self.num(num::RPL_ENDOFNAMES, &[&name], "End of /NAMES list."),
+                    }
+                }
+            }
+            "LIST" => {
+                self.num(num::RPL_LISTSTART, &["Channel"], "Users  Name");
+                for (name, members, topic, secret) in
+                    self.ask(|r| DirMsg::List { reply: r }).unwrap_or_default()
+                {
+                    if !secret || self.channels.contains_key(&fold(&name)) {
+                        self.num(num::RPL_LIST, &[&name, &members.to_string()], &topic);
+                    }
+                }
+                self.num(num::RPL_LISTEND, &[], "End of /LIST");
+            }
+            "KICK" if need(2) => {
+                if let Some(ch) = self.channel(&p[0]) {
+                    let _ = ch.send(ChanMsg::Kick {
+                        who: self.who(),
+                        out: self.out.clone(),
+                        target: p[1].clone(),
+                        reason: p.get(2).cloned(),
+                    });
+                }
+            }
+            "MODE" if need(1) => {
+                if irc::valid_channel(&p[0]) {
+                    if let Some(ch) = self.channel(&p[0]) {
+                        let _ = ch.send(ChanMsg::Mode {
+                            who: self.who(),
+                            out: self.out.clone(),
+                            args: p[1..].to_vec(),
+                        });
+                    }
+                } else if fold(&p[0]) != fold(self.nick()) {
+                    self.num(
+                        num::ERR_USERSDONTMATCH,
+                        &[],
+                        "Cannot change mode for other users",
+                    );
+                } else if let Some(spec) = p.get(1) {
+                    let mut adding = true;
+                    for c in spec.chars() {
+                        match c {
+                            '+' => adding = true,
+                            '-' => adding = false,
+                            'i' => {
+                                let _ = self.dir.send(DirMsg::Invisible {
+                                    nick: self.nick().to_owned(),
+                                    on: adding,
+                                });
+                                let sign = if adding { '+' } else { '-' };
+                                self.out.text(format!(
+                                    ":{} MODE {} :{}i\r\n",
+                                    self.nick(),
+                                    self.nick(),
+                                    sign
+                                ));
+                            }
+                            _ => self.num(num::ERR_UMODEUNKNOWNFLAG, &[], "Unknown MODE flag"),
+                        }
+                    }
+                } else {
+                    self.num(num::RPL_UMODEIS, &["+"], "");
+                }
+            }
+            "WHO" => {
+                let mask = p.first().cloned().unwrap_or_else(|| "*".into());
+                if irc::valid_channel(&mask) {
+                    if let Some(ch) = self.channel(&mask) {
+                        let _ = ch.send(ChanMsg::WhoList {
+                            nick: self.nick().to_owned(),
+                            out: self.out.clone(),
+                        });
+                        return;
+                    }
+                } else if let Some(Some(u)) = self.ask(|r| DirMsg::Find {
+                    nick: mask.clone(),
+                    reply: r,
+                }) {
+                    let flags = if u.away.is_some() { "G" } else { "H" };
+                    let w = &u.who;
+                    let params = [
+                        "*",
+                        w.user.as_str(),
+                        &w.host,
+                        &self.config.name,
+                        &w.nick,
+                        flags,
+                    ];
+                    self.num(num::RPL_WHOREPLY, &params, &format!("0 {}", w.realname));
+                }
+                self.num(num::RPL_ENDOFWHO, &[&mask], "End of /WHO list.");
+            }
+            "WHOIS" if need(1) => {
+                let target = p.last().cloned().unwrap_or_default();
+                match self
+                    .ask(|r| DirMsg::Find {
+                        nick: target.clone(),
+                        reply: r,
+                    })
+                    .flatten()
+                {
+                    Some(u) => {
+                        let w = &u.who;
+                        self.num(
+                            num::RPL_WHOISUSER,
+                            &[&w.nick, &w.user, &w.host, "*"],
+                            &w.realname,
+                        );
+                        self.num(
+                            num::RPL_WHOISSERVER,
+                            &[&w.nick, &self.config.name],
+                            "coact chat",
+                        );
+                        if let Some(a) = &u.away {
+                            self.num(num::RPL_AWAY, &[&w.nick], a);
+                        }
+                    }
+                    None => self.num(num::ERR_NOSUCHNICK, &[&target], "No such nick/channel"),
+                }
+                self.num(num::RPL_ENDOFWHOIS, &[&target], "End of /WHOIS list.");
+            }
+            "AWAY" => {
+                let away = p.first().filter(|m| !m.is_empty()).cloned();
+                let now_away = away.is_some();
+                let _ = self.dir.send(DirMsg::Away {
+                    nick: self.nick().to_owned(),
+                    away,
+                });
+                if now_away {
+                    self.num(num::RPL_NOWAWAY, &[], "You have been marked as being away");
+                } else {
+                    self.num(
+                        num::RPL_UNAWAY,
+                        &[],
+                        "You are no longer marked as being away",
+                    );
+                }
+            }
+            "JOIN" | "PART" | "TOPIC" | "KICK" | "MODE" | "WHOIS" => {
+                self.num(num::ERR_NEEDMOREPARAMS, &[&cmd], "Not enough parameters")
+            }
+            _ => self.num(num::ERR_UNKNOWNCOMMAND, &[&cmd], "Unknown command"),
+        }
+    }
+
+    /// A joined channel's actor, or (for a channel we are not on) the directory's; tells the
+    /// client if there is no such channel.
+    fn channel(&self, name: &str) -> Option<Addr<ChanMsg>> {
+        if let Some((_, ch)) = self.channels.get(&fold(name)) {
+            return Some(ch.clone());
+        }
+        let found = self
+            .ask(|r| DirMsg::Channel {
+                name: name.to_owned(),
+                create: false,
+                reply: r,
+            })
+            .flatten();
+        if found.is_none() {
+            self.num(num::ERR_NOSUCHCHANNEL, &[name], "No such channel");
+        }
+        found
+    }
+
+    fn nick_cmd(&mut self, new: Option<String>) {
+        let Some(new) = new.filter(|n| !n.is_empty()) else {
+            self.num(num::ERR_NONICKNAMEGIVEN, &[], "No nickname given");
+            return;
+        };
+        if !irc::valid_nick(&new) {
+            self.num(num::ERR_ERRONEUSNICKNAME, &[&new], "Erroneous nickname");
+            return;
+        }
+        if !self.registered {
+            self.nick = Some(new);
+            self.try_register();
+            return;
+        }
+        let old = self.who();
+        if self.ask(|r| DirMsg::Rename {
+            old: old.nick.clone(),
+            new: new.clone(),
+            reply: r,
+        }) != Some(true)
+        {
+            self.num(
+                num::ERR_NICKNAMEINUSE,
+                &[&new],
+                "Nickname is already in use",
+            );
+            return;
+        }
+        self.out
+            .text(format!(":{} NICK :{}\r\n", old.prefix(), new));
+        let notified: Notified = Arc::new(Mutex::new(HashSet::from([fold(&old.nick)])));
+        for (_, ch) in self.channels.values() {
+            let _ = ch.ask(
+                |r| ChanMsg::Renamed {
+                    old: old.clone(),
+                    new: new.clone(),
+                    notified: notified.clone(),
+                    reply: r,
+                },
+                ASK,
+            );
+        }
+        self.nick = Some(new);
+    }
+
+    fn try_register(&mut self) {
+        let (Some(nick), Some(_)) = (self.nick.clone(), self.user.as_ref()) else {
+            return;
+        };
+        let who = self.who();
+        if self.ask(|r| DirMsg::Register {
+            who,
+            out: self.out.clone(),
+            reply: r,
+        }) != Some(true)
+        {
+            self.num(
+                num::ERR_NICKNAMEINUSE,
+                &[&nick],
+                "Nickname is already in use",
+            );
+            self.nick = None;
+            return;
+        }
+        self.registered = true;
+        let name = self.config.name.clone();
+        let prefix = self.who().prefix();
+        self.num(
+            num::RPL_WELCOME,
+            &[],
+            &format!("Welcome to the coact IRC network {prefix}"),
+        );
+        self.num(
+            num::RPL_YOURHOST,
+            &[],
+            &format!("Your host is {name}, running coact-chat"),
+        );
+        self.num(num::RPL_CREATED, &[], "This server was created just now");
+        self.num(num::RPL_MYINFO, &[&name, "coact-chat", "i", "bklmnost"], "");
+        self.num(
+            num::RPL_ISUPPORT,
+            &[
+                "CASEMAPPING=rfc1459",
+                "CHANTYPES=#&",
+                "CHANMODES=b,k,l,mnst",
+                "PREFIX=(ov)@+",
+                "NICKLEN=30",
+            ],
+            "are supported by this server",
+        );
+        self.num(
+            num::RPL_MOTDSTART,
+            &[],
+            &format!("- {name} Message of the day -"),
+        );
+        for line in self.config.motd.clone() {
+            self.num(num::RPL_MOTD, &[], &format!("- {line}"));
+        }
+        self.num(num::RPL_ENDOFMOTD, &[], "End of /MOTD command.");
+    }
+
+    fn join(&mut self, p: &[String]) {
+        if p[0] == "0" {
+            let who = self.who();
+            for (_, (_, ch)) in self.channels.drain() {
+                let _ = ch.send(ChanMsg::Part {
+                    who: who.clone(),
+                    out: self.out.clone(),
+                    reason: None,
+                });
+            }
+            return;
+        }
+        let keys: Vec<&str> = p.get(1).map(|k| k.split(',').collect()).unwrap_or_default();
+        for (i, name) in p[0].split(',').enumerate() {
+            if !irc::valid_channel(name) {
+                self.num(num::ERR_NOSUCHCHANNEL, &[name], "No such channel");
+                continue;
+            }
+            let key = keys.get(i).map(|k| (*k).to_owned());
+            // A channel that just emptied may stop under us: ask the directory again.
+            for _attempt in 0..5 {
+                let Some(Some(ch)) = self.ask(|r| DirMsg::Channel {
+                    name: name.to_owned(),
+                    create: true,
+                    reply: r,
+                }) else {
+                    break;
+                };
+                let r = ch.ask(
+                    |r| ChanMsg::Join {
+                        who: self.who(),
+                        out: self.out.clone(),
+                        key: key.clone(),
+                        reply: r,
+                    },
+                    ASK,
+                );
+                match r {
+                    Ok(Ok(())) => {
+                        self.channels.insert(fold(name), (name.to_owned(), ch));
+                        break;
+                    }
+                    Ok(Err(code)) => {
+                        let text = match code {
+                            num::ERR_BANNEDFROMCHAN => "Cannot join channel (+b)",
+                            num::ERR_BADCHANNELKEY => "Cannot join channel (+k)",
+                            _ => "Cannot join channel (+l)",
+                        };
+                        self.num(code, &[name], text);
+                        break;
+                    }
+                    Err(AskError::Closed) | Err(AskError::NoReply) => continue,
+                    Err(AskError::Timeout) => break,
+                }
+            }
+        }
+    }
+
+    fn say(&mut self, p: &[String], notice: bool) {
+        let cmd = if notice { "NOTICE" } else { "PRIVMSG" };
+        let Some(targets) = p.first() else {
+            if !notice {
+                self.num(
+                    num::ERR_NORECIPIENT,
+                    &[],
+                    &format!("No recipient given ({cmd})"),
+                );
+            }
+            return;
+        };
+        let Some(text) = p.get(1).filter(|t| !t.is_empty()) else {
+            if !notice {
+                self.num(num::ERR_NOTEXTTOSEND, &[], "No text to send");
+            }
+            return;
+        };
+        for target in targets.split(',') {
+            if irc::valid_channel(target) {
+                let Some(ch) = self.channel(target) else {
+                    continue;
+                };
+                let msg = ChanMsg::Say {
+                    who: self.who(),
+                    out: self.out.clone(),
+                    text: text.clone(),
+                    notice,
+                };
+                if ch.send(msg).is_ok() {
+                    self.touched.insert(fold(target), ch);
+                }
+            } else {
+                match self
+                    .ask(|r| DirMsg::Find {
+                        nick: target.to_owned(),
+                        reply: r,
+                    })
+                    .flatten()
+                {
+                    Some(u) => {
+                        u.out.text(format!(
+                            ":{} {} {} :{}\r\n",
+                            self.who().prefix(),
+                            cmd,
+                            u.who.nick,
+                            text
+                        ));
+                        if let (Some(away), false) = (&u.away, notice) {
+                            self.num(num::RPL_AWAY, &[&u.who.nick], away);
+                        }
+                    }
+                    None if !notice => {
+                        self.num(num::ERR_NOSUCHNICK, &[target], "No such nick/channel")
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+
+    /// Leaves every channel (each member told once) and frees the nickname.
+    fn cleanup(&mut self, reason: &str) {
+        if !self.registered {
+            return;
+        }
+        let who = self.who();
+        let notified: Notified = Arc::new(Mutex::new(HashSet::new()));
+        for (_, (_, ch)) in self.channels.drain() {
+            let _ = ch.ask(
+                |r| ChanMsg::Quit {
+                    who: who.clone(),
+                    reason: reason.to_owned(),
+                    notified: notified.clone(),
+                    reply: r,
+                },
+                ASK,
+            );
+        }
+        let _ = self.dir.send(DirMsg::Leave { nick: who.nick });
+    }
+}
