@@ -40,7 +40,9 @@ fn cancel_unwinds_a_parked_coroutine_from_another_coroutine_or_thread() {
 #[test]
 fn cancelling_a_finished_coroutine_does_nothing_to_its_successors() {
     common::on_workers(1, || {
-        let id = coact::spawn(|| coact::current_coroutine().unwrap()).join().unwrap();
+        let id = coact::spawn(|| coact::current_coroutine().unwrap())
+            .join()
+            .unwrap();
         // The slot is reused by the next coroutine; the generation protects it.
         let (tx, rx) = sync_channel::<u32>(0);
         let h = coact::spawn(move || rx.recv().unwrap());

@@ -1,10 +1,12 @@
 //! The chat server: IRC over coact actors.
 //!
-//! * **One coroutine per connection** reads lines, keeps the client's state (nick, channels)
-//!   and turns commands into messages to other actors. A second coroutine per connection
-//!   writes: everything sent to a client goes through its bounded outbound queue
-//!   ([`Outbound`]), so a client that stops reading fills its own queue and is disconnected
-//!   ("SendQ exceeded") without slowing anyone else.
+//! * **One coroutine per connection** keeps the client's state (nick, channels), turns its
+//!   commands into messages to other actors, and writes what others send it. Everything sent
+//!   to a client goes through its bounded outbound queue ([`Outbound`]); the connection waits
+//!   in one persistent `Select` for its socket to be readable or its queue to have lines. A
+//!   client that stops reading fills its own queue and is disconnected ("SendQ exceeded")
+//!   without slowing anyone else. One coroutine (one stack) per connection is what lets a
+//!   process hold tens of thousands of clients under the kernel's map limit.
 //! * **One handler actor per channel** ([`Channel`]) owns the members, topic, modes and bans,
 //!   and fans messages out. Because one actor handles all of a channel's messages in turn,
 //!   every member sees them in the same order.
@@ -17,14 +19,14 @@
 //! the fan-out of everything that client sent earlier).
 
 use std::collections::{HashMap, HashSet};
-use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use coact::actor::{self, Actor, Addr, AskError, Ctx, ReplyTo};
-use coact::net::{TcpListener, TcpStream, WriteHalf};
+use coact::net::{TcpListener, TcpStream};
+use coact::select::Select;
 use coact::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
 
 use crate::irc::{self, fold, num, Frame, Framer};
@@ -151,34 +153,45 @@ impl Outbound {
     }
 }
 
-/// Drains the outbound queue into the socket, batching lines into few writes. An empty line
-/// is the connection's request to close.
-fn writer(mut wr: WriteHalf, rx: Receiver<Line>, conn: Arc<Conn>) {
-    let mut buf = Vec::with_capacity(16 * 1024);
-    let mut closing = false;
-    while !closing {
-        let Ok(line) = rx.recv() else { break };
-        if line.is_empty() {
-            break;
+/// How long a write may wait for the client's socket to take more bytes.
+const WRITE_STALL: Duration = Duration::from_secs(30);
+
+/// Writes all of `buf`, parking while the socket is full; gives up after [`WRITE_STALL`]
+/// without progress.
+fn write_all(stream: &TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
+    while !buf.is_empty() {
+        match stream.try_write(buf) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => buf = &buf[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                let mut sel = Select::new();
+                sel.writable(stream);
+                if sel.ready_timeout(WRITE_STALL).is_err() {
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
         }
-        buf.extend_from_slice(line.as_bytes());
+    }
+    Ok(())
+}
+
+/// Moves what is queued for the client into its socket, batching lines into few writes.
+fn flush(stream: &TcpStream, rx: &Receiver<Line>, buf: &mut Vec<u8>) -> std::io::Result<()> {
+    loop {
         while buf.len() < 64 * 1024 {
             match rx.try_recv() {
-                Ok(l) if l.is_empty() => {
-                    closing = true;
-                    break;
-                }
                 Ok(l) => buf.extend_from_slice(l.as_bytes()),
                 Err(_) => break,
             }
         }
-        if wr.write_all(&buf).is_err() {
-            conn.kill("write error");
-            return;
+        if buf.is_empty() {
+            return Ok(());
         }
+        write_all(stream, buf)?;
         buf.clear();
     }
-    let _ = wr.shutdown();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1062,20 +1075,17 @@ struct Client {
     quit: Option<String>,
 }
 
-/// Serves one connection until it closes.
+/// Serves one connection until it closes: one coroutine that waits, in one persistent
+/// `Select`, for the client's socket to be readable or its outbound queue to have lines.
 fn connection(stream: TcpStream, peer: SocketAddr, dir: Addr<DirMsg>, config: Arc<Config>) {
     let _ = stream.set_nodelay(true);
-    let _ = stream.set_read_timeout(Some(config.ping_interval));
     let killer = stream.try_clone().ok();
-    let (mut rd, wr) = stream.split();
     let conn = Arc::new(Conn {
         killer: Mutex::new(killer),
         dead: AtomicBool::new(false),
         why: Mutex::new(None),
     });
     let (tx, rx) = sync_channel::<Line>(config.sendq);
-    let writer_conn = conn.clone();
-    let writer = coact::spawn(move || writer(wr, rx, writer_conn));
     let mut client = Client {
         out: Outbound {
             tx,
@@ -1091,15 +1101,16 @@ fn connection(stream: TcpStream, peer: SocketAddr, dir: Addr<DirMsg>, config: Ar
         touched: HashMap::new(),
         quit: None,
     };
-    let reason = client.read_loop(&mut rd);
+    let reason = client.serve(&stream, &rx);
     client.cleanup(&reason);
-    client.out.text(format!(
-        "ERROR :Closing link: {} ({})\r\n",
-        client.host, reason
-    ));
-    client.out.send(Arc::from(""));
+    let farewell = format!("ERROR :Closing link: {} ({})\r\n", client.host, reason);
     drop(client);
-    let _ = writer.join();
+    // What is queued still goes out (unless the client is the problem), then the goodbye.
+    let mut buf = Vec::new();
+    if !conn.dead.load(Ordering::Acquire) && flush(&stream, &rx, &mut buf).is_ok() {
+        let _ = write_all(&stream, farewell.as_bytes());
+    }
+    let _ = stream.shutdown(Shutdown::Both);
     conn.kill("closed");
 }
 
@@ -1128,28 +1139,54 @@ impl Client {
         ));
     }
 
-    /// Reads and handles lines until the client leaves; returns why.
-    fn read_loop(&mut self, rd: &mut coact::net::ReadHalf) -> String {
+    /// Handles the client until it leaves; returns why.
+    fn serve(&mut self, stream: &TcpStream, rx: &Receiver<Line>) -> String {
         let mut framer = Framer::default();
         let mut frames = Vec::new();
         let mut buf = vec![0u8; 4096];
+        let mut out = Vec::new();
         let mut awaiting_pong = false;
+        let mut last_heard = Instant::now();
         let mut bucket = self
             .config
             .flood
             .map(|(burst, _)| (f64::from(burst), Instant::now()));
+        let mut sel = Select::new();
+        let readable = sel.readable(stream);
+        sel.recv(rx);
         loop {
-            let n = match rd.read(&mut buf) {
+            if self.out.conn.dead.load(Ordering::Acquire) {
+                return self
+                    .out
+                    .conn
+                    .why
+                    .lock()
+                    .unwrap()
+                    .clone()
+                    .unwrap_or_default();
+            }
+            let idle_until = last_heard + self.config.ping_interval;
+            let ready = sel.ready_timeout(idle_until.saturating_duration_since(Instant::now()));
+            let Ok(op) = ready else {
+                if awaiting_pong {
+                    return "Ping timeout".into();
+                }
+                awaiting_pong = true;
+                last_heard = Instant::now();
+                self.out.text(format!("PING :{}\r\n", self.config.name));
+                continue;
+            };
+            if op != readable {
+                if flush(stream, rx, &mut out).is_err() {
+                    return "Write error".into();
+                }
+                continue;
+            }
+            let n = match stream.try_read(&mut buf) {
                 Ok(0) => return "Connection closed".into(),
                 Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {
-                    if awaiting_pong {
-                        return "Ping timeout".into();
-                    }
-                    awaiting_pong = true;
-                    self.out.text(format!("PING :{}\r\n", self.config.name));
-                    continue;
-                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 Err(_) => {
                     return self
                         .out
@@ -1162,6 +1199,7 @@ impl Client {
                 }
             };
             awaiting_pong = false;
+            last_heard = Instant::now();
             framer.push(&buf[..n], &mut frames);
             for frame in frames.drain(..) {
                 if let (Some((tokens, last)), Some((burst, rate))) =
