@@ -114,6 +114,14 @@ impl Common {
         *lock(&self.running) = id;
     }
 
+    /// Forgets the running coroutine if it is still `id`.
+    pub(crate) fn clear_running(&self, id: Option<&CoroutineId>) {
+        let mut r = lock(&self.running);
+        if r.as_ref() == id {
+            *r = None;
+        }
+    }
+
     /// Cancels the running coroutine, if any.
     pub(crate) fn cancel_running(&self) {
         if let Some(id) = lock(&self.running).as_ref() {
@@ -244,14 +252,16 @@ enum Outcome {
 /// Runs one activation: handles messages until the mailbox is empty or the actor stops.
 fn activate<A: Actor>(cell: Arc<Cell<A>>) {
     let mut inner = lock(&cell.inner);
-    cell.common.set_running(coact_runtime::current_coroutine());
+    let me = coact_runtime::current_coroutine();
+    cell.common.set_running(me.clone());
     let outcome = match catch_unwind(AssertUnwindSafe(|| run(&cell, &mut inner))) {
         Ok(o) => o,
         // A kill (or the end of the runtime) cancelled us outside a handler call.
         Err(p) if p.is::<Cancelled>() => Outcome::Stop(StopReason::Killed),
         Err(p) => Outcome::Stop(StopReason::Panicked(panic_text(&*p))),
     };
-    cell.common.set_running(None);
+    // A newer activation may have started once this one went idle: leave its record alone.
+    cell.common.clear_running(me.as_ref());
     if let Outcome::Stop(reason) = outcome {
         cell.sched.store(DONE, Ordering::Release);
         if let Some(mut actor) = inner.actor.take() {
@@ -386,7 +396,6 @@ fn call<A: Actor>(
 
 /// Steps A1–A3 of the schedule protocol: true if the activation should end.
 fn go_idle<A: Actor>(cell: &Cell<A>, inner: &Inner<A>) -> bool {
-    cell.common.set_running(None);
     cell.sched.store(IDLE, Ordering::Release);
     fence(Ordering::SeqCst);
     let flags = cell.common.flags.load(Ordering::Acquire);
@@ -398,7 +407,6 @@ fn go_idle<A: Actor>(cell: &Cell<A>, inner: &Inner<A>) -> bool {
             .compare_exchange(IDLE, SCHEDULED, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
     {
-        cell.common.set_running(coact_runtime::current_coroutine());
         return false;
     }
     true

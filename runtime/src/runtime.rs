@@ -305,6 +305,17 @@ impl fmt::Debug for CoroutineId {
     }
 }
 
+impl PartialEq for CoroutineId {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0.shared, &other.0.shared)
+            && self.0.worker == other.0.worker
+            && self.0.key == other.0.key
+            && self.0.gen == other.0.gen
+    }
+}
+
+impl Eq for CoroutineId {}
+
 impl CoroutineId {
     /// Cancels the coroutine: the blocking call it is parked in (or its next one) unwinds its
     /// stack with [`Cancelled`](crate::Cancelled), running its destructors. A coroutine that
