@@ -147,13 +147,32 @@ impl std::error::Error for AskError {}
 /// with [`ReplyTo::send`]. Dropping it unanswered fails the ask at once with
 /// [`AskError::NoReply`].
 pub struct ReplyTo<R> {
-    tx: SyncSender<R>,
+    pub(crate) inner: ReplyInner<R>,
+}
+
+/// Where a reply goes.
+pub(crate) enum ReplyInner<R> {
+    /// To an asker in this process.
+    Local(SyncSender<R>),
+    /// Back over a link to an asker on another node (see the `serde` feature).
+    #[cfg_attr(not(feature = "serde"), allow(dead_code))]
+    Remote(Box<dyn RemoteReply<R>>),
+}
+
+/// A reply path to another node, made by a transport.
+pub(crate) trait RemoteReply<R>: Send {
+    /// Sends the reply; false if it cannot be delivered.
+    fn reply(self: Box<Self>, r: R) -> bool;
 }
 
 impl<R> ReplyTo<R> {
-    /// Answers the request. Returns `false` if the asker has given up (timed out).
+    /// Answers the request. Returns `false` if the asker has given up (timed out) or cannot
+    /// be reached any more.
     pub fn send(self, reply: R) -> bool {
-        self.tx.try_send(reply).is_ok()
+        match self.inner {
+            ReplyInner::Local(tx) => tx.try_send(reply).is_ok(),
+            ReplyInner::Remote(r) => r.reply(reply),
+        }
     }
 }
 
@@ -170,6 +189,11 @@ pub struct Monitor {
 }
 
 impl Monitor {
+    /// A monitor fed by a channel of the caller's: for transports that watch actors elsewhere.
+    pub fn from_receiver(rx: Receiver<Down>) -> Monitor {
+        Monitor { rx }
+    }
+
     /// Waits for the actor to stop.
     pub fn recv(&self) -> Down {
         self.rx
@@ -265,7 +289,7 @@ impl<M> Addr<M> {
     ) -> Result<R, AskError> {
         let deadline = Instant::now().checked_add(timeout);
         let (tx, rx) = sync_channel(1);
-        let msg = make(ReplyTo { tx });
+        let msg = make(ReplyTo { inner: ReplyInner::Local(tx) });
         let sent = match deadline {
             Some(d) => self.tx.send_deadline(msg, d).map_err(|e| match e {
                 mpsc::SendTimeoutError::Timeout(_) => AskError::Timeout,

@@ -70,15 +70,19 @@ mod addr;
 mod cell;
 mod process;
 mod reason;
+mod recipient;
 pub mod registry;
 mod supervisor;
 pub mod timer;
+#[cfg(feature = "serde")]
+pub mod wire;
 
 use coact_runtime::Handle;
 
 pub use addr::{Addr, AskError, Monitor, ReplyTo, SendError, SendTimeoutError, TrySendError};
 pub use process::Inbox;
 pub use reason::{ActorId, Down, StopReason};
+pub use recipient::Recipient;
 pub use supervisor::{Failure, Strategy, Supervisor, SupervisorRef};
 
 /// The mailbox capacity of [`spawn`] and [`spawn_process`].

@@ -8,6 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct ActorId(u64);
 
 impl ActorId {
+    /// A new process-unique id, for addresses a transport makes (coact-net's remote ones).
+    pub fn fresh() -> ActorId {
+        ActorId::next()
+    }
+
     pub(crate) fn next() -> ActorId {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         ActorId(NEXT.fetch_add(1, Ordering::Relaxed))
@@ -45,6 +50,8 @@ pub enum StopReason {
     /// Someone called [`Addr::kill`](crate::Addr::kill), or its runtime ended: its stack was
     /// unwound where it stood.
     Killed,
+    /// It lives on another node, and the link to that node went down (why, in words).
+    NodeDown(String),
 }
 
 impl fmt::Display for StopReason {
@@ -54,6 +61,7 @@ impl fmt::Display for StopReason {
             StopReason::Stopped => f.write_str("was stopped"),
             StopReason::Panicked(m) => write!(f, "panicked: {m}"),
             StopReason::Killed => f.write_str("was killed"),
+            StopReason::NodeDown(why) => write!(f, "is on a node that went down: {why}"),
         }
     }
 }
