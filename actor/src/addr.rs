@@ -19,13 +19,38 @@ use crate::reason::{ActorId, Down, StopReason};
 pub struct Addr<M> {
     tx: SyncSender<M>,
     ctl: Arc<dyn Control>,
+    /// Whether this address counts as a reference from outside the actor. The actor's own
+    /// address (in its `Ctx` or `Inbox`) does not: once no counted address is left and its
+    /// mailbox is empty, nothing can ever reach the actor and it stops (`Normal`).
+    counted: bool,
 }
 
 impl<M> Clone for Addr<M> {
     fn clone(&self) -> Self {
+        // Every clone counts, even one made from the actor's own address: it may be handed out.
+        self.ctl
+            .common()
+            .external
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         Addr {
             tx: self.tx.clone(),
             ctl: self.ctl.clone(),
+            counted: true,
+        }
+    }
+}
+
+impl<M> Drop for Addr<M> {
+    fn drop(&mut self) {
+        if self.counted
+            && self
+                .ctl
+                .common()
+                .external
+                .fetch_sub(1, std::sync::atomic::Ordering::AcqRel)
+                == 1
+        {
+            self.ctl.request(crate::cell::ORPHANED);
         }
     }
 }
@@ -219,8 +244,25 @@ impl Monitor {
 }
 
 impl<M> Addr<M> {
+    /// The first external address of a new actor.
     pub(crate) fn new(tx: SyncSender<M>, ctl: Arc<dyn Control>) -> Self {
-        Addr { tx, ctl }
+        ctl.common()
+            .external
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Addr {
+            tx,
+            ctl,
+            counted: true,
+        }
+    }
+
+    /// The actor's own address, which does not keep it alive.
+    pub(crate) fn own(&self) -> Self {
+        Addr {
+            tx: self.tx.clone(),
+            ctl: self.ctl.clone(),
+            counted: false,
+        }
     }
 
     /// The actor's identity.
@@ -289,7 +331,9 @@ impl<M> Addr<M> {
     ) -> Result<R, AskError> {
         let deadline = Instant::now().checked_add(timeout);
         let (tx, rx) = sync_channel(1);
-        let msg = make(ReplyTo { inner: ReplyInner::Local(tx) });
+        let msg = make(ReplyTo {
+            inner: ReplyInner::Local(tx),
+        });
         let sent = match deadline {
             Some(d) => self.tx.send_deadline(msg, d).map_err(|e| match e {
                 mpsc::SendTimeoutError::Timeout(_) => AskError::Timeout,

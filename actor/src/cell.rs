@@ -50,6 +50,8 @@ pub(crate) const STOP: u8 = 1;
 pub(crate) const KILL: u8 = 2;
 pub(crate) const RESTART: u8 = 4;
 pub(crate) const FAILED: u8 = 8;
+/// The last external address was dropped: stop once the mailbox is empty (if still so).
+pub(crate) const ORPHANED: u8 = 16;
 
 /// Messages an activation handles before it lets other coroutines on its worker run.
 const BATCH: u32 = 64;
@@ -70,6 +72,8 @@ pub(crate) struct Common {
     /// Names registered for this actor, released when it stops.
     pub(crate) names: Mutex<Vec<String>>,
     pub(crate) flags: AtomicU8,
+    /// Addresses held outside the actor (see `Addr::counted`).
+    pub(crate) external: std::sync::atomic::AtomicUsize,
 }
 
 impl Common {
@@ -81,6 +85,7 @@ impl Common {
             running: Mutex::new(None),
             names: Mutex::new(Vec::new()),
             flags: AtomicU8::new(0),
+            external: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
@@ -206,7 +211,7 @@ pub(crate) fn new_cell<A: Actor>(
         }),
     });
     let addr = Addr::new(tx, cell.clone());
-    lock(&cell.inner).self_addr = Some(addr.clone());
+    lock(&cell.inner).self_addr = Some(addr.own());
     // Run `started` now rather than at the first message.
     cell.request(0);
     addr
@@ -349,6 +354,9 @@ fn run<A: Actor>(cell: &Cell<A>, inner: &mut Inner<A>) -> Outcome {
                 }
             }
             Err(TryRecvError::Empty) => {
+                if orphaned(&cell.common) {
+                    return Outcome::Stop(StopReason::Normal);
+                }
                 if go_idle(cell, inner) {
                     return Outcome::Idle;
                 }
@@ -394,12 +402,20 @@ fn call<A: Actor>(
     }
 }
 
+/// Whether no external address is left (the flag is a hint; the count decides, since the
+/// actor may have handed out a new address after the flag was set).
+pub(crate) fn orphaned(common: &Common) -> bool {
+    common.flags.load(Ordering::Acquire) & ORPHANED != 0
+        && common.external.load(Ordering::Acquire) == 0
+}
+
 /// Steps A1–A3 of the schedule protocol: true if the activation should end.
 fn go_idle<A: Actor>(cell: &Cell<A>, inner: &Inner<A>) -> bool {
     cell.sched.store(IDLE, Ordering::Release);
     fence(Ordering::SeqCst);
     let flags = cell.common.flags.load(Ordering::Acquire);
     let work = flags & (STOP | KILL | RESTART) != 0
+        || orphaned(&cell.common)
         || (flags & FAILED == 0 && inner.rx.as_ref().is_some_and(|rx| !rx.is_empty()));
     if work
         && cell

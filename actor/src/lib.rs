@@ -100,7 +100,8 @@ pub trait Actor: Send + Sized + 'static {
     /// Runs once before the first message (and after each restart).
     fn started(&mut self, _ctx: &mut Ctx<'_, Self::Msg>) {}
 
-    /// Runs once when the actor stops, unless it was killed while busy.
+    /// Runs once when the actor stops, whatever the reason (after a panic or a kill, the state
+    /// may be part-way through an update).
     fn stopped(&mut self, _reason: &StopReason) {}
 
     /// Renders a message for a supervisor's [`Failure`] report, called before each message of

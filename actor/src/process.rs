@@ -16,7 +16,7 @@ use coact_runtime::sync::mpsc::{
 };
 use coact_runtime::{Cancelled, Handle};
 
-use crate::cell::{Common, Control, KILL, STOP};
+use crate::cell::{orphaned, Common, Control, KILL, ORPHANED, STOP};
 use crate::reason::{panic_text, StopReason};
 use crate::Addr;
 
@@ -36,7 +36,7 @@ impl Control for ProcessCtl {
 
     fn request(&self, flag: u8) {
         self.common.flags.fetch_or(flag, Ordering::AcqRel);
-        if flag & STOP != 0 {
+        if flag & (STOP | ORPHANED) != 0 {
             let _ = self.stop_tx.try_send(());
         }
         if flag & KILL != 0 {
@@ -86,8 +86,14 @@ impl<M: Send> Inbox<M> {
             match self.rx.try_recv() {
                 Ok(m) => return Ok(m),
                 Err(TryRecvError::Disconnected) => return Err(RecvTimeoutError::Disconnected),
+                Err(TryRecvError::Empty) if orphaned(&self.ctl.common) => {
+                    return Err(RecvTimeoutError::Disconnected)
+                }
                 Err(TryRecvError::Empty) => {}
             }
+            // Stop and orphan signals are flags; the token only wakes us. Drop stale tokens so
+            // the wait below does not return at once for a signal already handled.
+            while self.stop_rx.try_recv().is_ok() {}
             let mut sel = Select::new();
             sel.recv(&self.rx);
             sel.recv(&self.stop_rx);
@@ -144,7 +150,7 @@ where
         rx,
         stop_rx,
         ctl: ctl.clone(),
-        me: addr.clone(),
+        me: addr.own(),
     };
     let run_ctl = ctl.clone();
     let spawned = handle.try_spawn(move || {

@@ -43,7 +43,7 @@ use coact_runtime::select::Select;
 use coact_runtime::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use coact_runtime::Handle;
 
-use crate::cell::{new_cell, Control, RESTART, STOP};
+use crate::cell::{new_cell, Control, KILL, RESTART, STOP};
 use crate::process::spawn_process_with;
 use crate::reason::{ActorId, StopReason};
 use crate::{Actor, Addr, Monitor, DEFAULT_CAPACITY};
@@ -247,6 +247,10 @@ impl Supervisor {
     }
 }
 
+/// How long a child may take to finish its current message when its supervisor stops it;
+/// after that it is killed.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
 /// Stops the children, last started first, when the supervisor ends for any reason.
 struct StopOnDrop(Vec<Arc<dyn Control>>);
 
@@ -257,8 +261,10 @@ impl Drop for StopOnDrop {
             c.common().watch(tx);
             c.request(STOP);
             // Waiting is skipped while unwinding (a cancelled supervisor cannot park).
-            if !std::thread::panicking() {
-                let _ = rx.recv();
+            if !std::thread::panicking() && rx.recv_timeout(STOP_GRACE).is_err() {
+                // Blocked in a handler for too long: unwind it where it stands.
+                c.request(KILL);
+                let _ = rx.recv_timeout(STOP_GRACE);
             }
         }
     }
@@ -271,8 +277,8 @@ pub struct SupervisorRef {
 }
 
 impl SupervisorRef {
-    /// Stops every child, last started first, waiting for each, then the supervisor.
-    /// Returns once all of them have stopped.
+    /// Stops every child, last started first, waiting for each (a child still busy after 5
+    /// seconds is killed), then the supervisor. Returns once all of them have stopped.
     pub fn shutdown(&self) {
         let down = self.addr.monitor();
         let _ = self.addr.send(SupMsg::Shutdown);

@@ -57,7 +57,9 @@ fn config() -> bincode::config::Configuration {
 impl<R: DeserializeOwned + Send + 'static> Serialize for ReplyTo<R> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let ReplyInner::Local(tx) = &self.inner else {
-            return Err(S::Error::custom("a ReplyTo received from another node cannot be forwarded"));
+            return Err(S::Error::custom(
+                "a ReplyTo received from another node cannot be forwarded",
+            ));
         };
         let tx = tx.clone();
         let pending: PendingReply = Box::new(move |bytes| {
@@ -71,7 +73,9 @@ impl<R: DeserializeOwned + Send + 'static> Serialize for ReplyTo<R> {
         let id = ENCODER.with(|c| c.borrow_mut().as_mut().map(|reg| reg(pending)));
         match id {
             Some(id) => s.serialize_u64(id),
-            None => Err(S::Error::custom("a ReplyTo can only be serialised by a coact-net link")),
+            None => Err(S::Error::custom(
+                "a ReplyTo can only be serialised by a coact-net link",
+            )),
         }
     }
 }
@@ -81,8 +85,15 @@ impl<'de, R: Serialize + Send + 'static> Deserialize<'de> for ReplyTo<R> {
         let id = u64::deserialize(d)?;
         let sink = DECODER.with(|c| c.borrow_mut().as_mut().map(|make| make(id)));
         match sink {
-            Some(sink) => Ok(ReplyTo { inner: ReplyInner::Remote(Box::new(Remote::<R> { sink: Some(sink), _r: std::marker::PhantomData })) }),
-            None => Err(D::Error::custom("a ReplyTo can only be deserialised by a coact-net link")),
+            Some(sink) => Ok(ReplyTo {
+                inner: ReplyInner::Remote(Box::new(Remote::<R> {
+                    sink: Some(sink),
+                    _r: std::marker::PhantomData,
+                })),
+            }),
+            None => Err(D::Error::custom(
+                "a ReplyTo can only be deserialised by a coact-net link",
+            )),
         }
     }
 }
@@ -95,7 +106,9 @@ struct Remote<R> {
 
 impl<R: Serialize + Send> RemoteReply<R> for Remote<R> {
     fn reply(mut self: Box<Self>, r: R) -> bool {
-        let Some(sink) = self.sink.take() else { return false };
+        let Some(sink) = self.sink.take() else {
+            return false;
+        };
         match bincode::serde::encode_to_vec(&r, config()) {
             Ok(bytes) => {
                 sink(Some(bytes));
