@@ -137,6 +137,9 @@ impl Conn {
 pub struct Outbound {
     tx: SyncSender<Line>,
     conn: Arc<Conn>,
+    /// Channels (folded names) the client was removed from by others (KICK), for its
+    /// connection to forget.
+    left: Arc<Mutex<Vec<String>>>,
 }
 
 impl Outbound {
@@ -567,7 +570,7 @@ impl Channel {
         );
     }
 
-    fn mode_string(&self) -> String {
+    fn mode_string(&self, show_key: bool) -> String {
         let mut s = String::from("+");
         let mut args = Vec::new();
         for (on, c) in [
@@ -582,7 +585,7 @@ impl Channel {
         }
         if let Some(k) = &self.modes.key {
             s.push('k');
-            args.push(k.clone());
+            args.push(if show_key { k.clone() } else { "*".to_owned() });
         }
         if let Some(l) = self.modes.limit {
             s.push('l');
@@ -916,7 +919,8 @@ impl Actor for Channel {
             }
             ChanMsg::Mode { who, out, args } => {
                 if args.is_empty() {
-                    let modes = self.mode_string();
+                    let member = self.members.contains_key(&fold(&who.nick));
+                    let modes = self.mode_string(member);
                     self.num(
                         &out,
                         num::RPL_CHANNELMODEIS,
@@ -967,6 +971,7 @@ impl Actor for Channel {
                     );
                     return;
                 };
+                t.out.left.lock().unwrap().push(fold(&self.name));
                 let reason = reason.unwrap_or_else(|| who.nick.clone());
                 let line = format!(
                     ":{} KICK {} {} :{}\r\n",
@@ -978,7 +983,19 @@ impl Actor for Channel {
                 self.broadcast(&line, None);
                 self.leave(&tk, ctx);
             }
-            ChanMsg::Names { nick, out } => self.names(&nick, &out),
+            ChanMsg::Names { nick, out } => {
+                if self.modes.secret && !self.members.contains_key(&fold(&nick)) {
+                    self.num(
+                        &out,
+                        num::RPL_ENDOFNAMES,
+                        &nick,
+                        &[&self.name],
+                        "End of /NAMES list.",
+                    );
+                } else {
+                    self.names(&nick, &out);
+                }
+            }
             ChanMsg::WhoList { nick, out } => {
                 for m in self.members.values() {
                     let flags = if m.op { "H@" } else { "H" };
@@ -1059,6 +1076,32 @@ impl Actor for Channel {
 // Connections
 // ---------------------------------------------------------------------------------------------
 
+/// A token bucket: `burst` lines at once, then `rate` per second.
+struct Bucket {
+    tokens: f64,
+    last: Instant,
+    burst: u32,
+    rate: u32,
+}
+
+impl Bucket {
+    /// Takes a token; if none is there, how long until one is.
+    fn take(&mut self) -> Option<Duration> {
+        let now = Instant::now();
+        let refill = now.duration_since(self.last).as_secs_f64() * f64::from(self.rate);
+        self.tokens = (self.tokens + refill).min(f64::from(self.burst));
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            None
+        } else {
+            Some(Duration::from_secs_f64(
+                (1.0 - self.tokens) / f64::from(self.rate.max(1)),
+            ))
+        }
+    }
+}
+
 /// One client's connection state, owned by its reader coroutine.
 struct Client {
     config: Arc<Config>,
@@ -1073,6 +1116,11 @@ struct Client {
     /// Channels written to since the last PING.
     touched: HashMap<String, Addr<ChanMsg>>,
     quit: Option<String>,
+    /// User mode +i.
+    invisible: bool,
+    /// The connection's own replies, written by the connection itself: they do not count
+    /// against the outbound queue, which is for what other actors send this client.
+    local: std::cell::RefCell<Vec<u8>>,
 }
 
 /// Serves one connection until it closes: one coroutine that waits, in one persistent
@@ -1090,6 +1138,7 @@ fn connection(stream: TcpStream, peer: SocketAddr, dir: Addr<DirMsg>, config: Ar
         out: Outbound {
             tx,
             conn: conn.clone(),
+            left: Arc::new(Mutex::new(Vec::new())),
         },
         host: peer.ip().to_string(),
         config,
@@ -1100,15 +1149,20 @@ fn connection(stream: TcpStream, peer: SocketAddr, dir: Addr<DirMsg>, config: Ar
         channels: HashMap::new(),
         touched: HashMap::new(),
         quit: None,
+        invisible: false,
+        local: std::cell::RefCell::new(Vec::new()),
     };
     let reason = client.serve(&stream, &rx);
     client.cleanup(&reason);
-    let farewell = format!("ERROR :Closing link: {} ({})\r\n", client.host, reason);
+    let mut last = client.local.take();
+    last.extend_from_slice(
+        format!("ERROR :Closing link: {} ({})\r\n", client.host, reason).as_bytes(),
+    );
     drop(client);
     // What is queued still goes out (unless the client is the problem), then the goodbye.
     let mut buf = Vec::new();
     if !conn.dead.load(Ordering::Acquire) && flush(&stream, &rx, &mut buf).is_ok() {
-        let _ = write_all(&stream, farewell.as_bytes());
+        let _ = write_all(&stream, &last);
     }
     let _ = stream.shutdown(Shutdown::Both);
     conn.kill("closed");
@@ -1130,97 +1184,62 @@ impl Client {
     }
 
     fn num(&self, code: u16, params: &[&str], text: &str) {
-        self.out.text(irc::numeric(
-            &self.config.name,
-            code,
-            self.nick(),
-            params,
-            text,
-        ));
+        let line = irc::numeric(&self.config.name, code, self.nick(), params, text);
+        self.reply(line);
+    }
+
+    /// Queues one of the connection's own replies (see `local`).
+    fn reply(&self, line: String) {
+        self.local.borrow_mut().extend_from_slice(line.as_bytes());
+    }
+
+    /// Why the connection was closed from elsewhere, or `otherwise`.
+    fn why(&self, otherwise: &str) -> String {
+        self.out
+            .conn
+            .why
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or_else(|| otherwise.to_owned())
     }
 
     /// Handles the client until it leaves; returns why.
+    ///
+    /// Input is handled as the flood limit allows; while a client waits for tokens, its
+    /// socket is not read (the flood backs up into its own TCP window) but what others send it
+    /// keeps flowing out.
     fn serve(&mut self, stream: &TcpStream, rx: &Receiver<Line>) -> String {
         let mut framer = Framer::default();
-        let mut frames = Vec::new();
+        let mut pending: std::collections::VecDeque<Frame> = std::collections::VecDeque::new();
+        let mut fresh = Vec::new();
         let mut buf = vec![0u8; 4096];
         let mut out = Vec::new();
         let mut awaiting_pong = false;
         let mut last_heard = Instant::now();
-        let mut bucket = self
-            .config
-            .flood
-            .map(|(burst, _)| (f64::from(burst), Instant::now()));
+        let mut bucket = self.config.flood.map(|(burst, rate)| Bucket {
+            tokens: f64::from(burst),
+            last: Instant::now(),
+            burst,
+            rate,
+        });
         let mut sel = Select::new();
         let readable = sel.readable(stream);
         sel.recv(rx);
+        let mut sel_out = Select::new();
+        sel_out.recv(rx);
         loop {
             if self.out.conn.dead.load(Ordering::Acquire) {
-                return self
-                    .out
-                    .conn
-                    .why
-                    .lock()
-                    .unwrap()
-                    .clone()
-                    .unwrap_or_default();
+                return self.why("Connection closed");
             }
-            let idle_until = last_heard + self.config.ping_interval;
-            let ready = sel.ready_timeout(idle_until.saturating_duration_since(Instant::now()));
-            let Ok(op) = ready else {
-                if awaiting_pong {
-                    return "Ping timeout".into();
+            // Handle what was read, as far as the flood limit allows.
+            let mut throttled = None;
+            while !pending.is_empty() {
+                if let Some(wait) = bucket.as_mut().and_then(Bucket::take) {
+                    throttled = Some(wait);
+                    break;
                 }
-                awaiting_pong = true;
-                last_heard = Instant::now();
-                self.out.text(format!("PING :{}\r\n", self.config.name));
-                continue;
-            };
-            if op != readable {
-                if flush(stream, rx, &mut out).is_err() {
-                    return "Write error".into();
-                }
-                continue;
-            }
-            let n = match stream.try_read(&mut buf) {
-                Ok(0) => return "Connection closed".into(),
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => {
-                    return self
-                        .out
-                        .conn
-                        .why
-                        .lock()
-                        .unwrap()
-                        .clone()
-                        .unwrap_or_else(|| "Connection reset".into())
-                }
-            };
-            awaiting_pong = false;
-            last_heard = Instant::now();
-            framer.push(&buf[..n], &mut frames);
-            for frame in frames.drain(..) {
-                if let (Some((tokens, last)), Some((burst, rate))) =
-                    (bucket.as_mut(), self.config.flood)
-                {
-                    // Token bucket: a client past its burst waits, which also stops reading
-                    // its socket, so the flood backs up into its own TCP window.
-                    let now = Instant::now();
-                    *tokens = (*tokens + now.duration_since(*last).as_secs_f64() * f64::from(rate))
-                        .min(f64::from(burst));
-                    *last = now;
-                    if *tokens < 1.0 {
-                        coact::time::sleep(Duration::from_secs_f64(
-                            (1.0 - *tokens) / f64::from(rate),
-                        ));
-                        *tokens = 1.0;
-                        *last = Instant::now();
-                    }
-                    *tokens -= 1.0;
-                }
-                match frame {
+                match pending.pop_front().expect("not empty") {
                     Frame::TooLong => {
                         self.num(num::ERR_INPUTTOOLONG, &[], "Input line was too long")
                     }
@@ -1234,6 +1253,45 @@ impl Client {
                     return q;
                 }
             }
+            let local = self.local.take();
+            if !local.is_empty() && write_all(stream, &local).is_err() {
+                return self.why("Write error");
+            }
+            if let Some(wait) = throttled {
+                // Only the outbound queue is served until a token is due.
+                if sel_out.ready_timeout(wait).is_ok() && flush(stream, rx, &mut out).is_err() {
+                    return self.why("Write error");
+                }
+                continue;
+            }
+            let idle_until = last_heard + self.config.ping_interval;
+            let ready = sel.ready_timeout(idle_until.saturating_duration_since(Instant::now()));
+            let Ok(op) = ready else {
+                if awaiting_pong {
+                    return "Ping timeout".into();
+                }
+                awaiting_pong = true;
+                last_heard = Instant::now();
+                self.reply(format!("PING :{}\r\n", self.config.name));
+                continue;
+            };
+            if op != readable {
+                if flush(stream, rx, &mut out).is_err() {
+                    return self.why("Write error");
+                }
+                continue;
+            }
+            let n = match stream.try_read(&mut buf) {
+                Ok(0) => return "Connection closed".into(),
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(_) => return self.why("Connection reset"),
+            };
+            awaiting_pong = false;
+            last_heard = Instant::now();
+            framer.push(&buf[..n], &mut fresh);
+            pending.extend(fresh.drain(..));
         }
     }
 
@@ -1242,17 +1300,22 @@ impl Client {
     }
 
     fn command(&mut self, cmd: String, p: Vec<String>) {
+        let kicked: Vec<String> = std::mem::take(&mut *self.out.left.lock().unwrap());
+        for k in kicked {
+            self.channels.remove(&k);
+            self.touched.remove(&k);
+        }
         let need = |n: usize| p.len() >= n;
         match cmd.as_str() {
             "CAP" => match p.first().map(|s| s.to_ascii_uppercase()).as_deref() {
-                Some("LS") | Some("LIST") => self.out.text(format!(
+                Some("LS") | Some("LIST") => self.reply(format!(
                     ":{} CAP {} LS :\r\n",
                     self.config.name,
                     self.nick()
                 )),
                 Some("REQ") => {
                     let caps = p.get(1).cloned().unwrap_or_default();
-                    self.out.text(format!(
+                    self.reply(format!(
                         ":{} CAP {} NAK :{}\r\n",
                         self.config.name,
                         self.nick(),
@@ -1391,8 +1454,9 @@ impl Client {
                                     nick: self.nick().to_owned(),
                                     on: adding,
                                 });
+                                self.invisible = adding;
                                 let sign = if adding { '+' } else { '-' };
-                                self.out.text(format!(
+                                self.reply(format!(
                                     ":{} MODE {} :{}i\r\n",
                                     self.nick(),
                                     self.nick(),
@@ -1403,7 +1467,8 @@ impl Client {
                         }
                     }
                 } else {
-                    self.num(num::RPL_UMODEIS, &["+"], "");
+                    let modes = if self.invisible { "+i" } else { "+" };
+                    self.num(num::RPL_UMODEIS, &[modes], "");
                 }
             }
             "WHO" => {
