@@ -266,11 +266,18 @@ impl Handle {
 impl Handle {
     /// Spawns a coroutine nobody joins: it holds no slot of the live-coroutine cap until it
     /// starts (so any number may wait to start), and a panic in it is printed by the panic
-    /// hook and otherwise ignored. For layers that track their coroutines themselves.
+    /// hook and otherwise ignored. For layers that track their coroutines themselves. Once the
+    /// runtime has ended, `f` is dropped without running.
     pub fn spawn_detached<F>(&self, f: F)
     where
         F: FnOnce() + Send + 'static,
     {
+        if self.shared.is_shutting_down() {
+            // Nothing will run it; dropping it now runs its destructors and breaks any cycle
+            // through the runtime's queues.
+            drop(f);
+            return;
+        }
         let task: Task = Box::new(move || {
             let _ = catch_unwind(AssertUnwindSafe(f));
         });
