@@ -24,7 +24,16 @@ pub use coact_runtime::{
     DEFAULT_STACK_SIZE,
 };
 /// `select` is both the module of `Select` and the `select!` macro.
-pub use coact_runtime::{net, select, sync, time};
+pub use coact_runtime::{select, sync, time};
+
+/// Networking: the coroutine-aware sockets of [`coact_runtime::net`] (`TcpStream`,
+/// `TcpListener`, `UdpSocket`...) and distribution from [`coact_net`]: [`Node`](net::Node)s
+/// linked over authenticated TCP, and [`RemoteAddr`](net::RemoteAddr)esses of actors on other
+/// nodes.
+pub mod net {
+    pub use coact_net::*;
+    pub use coact_runtime::net::*;
+}
 
 /// Actors: typed bounded mailboxes, ask, monitors, supervision, a registry and timers.
 pub use coact_actor as actor;

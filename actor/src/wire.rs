@@ -50,6 +50,19 @@ pub fn decoding<T>(sinks: SinkMaker, f: impl FnOnce() -> T) -> T {
     r
 }
 
+/// A reply slot for an asker in this process, and the receiver its answer arrives on: what a
+/// transport's `ask` puts in the request it encodes. The receiver reports disconnection as soon
+/// as every copy of the slot is dropped unanswered.
+pub fn local_reply<R>() -> (ReplyTo<R>, coact_runtime::sync::mpsc::Receiver<R>) {
+    let (tx, rx) = coact_runtime::sync::mpsc::sync_channel(1);
+    (
+        ReplyTo {
+            inner: ReplyInner::Local(tx),
+        },
+        rx,
+    )
+}
+
 fn config() -> bincode::config::Configuration {
     bincode::config::standard()
 }

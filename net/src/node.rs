@@ -1,0 +1,290 @@
+//! Nodes: a listener, the exported actors, and the links to other nodes.
+
+use std::any::type_name;
+use std::collections::HashMap;
+use std::fmt;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
+
+use coact_actor::wire::{self, SinkMaker};
+use coact_actor::Addr;
+use coact_runtime::net::TcpListener;
+use coact_runtime::sync::mpsc::{sync_channel, Receiver};
+use coact_runtime::{CoroutineId, Handle};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::frame::{self, LookupAnswer};
+use crate::link::{self, lock, LinkCore, Session};
+use crate::remote::Peer;
+
+/// How a [`Node`] runs. [`NodeConfig::new`] fills in the defaults.
+#[derive(Clone)]
+pub struct NodeConfig {
+    /// The node's name, told to peers in the handshake (and shown in logs).
+    pub name: String,
+    /// Where to listen (`127.0.0.1:0` picks a free port; see [`Node::local_addr`]).
+    pub listen: SocketAddr,
+    /// The secret every node of the cluster shares; links are authenticated with it
+    /// (HMAC-SHA256 over fresh challenges). It never crosses the wire.
+    pub secret: Vec<u8>,
+    /// A link that sent nothing for this long sends a heartbeat. Default 1 s.
+    pub heartbeat: Duration,
+    /// A link that heard nothing (frame or heartbeat) for this long is declared down, and so is
+    /// a handshake that takes longer. Default 3 s. Keep it well above `heartbeat`.
+    pub down_after: Duration,
+    /// The largest frame accepted; a longer length prefix closes the link. Default 16 MiB.
+    pub max_frame: usize,
+    /// Frames queued per link before senders park (backpressure). Default 1024.
+    pub outbound: usize,
+    /// The reconnect backoff of outbound links: it starts at the first and doubles up to the
+    /// second. Default 50 ms to 2 s.
+    pub reconnect: (Duration, Duration),
+}
+
+impl NodeConfig {
+    /// A configuration with the defaults.
+    pub fn new(name: impl Into<String>, listen: SocketAddr, secret: impl Into<Vec<u8>>) -> Self {
+        NodeConfig {
+            name: name.into(),
+            listen,
+            secret: secret.into(),
+            heartbeat: Duration::from_secs(1),
+            down_after: Duration::from_secs(3),
+            max_frame: 16 << 20,
+            outbound: 1024,
+            reconnect: (Duration::from_millis(50), Duration::from_secs(2)),
+        }
+    }
+}
+
+impl NodeConfig {
+    fn validate(&self) -> io::Result<()> {
+        let bad = |why: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, why.to_owned()));
+        if self.heartbeat.is_zero() || self.down_after <= self.heartbeat {
+            return bad("coact-net: heartbeat must be above zero and below down_after");
+        }
+        if self.max_frame < 1024 || self.max_frame > u32::MAX as usize {
+            return bad("coact-net: max_frame must be between 1 KiB and 4 GiB");
+        }
+        if self.outbound == 0 {
+            return bad("coact-net: outbound must be at least 1");
+        }
+        if self.reconnect.0.is_zero() || self.reconnect.1 < self.reconnect.0 {
+            return bad("coact-net: reconnect must be (min, max) with 0 < min <= max");
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for NodeConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NodeConfig")
+            .field("name", &self.name)
+            .field("listen", &self.listen)
+            .field("secret", &"<hidden>")
+            .field("heartbeat", &self.heartbeat)
+            .field("down_after", &self.down_after)
+            .field("max_frame", &self.max_frame)
+            .field("outbound", &self.outbound)
+            .field("reconnect", &self.reconnect)
+            .finish()
+    }
+}
+
+/// Decodes a message for an exported actor and delivers it.
+type Deliver = dyn Fn(&[u8], &Arc<Session>) -> Result<(), String> + Send + Sync;
+
+#[derive(Clone)]
+pub(crate) struct Export {
+    type_name: &'static str,
+    pub(crate) deliver: Arc<Deliver>,
+}
+
+pub(crate) struct NodeInner {
+    pub(crate) config: NodeConfig,
+    pub(crate) handle: Handle,
+    local: SocketAddr,
+    closed: AtomicBool,
+    exports: Mutex<HashMap<String, Export>>,
+    accept: Mutex<Option<CoroutineId>>,
+    links: Mutex<Vec<Weak<LinkCore>>>,
+    inbound: Mutex<Vec<Weak<Session>>>,
+}
+
+impl NodeInner {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn export_of(&self, name: &str) -> Option<Export> {
+        lock(&self.exports).get(name).cloned()
+    }
+
+    pub(crate) fn lookup_answer(&self, name: &str, type_name: &str) -> LookupAnswer {
+        match lock(&self.exports).get(name) {
+            None => LookupAnswer::NotExported,
+            Some(e) if e.type_name == type_name => LookupAnswer::Found,
+            Some(e) => LookupAnswer::WrongType(e.type_name.to_owned()),
+        }
+    }
+
+    pub(crate) fn add_inbound(&self, s: &Arc<Session>) {
+        let mut v = lock(&self.inbound);
+        v.retain(|w| w.strong_count() > 0);
+        v.push(Arc::downgrade(s));
+        drop(v);
+        if self.is_closed() {
+            s.close("the node shut down");
+        }
+    }
+}
+
+/// A node: listens for links from other nodes, serves the actors it exports over every link,
+/// and dials other nodes ([`Node::connect`]).
+///
+/// Dropping it shuts it down: the listener closes, and every link it accepted or dialed goes
+/// down (their peers see the node down at once).
+pub struct Node {
+    inner: Arc<NodeInner>,
+    accept_done: Receiver<()>,
+}
+
+impl fmt::Debug for Node {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Node")
+            .field("name", &self.inner.config.name)
+            .field("local_addr", &self.inner.local)
+            .finish()
+    }
+}
+
+impl Node {
+    /// Starts a node: binds its listener and spawns its accept loop. Call it inside a coact
+    /// runtime (the node's coroutines run there).
+    ///
+    /// Fails if the configuration is inconsistent (`InvalidInput`), outside a runtime, or if
+    /// the address cannot be bound.
+    pub fn start(config: NodeConfig) -> io::Result<Node> {
+        config.validate()?;
+        let handle = Handle::current().ok_or_else(|| {
+            io::Error::other("coact-net: Node::start must be called inside a coact runtime")
+        })?;
+        let listener = TcpListener::bind(config.listen)?;
+        let local = listener.local_addr()?;
+        let inner = Arc::new(NodeInner {
+            config,
+            handle: handle.clone(),
+            local,
+            closed: AtomicBool::new(false),
+            exports: Mutex::new(HashMap::new()),
+            accept: Mutex::new(None),
+            links: Mutex::new(Vec::new()),
+            inbound: Mutex::new(Vec::new()),
+        });
+        let (done_tx, accept_done) = sync_channel::<()>(1);
+        let (id_tx, id_rx) = sync_channel(1);
+        let n = inner.clone();
+        handle.spawn_detached(move || {
+            let _done = done_tx; // dropped when the loop ends or unwinds
+            let _ = id_tx.send(coact_runtime::current_coroutine());
+            drop(id_tx);
+            link::accept_loop(n, listener);
+        });
+        let id = id_rx.recv().ok().flatten();
+        *lock(&inner.accept) = id;
+        Ok(Node { inner, accept_done })
+    }
+
+    /// The address the node listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.inner.local
+    }
+
+    /// The node's name.
+    pub fn name(&self) -> &str {
+        &self.inner.config.name
+    }
+
+    /// Exports an actor under `name` (replacing what was exported under it): peers may look it
+    /// up and send to it. The message type's name ([`std::any::type_name`]) is recorded too; a
+    /// lookup for another type fails with [`LookupError::WrongType`](crate::LookupError).
+    /// Messages are delivered with [`Addr::send`], so a full mailbox slows the link down
+    /// (backpressure) instead of growing a queue.
+    pub fn export<M>(&self, name: impl Into<String>, addr: Addr<M>)
+    where
+        M: Serialize + DeserializeOwned + Send + 'static,
+    {
+        let name = name.into();
+        let max = self.inner.config.max_frame;
+        let shown = name.clone();
+        let deliver = move |payload: &[u8], session: &Arc<Session>| -> Result<(), String> {
+            let s = session.clone();
+            let sinks: SinkMaker = Box::new(move |id| s.reply_sink(id));
+            let msg: M = wire::decoding(sinks, || frame::decode(payload, max)).map_err(|e| {
+                format!(
+                    "bad input: a message for {shown:?} does not decode as {}: {e}",
+                    type_name::<M>()
+                )
+            })?;
+            // An actor that has stopped drops the message (and any ReplyTo in it: its asker
+            // fails at once).
+            let _ = addr.send(msg);
+            Ok(())
+        };
+        let export = Export {
+            type_name: type_name::<M>(),
+            deliver: Arc::new(deliver),
+        };
+        lock(&self.inner.exports).insert(name, export);
+    }
+
+    /// Withdraws the export under `name`; later messages to it are dropped (their askers fail
+    /// with `NoReply`) and lookups find nothing. Returns whether something was exported.
+    pub fn unexport(&self, name: &str) -> bool {
+        lock(&self.inner.exports).remove(name).is_some()
+    }
+
+    /// Links to the node at `addr`. Returns at once: a coroutine dials, authenticates, carries
+    /// the link, and redials with backoff when it goes down, for as long as this node and the
+    /// [`Peer`] (or an address looked up through it) live. See [`Peer::wait_up`].
+    pub fn connect(&self, addr: SocketAddr) -> Peer {
+        let core = Arc::new(LinkCore::new(addr));
+        {
+            let mut links = lock(&self.inner.links);
+            links.retain(|w| w.strong_count() > 0);
+            links.push(Arc::downgrade(&core));
+        }
+        let (n, c) = (self.inner.clone(), core.clone());
+        self.inner
+            .handle
+            .spawn_detached(move || link::link_loop(n, c));
+        if self.inner.is_closed() {
+            core.stop("the node shut down");
+        }
+        Peer::new(core)
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let inner = &self.inner;
+        inner.closed.store(true, Ordering::Release);
+        if let Some(id) = lock(&inner.accept).take() {
+            id.cancel();
+        }
+        let links: Vec<_> = lock(&inner.links).drain(..).collect();
+        for l in links.iter().filter_map(Weak::upgrade) {
+            l.stop("the node shut down");
+        }
+        let inbound: Vec<_> = lock(&inner.inbound).drain(..).collect();
+        for s in inbound.iter().filter_map(Weak::upgrade) {
+            s.close_gracefully("the node shut down");
+        }
+        // Wait until the listener is closed, so that the port can be bound again at once.
+        let _ = self.accept_done.recv();
+    }
+}
