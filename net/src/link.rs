@@ -699,10 +699,15 @@ fn writer(mut wr: WriteHalf, rx: Receiver<Vec<u8>>, session: Arc<Session>, heart
 
 fn reader(rd: &mut impl Read, node: &Arc<NodeInner>, session: &Arc<Session>) -> String {
     let max = session.max_frame;
-    let mut rd = Counted {
-        inner: rd,
-        counters: &session.counters,
-    };
+    // Frames are small and many: read the socket in large chunks (one syscall for many
+    // frames) instead of two reads per frame.
+    let mut rd = io::BufReader::with_capacity(
+        64 * 1024,
+        Counted {
+            inner: rd,
+            counters: &session.counters,
+        },
+    );
     loop {
         let frame = match read_frame(&mut rd, max) {
             Ok(f) => f,

@@ -250,6 +250,10 @@ pub(crate) struct Local {
     current_gen: Cell<u32>,
     /// The last start found no stack to map: wait a little before trying again.
     starved: Cell<bool>,
+    /// How much recent idle spins paid off (see `spin_for_work`).
+    spin_credit: Cell<u8>,
+    /// Idle turns that skipped spinning for lack of credit.
+    spin_skipped: Cell<u32>,
     next_gen: Cell<u32>,
     pub(crate) reactor: Reactor,
 }
@@ -276,6 +280,8 @@ pub(crate) fn run_worker(shared: Arc<Shared>, parts: WorkerParts) {
         current: Cell::new(NONE),
         current_gen: Cell::new(0),
         starved: Cell::new(false),
+        spin_credit: Cell::new(4),
+        spin_skipped: Cell::new(0),
         next_gen: Cell::new(0),
         reactor: parts.reactor,
         shared,
@@ -412,17 +418,39 @@ impl Local {
         self.pool.borrow_mut().trim();
     }
 
-    /// Watches the inbox and the injector for up to [`SPIN`]; true if work arrived.
+    /// Watches the inbox, the injector and the sockets for up to [`SPIN`]; true if work
+    /// arrived.
+    ///
+    /// Adaptive: a spin that catches work earns credit, one that does not spends it, and with
+    /// no credit left the worker spins only on every 16th idle turn (to notice when spinning
+    /// pays again). On an oversubscribed machine a fruitless spin only steals the CPU from
+    /// whoever would have sent the work.
     fn spin_for_work(&self) -> bool {
+        let credit = self.spin_credit.get();
+        if credit == 0 {
+            let skipped = self.spin_skipped.get().wrapping_add(1);
+            self.spin_skipped.set(skipped);
+            if skipped % 16 != 0 {
+                return false;
+            }
+        }
         let start = Instant::now();
         loop {
             for _ in 0..64 {
                 if !self.remote().inbox.is_empty() || !self.shared.injector.is_empty() {
+                    self.spin_credit.set((credit + 2).min(8));
                     return true;
                 }
                 std::hint::spin_loop();
             }
+            // Socket readiness counts too: a reply from another process arrives that way.
+            self.reactor.poll(Some(Duration::ZERO));
+            if !self.runq.borrow().is_empty() {
+                self.spin_credit.set((credit + 2).min(8));
+                return true;
+            }
             if start.elapsed() >= SPIN {
+                self.spin_credit.set(credit.saturating_sub(1));
                 return false;
             }
         }
