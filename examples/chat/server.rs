@@ -531,6 +531,34 @@ impl Channel {
         out.text(irc::numeric(&self.config.name, code, nick, params, text));
     }
 
+    fn not_on_channel(&self, out: &Outbound, nick: &str) {
+        self.num(
+            out,
+            num::ERR_NOTONCHANNEL,
+            nick,
+            &[&self.name],
+            "You're not on that channel",
+        );
+    }
+
+    fn not_operator(&self, out: &Outbound, nick: &str) {
+        let text = "You're not channel operator";
+        self.num(out, num::ERR_CHANOPRIVSNEEDED, nick, &[&self.name], text);
+    }
+
+    fn send_topic(&self, out: &Outbound, nick: &str) {
+        match &self.topic {
+            Some(t) => self.num(out, num::RPL_TOPIC, nick, &[&self.name], t),
+            None => self.num(
+                out,
+                num::RPL_NOTOPIC,
+                nick,
+                &[&self.name],
+                "No topic is set",
+            ),
+        }
+    }
+
     fn broadcast(&self, line: &str, except: Option<&str>) {
         let line: Line = Arc::from(line);
         for (k, m) in &self.members {
@@ -662,13 +690,7 @@ impl Channel {
                 }
                 'o' | 'v' | 'b' | 'k' | 'l' | 't' | 'n' | 'm' | 's' => {
                     if !self.members.get(&fold(nick)).is_some_and(|m| m.op) {
-                        self.num(
-                            out,
-                            num::ERR_CHANOPRIVSNEEDED,
-                            nick,
-                            &[&self.name],
-                            "You're not channel operator",
-                        );
+                        self.not_operator(out, nick);
                         return;
                     }
                     match c {
@@ -816,16 +838,7 @@ impl Actor for Channel {
                     },
                 );
                 self.broadcast(&format!(":{} JOIN {}\r\n", who.prefix(), self.name), None);
-                match &self.topic {
-                    Some(t) => self.num(&out, num::RPL_TOPIC, &who.nick, &[&self.name], t),
-                    None => self.num(
-                        &out,
-                        num::RPL_NOTOPIC,
-                        &who.nick,
-                        &[&self.name],
-                        "No topic is set",
-                    ),
-                }
+                self.send_topic(&out, &who.nick);
                 self.names(&who.nick, &out);
                 self.report(ctx);
                 reply.send(Ok(()));
@@ -833,13 +846,7 @@ impl Actor for Channel {
             ChanMsg::Part { who, out, reason } => {
                 let k = fold(&who.nick);
                 if !self.members.contains_key(&k) {
-                    self.num(
-                        &out,
-                        num::ERR_NOTONCHANNEL,
-                        &who.nick,
-                        &[&self.name],
-                        "You're not on that channel",
-                    );
+                    self.not_on_channel(&out, &who.nick);
                     return;
                 }
                 let line = match reason {
@@ -880,33 +887,12 @@ impl Actor for Channel {
             ChanMsg::Topic { who, out, topic } => {
                 let k = fold(&who.nick);
                 let Some(m) = self.members.get(&k) else {
-                    self.num(
-                        &out,
-                        num::ERR_NOTONCHANNEL,
-                        &who.nick,
-                        &[&self.name],
-                        "You're not on that channel",
-                    );
+                    self.not_on_channel(&out, &who.nick);
                     return;
                 };
                 match topic {
-                    None => match &self.topic {
-                        Some(t) => self.num(&out, num::RPL_TOPIC, &who.nick, &[&self.name], t),
-                        None => self.num(
-                            &out,
-                            num::RPL_NOTOPIC,
-                            &who.nick,
-                            &[&self.name],
-                            "No topic is set",
-                        ),
-                    },
-                    Some(_) if self.modes.topic_ops && !m.op => self.num(
-                        &out,
-                        num::ERR_CHANOPRIVSNEEDED,
-                        &who.nick,
-                        &[&self.name],
-                        "You're not channel operator",
-                    ),
+                    None => self.send_topic(&out, &who.nick),
+                    Some(_) if self.modes.topic_ops && !m.op => self.not_operator(&out, &who.nick),
                     Some(t) => {
                         self.broadcast(
                             &format!(":{} TOPIC {} :{}\r\n", who.prefix(), self.name, t),
@@ -941,23 +927,11 @@ impl Actor for Channel {
             } => {
                 let k = fold(&who.nick);
                 let Some(m) = self.members.get(&k) else {
-                    self.num(
-                        &out,
-                        num::ERR_NOTONCHANNEL,
-                        &who.nick,
-                        &[&self.name],
-                        "You're not on that channel",
-                    );
+                    self.not_on_channel(&out, &who.nick);
                     return;
                 };
                 if !m.op {
-                    self.num(
-                        &out,
-                        num::ERR_CHANOPRIVSNEEDED,
-                        &who.nick,
-                        &[&self.name],
-                        "You're not channel operator",
-                    );
+                    self.not_operator(&out, &who.nick);
                     return;
                 }
                 let tk = fold(&target);
