@@ -37,3 +37,8 @@ pub mod net {
 
 /// Actors: typed bounded mailboxes, ask, monitors, supervision, a registry and timers.
 pub use coact_actor as actor;
+
+/// The README's examples, compiled and run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
