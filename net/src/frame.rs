@@ -26,6 +26,86 @@ pub(crate) enum LookupAnswer {
     WrongType(String),
 }
 
+/// Payload bytes as one byte string rather than a sequence of `u8`s. The bincode encoding is
+/// the same (a length, then the bytes), so this changes speed, not the wire: serde would
+/// otherwise decode a `Vec<u8>` one byte at a time.
+mod bytes {
+    use serde::{de, Deserializer, Serializer};
+    use std::fmt;
+
+    pub(super) fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_byte_buf(Bytes)
+    }
+
+    pub(super) struct Bytes;
+
+    impl<'de> de::Visitor<'de> for Bytes {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a byte string")
+        }
+        fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+        fn visit_byte_buf<E: de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+        fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut v = Vec::new();
+            while let Some(b) = seq.next_element()? {
+                v.push(b);
+            }
+            Ok(v)
+        }
+    }
+}
+
+/// [`bytes`] for an optional payload.
+mod opt_bytes {
+    use serde::{de, Deserializer, Serializer};
+    use std::fmt;
+
+    pub(super) fn serialize<S: Serializer>(v: &Option<Vec<u8>>, s: S) -> Result<S::Ok, S::Error> {
+        match v {
+            Some(b) => s.serialize_some(&Wrap(b)),
+            None => s.serialize_none(),
+        }
+    }
+
+    struct Wrap<'a>(&'a [u8]);
+
+    impl serde::Serialize for Wrap<'_> {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            s.serialize_bytes(self.0)
+        }
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<u8>>, D::Error> {
+        d.deserialize_option(Opt)
+    }
+
+    struct Opt;
+
+    impl<'de> de::Visitor<'de> for Opt {
+        type Value = Option<Vec<u8>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an optional byte string")
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_byte_buf(super::bytes::Bytes).map(Some)
+        }
+    }
+}
+
 /// One frame.
 #[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Frame {
@@ -52,11 +132,16 @@ pub(crate) enum Frame {
     /// payload, so that they can be failed if the message cannot be delivered.
     Send {
         name: String,
+        #[serde(with = "bytes")]
         payload: Vec<u8>,
         replies: Vec<u64>,
     },
     /// The answer to the reply id `id` (`None`: it was dropped unanswered).
-    Reply { id: u64, payload: Option<Vec<u8>> },
+    Reply {
+        id: u64,
+        #[serde(with = "opt_bytes")]
+        payload: Option<Vec<u8>>,
+    },
     /// Nothing to say; the link is alive.
     Heartbeat,
 }
@@ -174,6 +259,65 @@ pub fn decode_frame_for_fuzzing(data: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The frame enum as it was with plain `Vec<u8>` payloads: the byte-string encoding must
+    /// produce the very same bytes, so older and newer nodes still understand each other.
+    #[derive(Serialize)]
+    #[allow(dead_code)]
+    enum PlainFrame {
+        Hello,
+        Proof,
+        Refused,
+        Lookup,
+        LookupReply,
+        Send {
+            name: String,
+            payload: Vec<u8>,
+            replies: Vec<u64>,
+        },
+        Reply {
+            id: u64,
+            payload: Option<Vec<u8>>,
+        },
+    }
+
+    #[test]
+    fn byte_string_payloads_keep_the_wire_format() {
+        let cfg = bincode::config::standard();
+        let payload: Vec<u8> = (0..=255u8).chain([0, 1, 2]).collect();
+        let new = bincode::serde::encode_to_vec(
+            Frame::Send {
+                name: "n".into(),
+                payload: payload.clone(),
+                replies: vec![7, 300],
+            },
+            cfg,
+        )
+        .unwrap();
+        let old = bincode::serde::encode_to_vec(
+            PlainFrame::Send {
+                name: "n".into(),
+                payload: payload.clone(),
+                replies: vec![7, 300],
+            },
+            cfg,
+        )
+        .unwrap();
+        assert_eq!(new, old);
+        for p in [None, Some(payload.clone())] {
+            let new = bincode::serde::encode_to_vec(
+                Frame::Reply {
+                    id: 9,
+                    payload: p.clone(),
+                },
+                cfg,
+            )
+            .unwrap();
+            let old = bincode::serde::encode_to_vec(PlainFrame::Reply { id: 9, payload: p }, cfg)
+                .unwrap();
+            assert_eq!(new, old);
+        }
+    }
 
     #[test]
     fn frames_round_trip() {
