@@ -47,9 +47,20 @@
 //! # Fairness
 //!
 //! A worker resumes at most [`BUDGET`] fibers between two polls, so I/O and timers are served
-//! even when fibers are always runnable (the poll then has a zero timeout), and it starts at
-//! least one waiting task per round, so a busy set of fibers cannot starve new ones. If tasks
-//! are still waiting after a full round, it wakes one sleeping peer, which steals half of them.
+//! even when fibers are always runnable (the poll then has a zero timeout), and it moves up to
+//! [`START_PER_ROUND`] waiting tasks into the run queue at the start of each round, so a busy
+//! set of fibers cannot starve new ones. If tasks are still waiting after a full round, it
+//! wakes one sleeping peer, which steals half of them.
+//!
+//! # Before sleeping: a short, adaptive spin
+//!
+//! Between W1 and W2 an idle worker watches its inbox, the injector and (with zero-timeout
+//! polls) its sockets for up to [`SPIN`]: a reply from a fiber on another worker, or from
+//! another process, usually comes within microseconds, and catching it saves both sides an
+//! eventfd write and an `epoll_wait` wake-up. The spin is bounded in time and earns its keep:
+//! spins that catch work earn credit, fruitless ones spend it, and without credit the worker
+//! spins on one idle turn in 16 only. On an oversubscribed machine a fruitless spin would only
+//! steal the CPU from whoever is about to send the work.
 
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
