@@ -364,9 +364,9 @@ impl<T> std::fmt::Debug for JoinHandle<T> {
 
 impl<T> JoinHandle<T> {
     /// Waits for the coroutine to finish and returns its value, or `Err` with the panic
-    /// payload if it panicked (a coroutine cancelled at shutdown gives [`Cancelled`]
-    /// (crate::Cancelled)). From a coroutine this parks only the caller; from a plain thread
-    /// it blocks the thread.
+    /// payload if it panicked (a coroutine cancelled at shutdown gives
+    /// [`Cancelled`](crate::Cancelled)). From a coroutine this parks only the caller; from a
+    /// plain thread it blocks the thread.
     pub fn join(self) -> thread::Result<T> {
         self.cell.recv()
     }
