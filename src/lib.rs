@@ -20,7 +20,7 @@
 
 pub use coact_runtime::{
     current_coroutine, current_worker, in_coroutine, live_coroutines, run, spawn, spawn_detached,
-    try_spawn, yield_now, Builder, Cancelled, CoroutineId, Handle, JoinHandle, Runtime,
+    try_spawn, yield_now, Builder, Cancelled, CoroutineId, Handle, JoinHandle, Runtime, Stall,
     DEFAULT_STACK_SIZE,
 };
 /// `select` is both the module of `Select` and the `select!` macro.

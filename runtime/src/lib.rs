@@ -80,6 +80,7 @@ pub mod select;
 mod stack;
 pub mod sync;
 pub mod time;
+mod watchdog;
 mod worker;
 
 pub use park::Cancelled;
@@ -88,3 +89,4 @@ pub use runtime::{
     yield_now, Builder, CoroutineId, Handle, JoinHandle, Runtime, DEFAULT_STACK_SIZE,
 };
 pub use stack::live_coroutines;
+pub use watchdog::Stall;

@@ -5,11 +5,13 @@ use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
+use std::time::Duration;
 
 use crate::fiber::{self, Resume, Task};
 use crate::park::{self, FiberRef};
 use crate::stack;
 use crate::sync::oneshot::{oneshot, Oneshot};
+use crate::watchdog::{self, Stall, StallHook};
 use crate::worker::{self, Shared};
 
 /// Usable bytes of a coroutine stack unless [`Builder::stack_size`] says otherwise: 64 KiB, or
@@ -27,11 +29,24 @@ pub const DEFAULT_STACK_SIZE: usize = if cfg!(debug_assertions) {
 /// assert_eq!(rt.block_on(|| 6 * 7), 42);
 /// # Ok::<(), std::io::Error>(())
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Builder {
     workers: Option<usize>,
     stack_size: usize,
     max_stacks: Option<usize>,
+    stall_threshold: Option<Duration>,
+    on_stall: StallHook,
+}
+
+impl std::fmt::Debug for Builder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Builder")
+            .field("workers", &self.workers)
+            .field("stack_size", &self.stack_size)
+            .field("max_stacks", &self.max_stacks)
+            .field("stall_threshold", &self.stall_threshold)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Builder {
@@ -58,7 +73,21 @@ impl Builder {
         self
     }
 
-    /// Starts the worker threads.
+    /// Reports a worker that runs one coroutine for longer than `threshold` without it blocking
+    /// or yielding (a thread-blocking call or a long computation stalls every coroutine on
+    /// that worker); `None` turns the watchdog off. Default: 100 ms.
+    pub fn stall_threshold(mut self, threshold: Option<Duration>) -> Self {
+        self.stall_threshold = threshold;
+        self
+    }
+
+    /// Calls `f` with each stall the watchdog finds, instead of printing it on stderr.
+    pub fn on_stall(mut self, f: impl Fn(&Stall) + Send + Sync + 'static) -> Self {
+        self.on_stall = Arc::new(f);
+        self
+    }
+
+    /// Starts the worker threads (and the watchdog thread).
     pub fn build(self) -> io::Result<Runtime> {
         let workers = match self.workers {
             Some(0) => {
@@ -83,12 +112,34 @@ impl Builder {
                 Ok(t) => threads.push(t),
                 Err(e) => {
                     // Tear down what already started, then report.
-                    drop(Runtime { shared, threads });
+                    drop(Runtime {
+                        shared,
+                        threads,
+                        watchdog: None,
+                    });
                     return Err(e);
                 }
             }
         }
-        Ok(Runtime { shared, threads })
+        let watchdog = match self.stall_threshold {
+            Some(t) => match watchdog::start(shared.clone(), t, self.on_stall) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    drop(Runtime {
+                        shared,
+                        threads,
+                        watchdog: None,
+                    });
+                    return Err(e);
+                }
+            },
+            None => None,
+        };
+        Ok(Runtime {
+            shared,
+            threads,
+            watchdog,
+        })
     }
 }
 
@@ -112,6 +163,7 @@ impl Builder {
 pub struct Runtime {
     shared: Arc<Shared>,
     threads: Vec<thread::JoinHandle<()>>,
+    watchdog: Option<thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -129,6 +181,8 @@ impl Runtime {
             workers: None,
             stack_size: DEFAULT_STACK_SIZE,
             max_stacks: None,
+            stall_threshold: Some(Duration::from_millis(100)),
+            on_stall: Arc::new(watchdog::print_stall),
         }
     }
 
@@ -196,6 +250,12 @@ impl Drop for Runtime {
     fn drop(&mut self) {
         self.shared.shutdown();
         let own = worker::current_shared().is_some_and(|s| Arc::ptr_eq(&s, &self.shared));
+        if let Some(w) = self.watchdog.take() {
+            w.thread().unpark();
+            if !own {
+                let _ = w.join();
+            }
+        }
         if own {
             // Joining our own worker would deadlock: the workers finish on their own.
             return;

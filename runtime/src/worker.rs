@@ -65,7 +65,7 @@
 use std::cell::{Cell, OnceCell, RefCell};
 use std::collections::VecDeque;
 use std::rc::Rc;
-use std::sync::atomic::{fence, AtomicBool, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -120,6 +120,10 @@ pub(crate) struct Remote {
     waker: mio::Waker,
     /// Steals from this worker's unstarted tasks.
     stealer: Stealer<Task>,
+    /// Bumped at every fiber resume (read by the watchdog).
+    pub(crate) progress: AtomicU64,
+    /// True while a fiber runs (read by the watchdog).
+    pub(crate) running: AtomicBool,
 }
 
 impl Remote {
@@ -159,6 +163,8 @@ impl Shared {
                 sleeping: AtomicBool::new(false),
                 waker,
                 stealer: deque.stealer(),
+                progress: AtomicU64::new(0),
+                running: AtomicBool::new(false),
             });
             parts.push(WorkerParts {
                 index,
@@ -569,7 +575,15 @@ impl Local {
         self.current.set(key);
         self.current_gen.set(gen);
         stack::set_current_guard(guard);
+        // Plain stores (this thread is the only writer): the watchdog's view of progress.
+        let remote = self.remote();
+        remote.progress.store(
+            remote.progress.load(Ordering::Relaxed).wrapping_add(1),
+            Ordering::Relaxed,
+        );
+        remote.running.store(true, Ordering::Relaxed);
         let done = fiber.resume(input);
+        remote.running.store(false, Ordering::Relaxed);
         stack::set_current_guard(Guard::default());
         self.current.set(NONE);
         if done {

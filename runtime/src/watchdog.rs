@@ -1,0 +1,85 @@
+//! The watchdog: reports a worker stuck in one coroutine.
+//!
+//! A coroutine that makes a thread-blocking call (`std::thread::sleep`, a contended
+//! `std::sync::Mutex`, blocking file or DNS I/O) or computes for long without a blocking call
+//! stalls every other coroutine on its worker, and its sockets. Nothing in the coroutine's own
+//! code shows it, so each runtime runs one watchdog thread: every worker publishes a progress
+//! count (bumped at each resume) and whether it is running a coroutine; a worker seen running
+//! with the same count for longer than the threshold is reported once per stall, by default
+//! on stderr (see [`Builder::stall_threshold`](crate::Builder::stall_threshold) and
+//! [`Builder::on_stall`](crate::Builder::on_stall)).
+
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::worker::Shared;
+
+/// A worker that ran one coroutine for longer than the stall threshold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stall {
+    /// The worker's index.
+    pub worker: usize,
+    /// How long it had been running the same coroutine when it was noticed.
+    pub running_for: Duration,
+}
+
+impl fmt::Display for Stall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "coact: worker {} has run one coroutine for {} ms without it blocking or yielding; \
+             every other coroutine on that worker waits. Look for a thread-blocking call \
+             (std::thread::sleep, std::sync::Mutex, blocking file or DNS I/O) or a long \
+             computation; use coact's versions, or yield_now() in long loops",
+            self.worker,
+            self.running_for.as_millis()
+        )
+    }
+}
+
+/// What the watchdog calls for each stall.
+pub(crate) type StallHook = Arc<dyn Fn(&Stall) + Send + Sync>;
+
+/// The default hook: one line on stderr.
+pub(crate) fn print_stall(s: &Stall) {
+    eprintln!("{s}");
+}
+
+/// Starts the watchdog thread of a runtime. It ends when the runtime shuts down.
+pub(crate) fn start(
+    shared: Arc<Shared>,
+    threshold: Duration,
+    hook: StallHook,
+) -> std::io::Result<thread::JoinHandle<()>> {
+    thread::Builder::new()
+        .name("coact-watchdog".into())
+        .spawn(move || {
+            let n = shared.remotes.len();
+            // Per worker: the progress count last seen, since when, and whether reported.
+            let mut seen: Vec<(u64, Instant, bool)> = vec![(u64::MAX, Instant::now(), false); n];
+            let tick = (threshold / 4).max(Duration::from_millis(1));
+            while !shared.is_shutting_down() {
+                thread::park_timeout(tick);
+                let now = Instant::now();
+                for (i, r) in shared.remotes.iter().enumerate() {
+                    let progress = r.progress.load(Ordering::Relaxed);
+                    let running = r.running.load(Ordering::Relaxed);
+                    let (last, since, reported) = &mut seen[i];
+                    if !running || progress != *last {
+                        *last = progress;
+                        *since = now;
+                        *reported = false;
+                    } else if !*reported && now.duration_since(*since) >= threshold {
+                        *reported = true;
+                        hook(&Stall {
+                            worker: i,
+                            running_for: now.duration_since(*since),
+                        });
+                    }
+                }
+            }
+        })
+}
