@@ -190,6 +190,10 @@ fn flush(stream: &TcpStream, rx: &Receiver<Line>, buf: &mut Vec<u8>) -> std::io:
             }
         }
         if buf.is_empty() {
+            // A burst may have grown the buffer; an idle connection keeps only a little.
+            if buf.capacity() > 16 * 1024 {
+                *buf = Vec::new();
+            }
             return Ok(());
         }
         write_all(stream, buf)?;
@@ -1187,7 +1191,8 @@ impl Client {
         let mut framer = Framer::default();
         let mut pending: std::collections::VecDeque<Frame> = std::collections::VecDeque::new();
         let mut fresh = Vec::new();
-        let mut buf = vec![0u8; 4096];
+        // IRC lines are at most 512 bytes: a small read buffer per connection is plenty.
+        let mut buf = vec![0u8; 1024];
         let mut out = Vec::new();
         let mut awaiting_pong = false;
         let mut last_heard = Instant::now();
