@@ -560,6 +560,12 @@ impl Local {
             let e = &mut fibers[key as usize];
             debug_assert_eq!(e.state, State::Scheduled);
             e.state = State::Running;
+            // Once the runtime ends, every resume is a cancellation, even one caused by a
+            // wake from a fiber unwinding on another worker that started shutting down first:
+            // no blocked call may complete normally during shutdown.
+            if !e.cancelled && self.shared.shutdown.load(Ordering::Relaxed) {
+                e.cancelled = true;
+            }
             let input = if e.cancelled {
                 Resume::Cancel
             } else {

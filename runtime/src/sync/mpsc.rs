@@ -338,6 +338,20 @@ impl<T> Chan<T> {
             let mut s = self.lock();
             // SAFETY: lock held; `packet` is ours and alive (this frame).
             let pk = unsafe { &mut *packet.get() };
+            // Cancellation wins over completion: a cancelled coroutine must not carry on.
+            if p == Park::Cancelled {
+                if !pk.done {
+                    s.send_waiters.retain(|q| *q != ptr);
+                }
+                guard.armed.set(false);
+                let m = pk.msg.take();
+                drop(s);
+                park::cancelled();
+                return match m {
+                    None => Ok(()),
+                    Some(m) => Err(SendTimeoutError::Disconnected(m)),
+                };
+            }
             if pk.done {
                 guard.armed.set(false);
                 return match pk.msg.take() {
@@ -345,16 +359,10 @@ impl<T> Chan<T> {
                     Some(m) => Err(SendTimeoutError::Disconnected(m)),
                 };
             }
-            let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
-            if p == Park::Cancelled || timed_out {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
                 s.send_waiters.retain(|q| *q != ptr);
                 guard.armed.set(false);
                 let m = pk.msg.take().expect("an undelivered message");
-                drop(s);
-                if p == Park::Cancelled {
-                    park::cancelled();
-                    return Err(SendTimeoutError::Disconnected(m));
-                }
                 return Err(SendTimeoutError::Timeout(m));
             }
             if pk.unparker.is_none() {
@@ -402,25 +410,34 @@ impl<T> Chan<T> {
             chan: self,
             armed: Cell::new(true),
         };
+        // While a selected send has claimed this receiver, the deadline waits for it.
+        let mut wait_until = deadline;
         loop {
-            let p = park::park(deadline);
+            let p = park::park(wait_until);
             let mut s = self.lock();
             // SAFETY: lock held; `packet` is ours and alive (this frame).
             let pk = unsafe { &mut *packet.get() };
+            // Cancellation wins over completion: a cancelled coroutine must not carry on.
+            if p == Park::Cancelled {
+                if !pk.done {
+                    s.recv_waiter = None;
+                    s.recv_claimed = false;
+                }
+                guard.armed.set(false);
+                drop(s);
+                park::cancelled();
+                return Err(RecvTimeoutError::Disconnected);
+            }
             if pk.done {
                 guard.armed.set(false);
                 return pk.slot.take().ok_or(RecvTimeoutError::Disconnected);
             }
             let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
-            if p == Park::Cancelled || (timed_out && !s.recv_claimed) {
+            if timed_out && s.recv_claimed {
+                wait_until = None;
+            } else if timed_out {
                 s.recv_waiter = None;
-                s.recv_claimed = false;
                 guard.armed.set(false);
-                drop(s);
-                if p == Park::Cancelled {
-                    park::cancelled();
-                    return Err(RecvTimeoutError::Disconnected);
-                }
                 return Err(RecvTimeoutError::Timeout);
             }
             if pk.unparker.is_none() {
