@@ -139,7 +139,7 @@ pub struct Outbound {
     conn: Arc<Conn>,
     /// Channels (folded names) the client was removed from by others (KICK), for its
     /// connection to forget.
-    left: Arc<Mutex<Vec<String>>>,
+    left: Arc<Left>,
 }
 
 impl Outbound {
@@ -153,6 +153,28 @@ impl Outbound {
 
     fn text(&self, s: String) {
         self.send(Arc::from(s));
+    }
+}
+
+/// Channels a client was removed from by others; `any` spares the connection a lock per
+/// command when there is nothing to read.
+#[derive(Default)]
+struct Left {
+    any: AtomicBool,
+    names: Mutex<Vec<String>>,
+}
+
+impl Left {
+    fn push(&self, folded: String) {
+        self.names.lock().unwrap().push(folded);
+        self.any.store(true, Ordering::Release);
+    }
+
+    fn take(&self) -> Vec<String> {
+        if !self.any.swap(false, Ordering::Acquire) {
+            return Vec::new();
+        }
+        std::mem::take(&mut *self.names.lock().unwrap())
     }
 }
 
@@ -205,18 +227,52 @@ fn flush(stream: &TcpStream, rx: &Receiver<Line>, buf: &mut Vec<u8>) -> std::io:
 // Identities
 // ---------------------------------------------------------------------------------------------
 
-/// Who a client is, as other clients see it.
+/// Who a client is, as other clients see it: a shared, immutable record (cloning it is one
+/// reference count), with its `nick!user@host` prefix formatted once.
 #[derive(Clone, Debug)]
-pub struct Who {
+pub struct Who(Arc<WhoData>);
+
+/// The fields of a [`Who`].
+#[derive(Debug)]
+pub struct WhoData {
     nick: String,
     user: String,
     host: String,
     realname: String,
+    prefix: String,
 }
 
 impl Who {
-    fn prefix(&self) -> String {
-        format!("{}!{}@{}", self.nick, self.user, self.host)
+    fn new(nick: String, user: String, host: String, realname: String) -> Who {
+        let prefix = format!("{nick}!{user}@{host}");
+        Who(Arc::new(WhoData {
+            nick,
+            user,
+            host,
+            realname,
+            prefix,
+        }))
+    }
+
+    fn prefix(&self) -> &str {
+        &self.0.prefix
+    }
+
+    /// The same client under a new nick.
+    fn renamed(&self, nick: &str) -> Who {
+        Who::new(
+            nick.to_owned(),
+            self.user.clone(),
+            self.host.clone(),
+            self.realname.clone(),
+        )
+    }
+}
+
+impl std::ops::Deref for Who {
+    type Target = WhoData;
+    fn deref(&self) -> &WhoData {
+        &self.0
     }
 }
 
@@ -325,7 +381,7 @@ impl Actor for Directory {
                 let free = ko == kn || !self.users.contains_key(&kn);
                 if free {
                     if let Some(mut e) = self.users.remove(&ko) {
-                        e.who.nick = new;
+                        e.who = e.who.renamed(&new);
                         self.users.insert(kn, e);
                     }
                 }
@@ -818,7 +874,7 @@ impl Actor for Channel {
                     return;
                 }
                 let mask = who.prefix();
-                let refused = if self.bans.iter().any(|b| irc::mask_matches(b, &mask)) {
+                let refused = if self.bans.iter().any(|b| irc::mask_matches(b, mask)) {
                     Some(num::ERR_BANNEDFROMCHAN)
                 } else if self.modes.key.is_some() && self.modes.key != key {
                     Some(num::ERR_BADCHANNELKEY)
@@ -949,7 +1005,7 @@ impl Actor for Channel {
                     );
                     return;
                 };
-                t.out.left.lock().unwrap().push(fold(&self.name));
+                t.out.left.push(fold(&self.name));
                 let reason = reason.unwrap_or_else(|| who.nick.clone());
                 let line = format!(
                     ":{} KICK {} {} :{}\r\n",
@@ -1038,7 +1094,7 @@ impl Actor for Channel {
                         }
                     }
                     drop(told);
-                    m.who.nick = new.clone();
+                    m.who = m.who.renamed(&new);
                     self.members.insert(fold(&new), m);
                 }
                 reply.send(());
@@ -1094,6 +1150,8 @@ struct Client {
     /// Channels written to since the last PING.
     touched: HashMap<String, Addr<ChanMsg>>,
     quit: Option<String>,
+    /// `who()`, cached until the nick or user changes.
+    identity: std::cell::RefCell<Option<Who>>,
     /// User mode +i.
     invisible: bool,
     /// The connection's own replies, written by the connection itself: they do not count
@@ -1116,7 +1174,7 @@ fn connection(stream: TcpStream, peer: SocketAddr, dir: Addr<DirMsg>, config: Ar
         out: Outbound {
             tx,
             conn: conn.clone(),
-            left: Arc::new(Mutex::new(Vec::new())),
+            left: Arc::new(Left::default()),
         },
         host: peer.ip().to_string(),
         config,
@@ -1127,6 +1185,7 @@ fn connection(stream: TcpStream, peer: SocketAddr, dir: Addr<DirMsg>, config: Ar
         channels: HashMap::new(),
         touched: HashMap::new(),
         quit: None,
+        identity: std::cell::RefCell::new(None),
         invisible: false,
         local: std::cell::RefCell::new(Vec::new()),
     };
@@ -1151,14 +1210,21 @@ impl Client {
         self.nick.as_deref().unwrap_or("*")
     }
 
+    /// The client's identity, built once per nick/user change (every message carries it).
     fn who(&self) -> Who {
-        let (user, realname) = self.user.clone().unwrap_or_default();
-        Who {
-            nick: self.nick().to_owned(),
-            user,
-            host: self.host.clone(),
-            realname,
+        let mut cached = self.identity.borrow_mut();
+        if let Some(w) = cached.as_ref() {
+            return w.clone();
         }
+        let (user, realname) = self.user.clone().unwrap_or_default();
+        let w = Who::new(self.nick().to_owned(), user, self.host.clone(), realname);
+        *cached = Some(w.clone());
+        w
+    }
+
+    fn set_nick(&mut self, nick: Option<String>) {
+        self.nick = nick;
+        self.identity.replace(None);
     }
 
     fn num(&self, code: u16, params: &[&str], text: &str) {
@@ -1279,7 +1345,7 @@ impl Client {
     }
 
     fn command(&mut self, cmd: String, p: Vec<String>) {
-        let kicked: Vec<String> = std::mem::take(&mut *self.out.left.lock().unwrap());
+        let kicked = self.out.left.take();
         for k in kicked {
             self.channels.remove(&k);
             self.touched.remove(&k);
@@ -1316,6 +1382,7 @@ impl Client {
                     self.num(num::ERR_NEEDMOREPARAMS, &["USER"], "Not enough parameters");
                 } else {
                     self.user = Some((p[0].chars().take(10).collect(), p[3].clone()));
+                    self.identity.replace(None);
                     self.try_register();
                 }
             }
@@ -1560,7 +1627,7 @@ impl Client {
             return;
         }
         if !self.registered {
-            self.nick = Some(new);
+            self.set_nick(Some(new));
             self.try_register();
             return;
         }
@@ -1592,7 +1659,7 @@ impl Client {
                 ASK,
             );
         }
-        self.nick = Some(new);
+        self.set_nick(Some(new));
     }
 
     fn try_register(&mut self) {
@@ -1611,12 +1678,12 @@ impl Client {
                 &[&nick],
                 "Nickname is already in use",
             );
-            self.nick = None;
+            self.set_nick(None);
             return;
         }
         self.registered = true;
         let name = self.config.name.clone();
-        let prefix = self.who().prefix();
+        let prefix = self.who().prefix().to_owned();
         self.num(
             num::RPL_WELCOME,
             &[],
@@ -1788,6 +1855,8 @@ impl Client {
                 ASK,
             );
         }
-        let _ = self.dir.send(DirMsg::Leave { nick: who.nick });
+        let _ = self.dir.send(DirMsg::Leave {
+            nick: who.nick.clone(),
+        });
     }
 }
