@@ -89,6 +89,7 @@ impl Fiber {
 }
 
 /// Whether the caller runs inside a fiber.
+#[inline]
 pub(crate) fn in_fiber() -> bool {
     YIELDER.with(|c| !c.get().is_null())
 }
@@ -97,6 +98,7 @@ pub(crate) fn in_fiber() -> bool {
 ///
 /// # Panics
 /// Outside a fiber.
+#[inline]
 pub(crate) fn suspend() -> Resume {
     let y = YIELDER.with(|c| c.get());
     assert!(!y.is_null(), "coact: suspend called outside a coroutine");

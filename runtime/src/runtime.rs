@@ -502,6 +502,7 @@ where
 
 /// Lets other runnable coroutines run before the caller continues. On a plain thread it is
 /// [`std::thread::yield_now`].
+#[inline]
 pub fn yield_now() {
     if !fiber::in_fiber() {
         thread::yield_now();
@@ -513,6 +514,7 @@ pub fn yield_now() {
 }
 
 /// Whether the caller runs inside a coact coroutine.
+#[inline]
 pub fn in_coroutine() -> bool {
     fiber::in_fiber()
 }

@@ -4,7 +4,7 @@
 //! `std::sync::Mutex`, blocking file or DNS I/O) or computes for long without a blocking call
 //! stalls every other coroutine on its worker, and its sockets. Nothing in the coroutine's own
 //! code shows it, so each runtime runs one watchdog thread: every worker publishes a progress
-//! count (bumped at each resume) and whether it is running a coroutine; a worker seen running
+//! count (bumped before and after each resume, so odd while a coroutine runs); a worker seen running
 //! with the same count for longer than the threshold is reported once per stall, by default
 //! on stderr (see [`Builder::stall_threshold`](crate::Builder::stall_threshold) and
 //! [`Builder::on_stall`](crate::Builder::on_stall)).
@@ -66,7 +66,7 @@ pub(crate) fn start(
                 let now = Instant::now();
                 for (i, r) in shared.remotes.iter().enumerate() {
                     let progress = r.progress.load(Ordering::Relaxed);
-                    let running = r.running.load(Ordering::Relaxed);
+                    let running = progress % 2 == 1;
                     let (last, since, reported) = &mut seen[i];
                     if !running || progress != *last {
                         *last = progress;

@@ -62,9 +62,8 @@
 //! spins on one idle turn in 16 only. On an oversubscribed machine a fruitless spin would only
 //! steal the CPU from whoever is about to send the work.
 
-use std::cell::{Cell, OnceCell, RefCell};
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::rc::Rc;
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -74,7 +73,7 @@ use crossbeam_queue::SegQueue;
 use slab::Slab;
 
 use crate::fiber::{self, Fiber, Resume, Task};
-use crate::park::{FiberRef, Park};
+use crate::park::{FiberAddr, FiberRef, Park};
 use crate::reactor::{Reactor, WAKE_TOKEN};
 use crate::stack::{self, Guard, StackPool};
 use crate::time::Timers;
@@ -120,10 +119,9 @@ pub(crate) struct Remote {
     waker: mio::Waker,
     /// Steals from this worker's unstarted tasks.
     stealer: Stealer<Task>,
-    /// Bumped at every fiber resume (read by the watchdog).
+    /// Bumped before and after every fiber resume, so it is odd exactly while a fiber runs
+    /// (read by the watchdog).
     pub(crate) progress: AtomicU64,
-    /// True while a fiber runs (read by the watchdog).
-    pub(crate) running: AtomicBool,
 }
 
 impl Remote {
@@ -164,7 +162,6 @@ impl Shared {
                 waker,
                 stealer: deque.stealer(),
                 progress: AtomicU64::new(0),
-                running: AtomicBool::new(false),
             });
             parts.push(WorkerParts {
                 index,
@@ -237,10 +234,9 @@ enum State {
     Running,
 }
 
-/// One fiber in the table.
+/// One fiber in the table: its scheduling state. The coroutine itself lives in
+/// [`Local::coros`] under the same key.
 struct Entry {
-    /// `None` only while the fiber runs (the worker holds it then).
-    fiber: Option<Fiber>,
     guard: Guard,
     gen: u32,
     state: State,
@@ -257,6 +253,13 @@ pub(crate) struct Local {
     index: usize,
     shared: Arc<Shared>,
     fibers: RefCell<Slab<Entry>>,
+    /// The coroutines, under the same keys as `fibers` (both change in lockstep, only in
+    /// `start` and `run_fiber`). Apart from the worker loop itself nothing touches this
+    /// table, so the loop holds it borrowed across a resume: no coroutine moves in or out of
+    /// the table per switch.
+    coros: RefCell<Slab<Fiber>>,
+    /// This worker's copy of `Remote::progress` (it is the only writer).
+    progress: Cell<u64>,
     runq: RefCell<VecDeque<u32>>,
     tasks: Deque<Task>,
     timers: RefCell<Timers>,
@@ -276,20 +279,33 @@ pub(crate) struct Local {
 }
 
 thread_local! {
-    static LOCAL: OnceCell<Rc<Local>> = const { OnceCell::new() };
+    /// This thread's worker, or null. A plain pointer with no destructor, so that reaching it
+    /// costs one thread-local load (a `thread_local!` with a destructor checks its
+    /// registration state on every access). `run_worker` owns the `Local` and sets the pointer
+    /// for exactly as long as the `Local` lives.
+    static LOCAL: Cell<*const Local> = const { Cell::new(std::ptr::null()) };
 }
 
 /// Runs `f` with this thread's worker, if it is one.
+#[inline]
 pub(crate) fn with_local<R>(f: impl FnOnce(&Local) -> R) -> Option<R> {
-    LOCAL.with(|c| c.get().map(|l| f(l)))
+    let p = LOCAL.with(Cell::get);
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: `LOCAL` is non-null only between the two stores in `run_worker`, which keeps
+    // the `Local` alive (and unmoved, behind its `Box`) for that whole span, on this thread.
+    Some(f(unsafe { &*p }))
 }
 
 /// The body of a worker thread.
 pub(crate) fn run_worker(shared: Arc<Shared>, parts: WorkerParts) {
     stack::ensure_altstack();
-    let local = Rc::new(Local {
+    let local = Box::new(Local {
         index: parts.index,
         fibers: RefCell::new(Slab::new()),
+        coros: RefCell::new(Slab::new()),
+        progress: Cell::new(0),
         runq: RefCell::new(VecDeque::new()),
         tasks: parts.deque,
         timers: RefCell::new(Timers::new()),
@@ -304,13 +320,14 @@ pub(crate) fn run_worker(shared: Arc<Shared>, parts: WorkerParts) {
         shared,
     });
     LOCAL.with(|c| {
-        if c.set(local.clone()).is_err() {
-            panic!("coact: this thread is already a worker");
-        }
+        assert!(c.get().is_null(), "coact: this thread is already a worker");
+        c.set(&*local);
     });
     local.run();
     // Sockets registered here may outlive the runtime: hand the poll over.
     local.reactor.hand_over();
+    LOCAL.with(|c| c.set(std::ptr::null()));
+    drop(local);
 }
 
 impl Local {
@@ -540,8 +557,8 @@ impl Local {
         let gen = self.next_gen.get().wrapping_add(1);
         self.next_gen.set(gen);
         let fiber = Fiber::new(stack, task);
+        let ckey = self.coros.borrow_mut().insert(fiber);
         let key = self.fibers.borrow_mut().insert(Entry {
-            fiber: Some(fiber),
             guard,
             gen,
             state: State::Scheduled,
@@ -549,13 +566,14 @@ impl Local {
             cancelled: false,
             timer: 0,
         });
+        debug_assert_eq!(key, ckey, "the fiber tables went out of step");
         let key = u32::try_from(key).expect("coact: more than 4 billion fibers on one worker");
         self.runq.borrow_mut().push_back(key);
     }
 
     /// Resumes one scheduled fiber until it parks, yields or finishes.
     fn run_fiber(&self, key: u32) {
-        let (mut fiber, guard, input, gen) = {
+        let (guard, input, gen) = {
             let mut fibers = self.fibers.borrow_mut();
             let e = &mut fibers[key as usize];
             debug_assert_eq!(e.state, State::Scheduled);
@@ -571,35 +589,37 @@ impl Local {
             } else {
                 Resume::Run
             };
-            (
-                e.fiber.take().expect("coact: a scheduled fiber is missing"),
-                e.guard,
-                input,
-                e.gen,
-            )
+            (e.guard, input, e.gen)
         };
         self.current.set(key);
         self.current_gen.set(gen);
         stack::set_current_guard(guard);
-        // Plain stores (this thread is the only writer): the watchdog's view of progress.
-        let remote = self.remote();
-        remote.progress.store(
-            remote.progress.load(Ordering::Relaxed).wrapping_add(1),
-            Ordering::Relaxed,
-        );
-        remote.running.store(true, Ordering::Relaxed);
-        let done = fiber.resume(input);
-        remote.running.store(false, Ordering::Relaxed);
+        // Plain stores (this thread is the only writer): the watchdog's view of progress,
+        // odd while the fiber runs.
+        let progress = &self.remote().progress;
+        let p = self.progress.get();
+        progress.store(p.wrapping_add(1), Ordering::Relaxed);
+        let done = {
+            let mut coros = self.coros.borrow_mut();
+            let done = coros[key as usize].resume(input);
+            if done {
+                let fiber = coros.remove(key as usize);
+                self.pool.borrow_mut().give(fiber.into_stack());
+            }
+            done
+        };
+        progress.store(p.wrapping_add(2), Ordering::Relaxed);
+        self.progress.set(p.wrapping_add(2));
         stack::set_current_guard(Guard::default());
         self.current.set(NONE);
         if done {
             self.fibers.borrow_mut().remove(key as usize);
-            self.pool.borrow_mut().give(fiber.into_stack());
         } else {
-            let mut fibers = self.fibers.borrow_mut();
-            let e = &mut fibers[key as usize];
-            debug_assert_ne!(e.state, State::Running, "a fiber suspended without parking");
-            e.fiber = Some(fiber);
+            debug_assert_ne!(
+                self.fibers.borrow()[key as usize].state,
+                State::Running,
+                "a fiber suspended without parking"
+            );
         }
     }
 
@@ -676,16 +696,18 @@ impl Local {
     /// Gives up on fibers that stay blocked (in a destructor) long after cancellation.
     fn leak_stuck_fibers(&self) {
         let stuck: Vec<Entry> = self.fibers.borrow_mut().drain().collect();
+        let coros: Vec<Fiber> = self.coros.borrow_mut().drain().collect();
         eprintln!(
             "coact: worker {}: {} coroutine(s) stayed blocked in destructors after the runtime \
              ended; leaking their stacks",
             self.index,
             stuck.len()
         );
-        for e in stuck {
+        drop(stuck);
+        for f in coros {
             // Dropping a suspended fiber would unwind it a second time; forgetting it only
             // leaks its stack and what lives on it (corosensei documents forget as safe).
-            std::mem::forget(e);
+            std::mem::forget(f);
             stack::release();
         }
     }
@@ -738,6 +760,7 @@ pub(crate) fn park_fiber(deadline: Option<Instant>, cancellable: bool) -> Park {
 }
 
 /// Re-queues the running fiber behind the others that are runnable.
+#[inline]
 pub(crate) fn yield_fiber() -> Resume {
     with_local(|l| {
         let key = l.current.get();
@@ -762,6 +785,55 @@ pub(crate) fn current_fiber() -> Option<FiberRef> {
         })
     })
     .flatten()
+}
+
+/// The address of the running fiber, if the caller is one (no reference count touched).
+#[inline]
+pub(crate) fn current_addr() -> Option<FiberAddr> {
+    with_local(|l| {
+        let key = l.current.get();
+        (key != NONE).then(|| FiberAddr {
+            shared: Arc::as_ptr(&l.shared),
+            worker: l.index as u32,
+            key,
+            gen: l.current_gen.get(),
+        })
+    })
+    .flatten()
+}
+
+/// Wakes the fiber at `a` now if it lives on this worker; otherwise returns a reference to
+/// wake it with later.
+///
+/// # Safety
+/// The fiber at `a` is alive and blocked in a wait whose record the caller holds under a
+/// lock (see [`Waiter::wake`](crate::park::Waiter::wake)): its worker holds a strong
+/// reference to `a.shared` until that wait ends.
+#[inline]
+pub(crate) unsafe fn wake_addr(a: FiberAddr) -> Option<FiberRef> {
+    let done = with_local(|l| {
+        if l.index == a.worker as usize && std::ptr::eq(Arc::as_ptr(&l.shared), a.shared) {
+            l.unpark_local(a.key, a.gen);
+            true
+        } else {
+            false
+        }
+    });
+    if done == Some(true) {
+        return None;
+    }
+    // SAFETY: `a.shared` came from `Arc::as_ptr` of a runtime that is alive (the contract),
+    // so taking one more strong reference to it is sound.
+    let shared = unsafe {
+        Arc::increment_strong_count(a.shared);
+        Arc::from_raw(a.shared)
+    };
+    Some(FiberRef {
+        shared,
+        worker: a.worker,
+        key: a.key,
+        gen: a.gen,
+    })
 }
 
 /// Wakes a fiber, directly if it lives on this worker, else through its worker's inbox.

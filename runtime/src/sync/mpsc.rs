@@ -41,12 +41,13 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 
-use crate::park::{self, Park, Unparker};
+use crate::park::{self, Park, Unparker, Waiter};
 use crate::select::{Kind, Signal};
 use crate::sync::lock;
 
@@ -89,19 +90,39 @@ impl<T> fmt::Display for SendTimeoutError<T> {
 impl<T> std::error::Error for SendTimeoutError<T> {}
 
 /// The packet of a blocked receiver.
+///
+/// Fields other than `done` are touched only under the channel lock while the packet is
+/// published, or by its owner once it has seen `done` (see [`complete`]).
 struct RecvPacket<T> {
     /// Filled by a sender; `None` with `done` means the senders are all gone.
-    slot: Option<T>,
-    done: bool,
-    unparker: Option<Unparker>,
+    slot: UnsafeCell<Option<T>>,
+    waiter: UnsafeCell<Option<Waiter>>,
+    done: AtomicBool,
 }
 
-/// The packet of a blocked sender.
+/// The packet of a blocked sender (field access as for [`RecvPacket`]).
 struct SendPacket<T> {
     /// Taken by the receiver; still `Some` with `done` means the receiver is gone.
-    msg: Option<T>,
-    done: bool,
-    unparker: Option<Unparker>,
+    msg: UnsafeCell<Option<T>>,
+    waiter: UnsafeCell<Option<Waiter>>,
+    done: AtomicBool,
+}
+
+/// Ends a blocked party's wait: wakes it (or queues the wake in `wakes`) and sets its `done`
+/// flag, the last touch of its packet. Once it sees `done`, the owner reads its packet without
+/// the lock and may return, popping the packet's frame: so the wake is prepared first, while
+/// the wait is certainly still on.
+///
+/// # Safety
+/// The channel lock is held, and the packet was published until the caller unpublished it
+/// under this same lock hold.
+unsafe fn complete(waiter: &UnsafeCell<Option<Waiter>>, done: &AtomicBool, wakes: &mut Wakes) {
+    // SAFETY: lock held and the packet was published (the contract): nobody else touches it.
+    if let Some(w) = unsafe { (*waiter.get()).take() } {
+        // SAFETY: the record is ours under the lock and its owner is still waiting.
+        wakes.push(unsafe { w.wake() });
+    }
+    done.store(true, Ordering::Release);
 }
 
 /// A `Select` that keeps a registration with this channel.
@@ -197,11 +218,13 @@ impl<T> State<T> {
                 if reserved {
                     self.reserved -= 1;
                 }
-                // SAFETY: lock held; the receiver's packet is registered, hence alive.
-                let p = unsafe { &mut *p.as_ptr() };
-                p.slot = Some(msg);
-                p.done = true;
-                wakes.push(p.unparker.take());
+                // SAFETY: lock held; the receiver's packet was registered until just now, hence
+                // alive, and nobody else touches it until `done`.
+                unsafe {
+                    let p = p.as_ref();
+                    *p.slot.get() = Some(msg);
+                    complete(&p.waiter, &p.done, wakes);
+                }
                 return Ok(());
             }
         }
@@ -223,15 +246,15 @@ impl<T> State<T> {
         }
         if let Some(p) = self.send_waiters.pop_front() {
             // A rendezvous (or a buffer fully reserved): take straight from the sender.
-            // SAFETY: lock held; the sender's packet is registered, hence alive.
-            let p = unsafe { &mut *p.as_ptr() };
-            let v = p
-                .msg
-                .take()
-                .expect("coact: a waiting sender without a message");
-            p.done = true;
-            wakes.push(p.unparker.take());
-            return Ok(v);
+            // SAFETY: lock held; the sender's packet was registered until just now, hence
+            // alive, and nobody else touches it until `done`.
+            let v = unsafe {
+                let p = p.as_ref();
+                let v = (*p.msg.get()).take();
+                complete(&p.waiter, &p.done, wakes);
+                v
+            };
+            return Ok(v.expect("coact: a waiting sender without a message"));
         }
         if self.senders == 0 {
             Err(TryRecvError::Disconnected)
@@ -249,14 +272,15 @@ impl<T> State<T> {
                 return;
             }
             let p = self.send_waiters.pop_front().expect("checked above");
-            // SAFETY: lock held; the sender's packet is registered, hence alive.
-            let p = unsafe { &mut *p.as_ptr() };
-            let msg = p
-                .msg
-                .take()
-                .expect("coact: a waiting sender without a message");
-            p.done = true;
-            wakes.push(p.unparker.take());
+            // SAFETY: lock held; the sender's packet was registered until just now, hence
+            // alive, and nobody else touches it until `done`.
+            let msg = unsafe {
+                let p = p.as_ref();
+                let msg = (*p.msg.get()).take();
+                complete(&p.waiter, &p.done, wakes);
+                msg
+            };
+            let msg = msg.expect("coact: a waiting sender without a message");
             if self.deliver(msg, false, wakes).is_err() {
                 unreachable!("room or a receiver was checked under the same lock");
             }
@@ -319,12 +343,12 @@ impl<T> Chan<T> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(SendTimeoutError::Timeout(msg));
         }
-        let packet = UnsafeCell::new(SendPacket {
-            msg: Some(msg),
-            done: false,
-            unparker: Some(park::current()),
-        });
-        let ptr = NonNull::new(packet.get()).expect("stack address");
+        let packet = SendPacket {
+            msg: UnsafeCell::new(Some(msg)),
+            waiter: UnsafeCell::new(Some(Waiter::current())),
+            done: AtomicBool::new(false),
+        };
+        let ptr = NonNull::from(&packet);
         s.send_waiters.push_back(ptr);
         s.notify(Kind::Recv);
         drop(s);
@@ -333,40 +357,52 @@ impl<T> Chan<T> {
             ptr,
             armed: Cell::new(true),
         };
+        // Reads the packet's message once the receiver side is done with it.
+        let outcome = |m: Option<T>| match m {
+            None => Ok(()),
+            Some(m) => Err(SendTimeoutError::Disconnected(m)),
+        };
         loop {
             let p = park::park(deadline);
+            // The common way out: the receiver completed the wait, and the packet is ours
+            // again without taking the lock.
+            if p == Park::Woken && packet.done.load(Ordering::Acquire) {
+                guard.armed.set(false);
+                // SAFETY: `done` is set: the other side no longer touches the packet.
+                return outcome(unsafe { (*packet.msg.get()).take() });
+            }
             let mut s = self.lock();
-            // SAFETY: lock held; `packet` is ours and alive (this frame).
-            let pk = unsafe { &mut *packet.get() };
+            let done = packet.done.load(Ordering::Acquire);
             // Cancellation wins over completion: a cancelled coroutine must not carry on.
             if p == Park::Cancelled {
-                if !pk.done {
+                if !done {
                     s.send_waiters.retain(|q| *q != ptr);
                 }
                 guard.armed.set(false);
-                let m = pk.msg.take();
+                // SAFETY: lock held and the packet unpublished (or done): it is ours.
+                let m = unsafe { (*packet.msg.get()).take() };
                 drop(s);
                 park::cancelled();
-                return match m {
-                    None => Ok(()),
-                    Some(m) => Err(SendTimeoutError::Disconnected(m)),
-                };
+                return outcome(m);
             }
-            if pk.done {
+            if done {
                 guard.armed.set(false);
-                return match pk.msg.take() {
-                    None => Ok(()),
-                    Some(m) => Err(SendTimeoutError::Disconnected(m)),
-                };
+                // SAFETY: `done` is set: the other side no longer touches the packet.
+                return outcome(unsafe { (*packet.msg.get()).take() });
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 s.send_waiters.retain(|q| *q != ptr);
                 guard.armed.set(false);
-                let m = pk.msg.take().expect("an undelivered message");
-                return Err(SendTimeoutError::Timeout(m));
+                // SAFETY: lock held and the packet unpublished: it is ours.
+                let m = unsafe { (*packet.msg.get()).take() };
+                return Err(SendTimeoutError::Timeout(m.expect("an undelivered message")));
             }
-            if pk.unparker.is_none() {
-                pk.unparker = Some(park::current());
+            // SAFETY: lock held; the packet is published and only touched under the lock.
+            unsafe {
+                let w = &mut *packet.waiter.get();
+                if w.is_none() {
+                    *w = Some(Waiter::current());
+                }
             }
         }
     }
@@ -393,12 +429,12 @@ impl<T> Chan<T> {
         if deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(RecvTimeoutError::Timeout);
         }
-        let packet = UnsafeCell::new(RecvPacket {
-            slot: None,
-            done: false,
-            unparker: Some(park::current()),
-        });
-        let ptr = NonNull::new(packet.get()).expect("stack address");
+        let packet = RecvPacket {
+            slot: UnsafeCell::new(None),
+            waiter: UnsafeCell::new(Some(Waiter::current())),
+            done: AtomicBool::new(false),
+        };
+        let ptr = NonNull::from(&packet);
         debug_assert!(
             s.recv_waiter.is_none(),
             "two receivers blocked on one channel"
@@ -414,12 +450,18 @@ impl<T> Chan<T> {
         let mut wait_until = deadline;
         loop {
             let p = park::park(wait_until);
+            // The common way out: a sender completed the wait, and the packet is ours again
+            // without taking the lock.
+            if p == Park::Woken && packet.done.load(Ordering::Acquire) {
+                guard.armed.set(false);
+                // SAFETY: `done` is set: the other side no longer touches the packet.
+                return unsafe { (*packet.slot.get()).take() }.ok_or(RecvTimeoutError::Disconnected);
+            }
             let mut s = self.lock();
-            // SAFETY: lock held; `packet` is ours and alive (this frame).
-            let pk = unsafe { &mut *packet.get() };
+            let done = packet.done.load(Ordering::Acquire);
             // Cancellation wins over completion: a cancelled coroutine must not carry on.
             if p == Park::Cancelled {
-                if !pk.done {
+                if !done {
                     s.recv_waiter = None;
                     s.recv_claimed = false;
                 }
@@ -428,9 +470,10 @@ impl<T> Chan<T> {
                 park::cancelled();
                 return Err(RecvTimeoutError::Disconnected);
             }
-            if pk.done {
+            if done {
                 guard.armed.set(false);
-                return pk.slot.take().ok_or(RecvTimeoutError::Disconnected);
+                // SAFETY: `done` is set: the other side no longer touches the packet.
+                return unsafe { (*packet.slot.get()).take() }.ok_or(RecvTimeoutError::Disconnected);
             }
             let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
             if timed_out && s.recv_claimed {
@@ -440,8 +483,12 @@ impl<T> Chan<T> {
                 guard.armed.set(false);
                 return Err(RecvTimeoutError::Timeout);
             }
-            if pk.unparker.is_none() {
-                pk.unparker = Some(park::current());
+            // SAFETY: lock held; the packet is published and only touched under the lock.
+            unsafe {
+                let w = &mut *packet.waiter.get();
+                if w.is_none() {
+                    *w = Some(Waiter::current());
+                }
             }
         }
     }
@@ -458,10 +505,11 @@ impl<T> Chan<T> {
             if s.senders == 0 {
                 if let Some(p) = s.recv_waiter.take() {
                     s.recv_claimed = false;
-                    // SAFETY: lock held; the receiver's packet is registered, hence alive.
-                    let p = unsafe { &mut *p.as_ptr() };
-                    p.done = true;
-                    wakes.push(p.unparker.take());
+                    // SAFETY: lock held; the receiver's packet was registered until just now.
+                    unsafe {
+                        let p = p.as_ref();
+                        complete(&p.waiter, &p.done, &mut wakes);
+                    }
                 }
                 s.notify(Kind::Recv);
             }
@@ -475,10 +523,11 @@ impl<T> Chan<T> {
             let mut s = self.lock();
             s.receiver = false;
             while let Some(p) = s.send_waiters.pop_front() {
-                // SAFETY: lock held; the sender's packet is registered, hence alive.
-                let p = unsafe { &mut *p.as_ptr() };
-                p.done = true;
-                wakes.push(p.unparker.take());
+                // SAFETY: lock held; the sender's packet was registered until just now.
+                unsafe {
+                    let p = p.as_ref();
+                    complete(&p.waiter, &p.done, &mut wakes);
+                }
             }
             s.notify(Kind::Send);
             std::mem::take(&mut s.buf)
@@ -565,9 +614,13 @@ impl<T> Chan<T> {
                     s.pump(wakes);
                     // The receiver may have a deadline to honour now.
                     if let Some(p) = s.recv_waiter {
-                        // SAFETY: lock held; the receiver's packet is registered, hence alive.
-                        let p = unsafe { &mut *p.as_ptr() };
-                        wakes.push(p.unparker.take());
+                        // SAFETY: lock held; the receiver's packet is registered, hence alive,
+                        // and only touched under the lock; its owner is still waiting.
+                        unsafe {
+                            if let Some(w) = (*p.as_ref().waiter.get()).take() {
+                                wakes.push(w.wake());
+                            }
+                        }
                     }
                 }
             }
