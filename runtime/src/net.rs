@@ -100,14 +100,18 @@ struct StreamInner {
 
 impl StreamInner {
     fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let len = buf.len();
         self.slot
-            .blocking(false, self.read_timeout.deadline(), || (&self.io).read(buf))
+            .stream_blocking(false, self.read_timeout.deadline(), len, || {
+                (&self.io).read(buf)
+            })
     }
 
     fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.slot.blocking(true, self.write_timeout.deadline(), || {
-            (&self.io).write(buf)
-        })
+        self.slot
+            .stream_blocking(true, self.write_timeout.deadline(), buf.len(), || {
+                (&self.io).write(buf)
+            })
     }
 }
 
@@ -215,14 +219,14 @@ impl TcpStream {
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner
             .slot
-            .nonblocking(false, || (&self.inner.io).read(buf))
+            .stream_nonblocking(false, buf.len(), || (&self.inner.io).read(buf))
     }
 
     /// Writes what fits now; `WouldBlock` if nothing does. Never parks.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         self.inner
             .slot
-            .nonblocking(true, || (&self.inner.io).write(buf))
+            .stream_nonblocking(true, buf.len(), || (&self.inner.io).write(buf))
     }
 
     /// Reads without removing the data from the socket; parks until some is there.
@@ -309,7 +313,7 @@ impl ReadHalf {
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
         self.inner
             .slot
-            .nonblocking(false, || (&self.inner.io).read(buf))
+            .stream_nonblocking(false, buf.len(), || (&self.inner.io).read(buf))
     }
 
     /// The peer's address.
@@ -353,7 +357,7 @@ impl WriteHalf {
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
         self.inner
             .slot
-            .nonblocking(true, || (&self.inner.io).write(buf))
+            .stream_nonblocking(true, buf.len(), || (&self.inner.io).write(buf))
     }
 
     /// Shuts down the write side: the peer reads end of stream after what was sent.

@@ -18,8 +18,8 @@
 //! * `seq` counts readiness events; `clear` is the `seq` that was current when an operation
 //!   last returned `WouldBlock`. The direction is ready while `seq != clear`: an event that
 //!   arrives after the failed operation started makes it ready again, so none is lost, and
-//!   only `WouldBlock` ever clears readiness (mio is edge-triggered: we must drain until
-//!   `WouldBlock` before waiting).
+//!   only `WouldBlock` (or, on a stream, a short read or write, which proves the same thing)
+//!   ever clears readiness (mio is edge-triggered: we must drain until then before waiting).
 //! * A waiter publishes its unparker, then re-checks `seq` under the same lock the event
 //!   handler takes to find it; so either it sees the new event, or the handler sees it.
 //!
@@ -29,7 +29,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -73,6 +73,10 @@ pub(crate) struct Direction {
     seq: AtomicU64,
     /// `seq` as it was before the last operation that returned `WouldBlock`.
     clear: AtomicU64,
+    /// An event said this direction is closed (end of stream, hang-up or error): from then on
+    /// every operation is tried, since a short read may stop right before the end of stream,
+    /// which raises no further event.
+    closed: AtomicBool,
     waiters: Mutex<Waiters>,
 }
 
@@ -91,6 +95,7 @@ impl Direction {
         Direction {
             seq: AtomicU64::new(1),
             clear: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
             waiters: Mutex::default(),
         }
     }
@@ -105,12 +110,20 @@ impl Direction {
         self.clear.fetch_max(snapshot, Ordering::AcqRel);
     }
 
+    /// Whether the direction was ready when `snapshot` was taken.
+    fn ready_at(&self, snapshot: u64) -> bool {
+        snapshot != self.clear.load(Ordering::Acquire) || self.closed.load(Ordering::Acquire)
+    }
+
     /// Whether an event arrived since the last `WouldBlock`.
     pub(crate) fn is_ready(&self) -> bool {
         self.seq.load(Ordering::Acquire) != self.clear.load(Ordering::Acquire)
     }
 
-    fn fire(&self) {
+    fn fire(&self, closed: bool) {
+        if closed {
+            self.closed.store(true, Ordering::Release);
+        }
         self.seq.fetch_add(1, Ordering::AcqRel);
         let parked = {
             let mut w = lock(&self.waiters);
@@ -193,7 +206,8 @@ impl Driver {
     }
 
     fn dispatch(&self, events: &Events) {
-        let mut fired: Vec<(Arc<IoState>, bool, bool)> = Vec::new();
+        // (state, read fired, read closed, write fired, write closed)
+        let mut fired: Vec<(Arc<IoState>, bool, bool, bool, bool)> = Vec::new();
         {
             let table = lock(&self.table);
             for ev in events.iter() {
@@ -205,19 +219,21 @@ impl Driver {
                 let gen = (t & 0xffff_ffff) as u32;
                 if let Some((g, state)) = table.get(key) {
                     if *g == gen {
-                        let r = ev.is_readable() || ev.is_read_closed() || ev.is_error();
-                        let w = ev.is_writable() || ev.is_write_closed() || ev.is_error();
-                        fired.push((state.clone(), r, w));
+                        let rc = ev.is_read_closed() || ev.is_error();
+                        let wc = ev.is_write_closed() || ev.is_error();
+                        let r = ev.is_readable() || rc;
+                        let w = ev.is_writable() || wc;
+                        fired.push((state.clone(), r, rc, w, wc));
                     }
                 }
             }
         }
-        for (state, r, w) in fired {
+        for (state, r, rc, w, wc) in fired {
             if r {
-                state.read.fire();
+                state.read.fire(rc);
             }
             if w {
-                state.write.fire();
+                state.write.fire(wc);
             }
         }
     }
@@ -318,6 +334,75 @@ impl IoSlot {
                 r => return r,
             }
         }
+    }
+
+    /// [`blocking`](IoSlot::blocking) for a stream read or write of `len > 0` bytes, which
+    /// also treats a short transfer as the end of readiness, as `WouldBlock` would be.
+    ///
+    /// A read that returns fewer bytes than asked emptied the socket's receive queue, and a
+    /// write that took fewer than offered filled its send queue; with edge-triggered polling,
+    /// more data (or room) arriving after that raises a new event. So the next call parks
+    /// until that event instead of paying a system call only to hear `WouldBlock`. This also
+    /// makes a connection whose peer answers instantly wait for its event like the others, in
+    /// poll order, rather than run ahead of every other connection on its worker.
+    /// A socket that is not registered yet is always tried (it has no events to wait for).
+    pub(crate) fn stream_blocking(
+        &self,
+        write: bool,
+        deadline: Option<Instant>,
+        len: usize,
+        mut op: impl FnMut() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let dir = if write {
+            &self.state.write
+        } else {
+            &self.state.read
+        };
+        spend_budget();
+        loop {
+            let snap = dir.snapshot();
+            if len > 0 && !dir.ready_at(snap) && self.reg.get().is_some() {
+                dir.wait(snap, deadline)?;
+                continue;
+            }
+            match op() {
+                Ok(n) if n > 0 && n < len => {
+                    dir.clear(snap);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    dir.clear(snap);
+                    self.ensure_registered()?;
+                    dir.wait(snap, deadline)?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                r => return r,
+            }
+        }
+    }
+
+    /// [`nonblocking`](IoSlot::nonblocking) for a stream read or write of `len` bytes: always
+    /// makes the call (it reports what is there now), and records a short transfer as the end
+    /// of readiness (see [`stream_blocking`](IoSlot::stream_blocking)).
+    pub(crate) fn stream_nonblocking(
+        &self,
+        write: bool,
+        len: usize,
+        op: impl FnOnce() -> io::Result<usize>,
+    ) -> io::Result<usize> {
+        let dir = if write {
+            &self.state.write
+        } else {
+            &self.state.read
+        };
+        let snap = dir.snapshot();
+        let r = op();
+        match &r {
+            Ok(n) if *n > 0 && *n < len => dir.clear(snap),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => dir.clear(snap),
+            _ => {}
+        }
+        r
     }
 
     /// Runs a non-blocking operation once, recording `WouldBlock`.

@@ -395,7 +395,9 @@ impl<T> Chan<T> {
                 guard.armed.set(false);
                 // SAFETY: lock held and the packet unpublished: it is ours.
                 let m = unsafe { (*packet.msg.get()).take() };
-                return Err(SendTimeoutError::Timeout(m.expect("an undelivered message")));
+                return Err(SendTimeoutError::Timeout(
+                    m.expect("an undelivered message"),
+                ));
             }
             // SAFETY: lock held; the packet is published and only touched under the lock.
             unsafe {
@@ -455,7 +457,8 @@ impl<T> Chan<T> {
             if p == Park::Woken && packet.done.load(Ordering::Acquire) {
                 guard.armed.set(false);
                 // SAFETY: `done` is set: the other side no longer touches the packet.
-                return unsafe { (*packet.slot.get()).take() }.ok_or(RecvTimeoutError::Disconnected);
+                return unsafe { (*packet.slot.get()).take() }
+                    .ok_or(RecvTimeoutError::Disconnected);
             }
             let mut s = self.lock();
             let done = packet.done.load(Ordering::Acquire);
@@ -473,7 +476,8 @@ impl<T> Chan<T> {
             if done {
                 guard.armed.set(false);
                 // SAFETY: `done` is set: the other side no longer touches the packet.
-                return unsafe { (*packet.slot.get()).take() }.ok_or(RecvTimeoutError::Disconnected);
+                return unsafe { (*packet.slot.get()).take() }
+                    .ok_or(RecvTimeoutError::Disconnected);
             }
             let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
             if timed_out && s.recv_claimed {
