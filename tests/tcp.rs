@@ -823,6 +823,49 @@ fn connect_to_a_closed_port_is_refused() {
 }
 
 #[test]
+fn end_of_stream_queued_behind_a_short_read_is_seen() {
+    // A read that returns fewer bytes than asked ends the socket's readiness (the next read
+    // waits for an event instead of hearing `WouldBlock`). But when the peer's FIN was
+    // already queued behind those bytes, no further event comes: the read after the short one
+    // must still see the end of stream at once.
+    //
+    // The reader first gets one byte (a short read: readiness ends, and the socket is
+    // registered), then tells the peer, which writes ten bytes and closes in one go, so data
+    // and FIN arrive together, in one event.
+    for workers in [1, 2] {
+        let reads = on_workers(workers, || {
+            let (mut client, mut server) = pair();
+            let (ack_tx, ack_rx) = sync_channel::<()>(0);
+            let peer = coact::spawn(move || {
+                server.write_all(b"x").unwrap();
+                ack_rx.recv().unwrap();
+                server.write_all(b"0123456789").unwrap();
+                server.shutdown(Shutdown::Write).unwrap();
+                server
+            });
+            let mut buf = [0u8; 1024];
+            let mut reads = vec![client.read(&mut buf).expect("the first byte")];
+            ack_tx.send(()).unwrap();
+            loop {
+                let n = client.read(&mut buf).expect("read within the timeout");
+                reads.push(n);
+                if n == 0 {
+                    break;
+                }
+            }
+            drop(peer.join().expect("peer"));
+            reads
+        });
+        assert_eq!(
+            reads.iter().sum::<usize>(),
+            11,
+            "workers={workers}: {reads:?}"
+        );
+        assert_eq!(reads.last(), Some(&0), "workers={workers}: ends with EOF");
+    }
+}
+
+#[test]
 fn a_reset_by_the_peer_wakes_the_blocked_reader_with_an_error() {
     for workers in [1, 2] {
         // The peer is a plain thread with std's socket. It waits (peek) until our bytes are in
