@@ -258,7 +258,7 @@ enum Outcome {
 fn activate<A: Actor>(cell: Arc<Cell<A>>) {
     let mut inner = lock(&cell.inner);
     let me = coact_runtime::current_coroutine();
-    cell.common.set_running(me.clone());
+    cell.common.set_running(me);
     let outcome = match catch_unwind(AssertUnwindSafe(|| run(&cell, &mut inner))) {
         Ok(o) => o,
         // A kill (or the end of the runtime) cancelled us outside a handler call.

@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::fiber::{self, Resume, Task};
-use crate::park::{self, FiberRef};
+use crate::park;
 use crate::stack;
 use crate::sync::oneshot::{oneshot, Oneshot};
 use crate::watchdog::{self, Stall, StallHook};
@@ -359,42 +359,46 @@ where
 }
 
 /// Identifies a running coroutine so that it can be cancelled from anywhere.
-#[derive(Clone)]
-pub struct CoroutineId(FiberRef);
+///
+/// Plain data (`Copy`): taking one is cheap and holds no reference to the runtime, which it
+/// reaches again only to cancel.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CoroutineId {
+    runtime: u64,
+    worker: u32,
+    key: u32,
+    gen: u32,
+}
 
 impl fmt::Debug for CoroutineId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CoroutineId")
-            .field("worker", &self.0.worker)
-            .field("key", &self.0.key)
-            .field("generation", &self.0.gen)
+            .field("runtime", &self.runtime)
+            .field("worker", &self.worker)
+            .field("key", &self.key)
+            .field("generation", &self.gen)
             .finish()
     }
 }
 
-impl PartialEq for CoroutineId {
-    fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(&self.0.shared, &other.0.shared)
-            && self.0.worker == other.0.worker
-            && self.0.key == other.0.key
-            && self.0.gen == other.0.gen
-    }
-}
-
-impl Eq for CoroutineId {}
-
 impl CoroutineId {
     /// Cancels the coroutine: the blocking call it is parked in (or its next one) unwinds its
     /// stack with [`Cancelled`](crate::Cancelled), running its destructors. A coroutine that
-    /// has finished is not affected, nor is one that reused its slot.
+    /// has finished is not affected, nor is one that reused its slot, nor anything once its
+    /// runtime has ended.
     pub fn cancel(&self) {
-        worker::cancel(&self.0)
+        worker::cancel_id(self.runtime, self.worker, self.key, self.gen)
     }
 }
 
 /// The identity of the calling coroutine, if the caller is one.
 pub fn current_coroutine() -> Option<CoroutineId> {
-    worker::current_fiber().map(CoroutineId)
+    worker::current_id().map(|(runtime, worker, key, gen)| CoroutineId {
+        runtime,
+        worker,
+        key,
+        gen,
+    })
 }
 
 /// Holds one slot of the live-coroutine cap until the task finishes or is dropped.

@@ -107,6 +107,30 @@ pub(crate) struct Shared {
     pub(crate) stack_size: usize,
     /// The cap on live coroutines.
     pub(crate) max_stacks: usize,
+    /// Unique among the runtimes of this process (see [`runtime_by_id`]).
+    pub(crate) id: u64,
+}
+
+/// Every runtime of the process that is still alive, by id: how a [`CoroutineId`], which
+/// holds no reference to its runtime (so that taking one is cheap), reaches its worker.
+///
+/// [`CoroutineId`]: crate::CoroutineId
+static RUNTIMES: std::sync::Mutex<Vec<(u64, std::sync::Weak<Shared>)>> =
+    std::sync::Mutex::new(Vec::new());
+
+/// The runtime with this id, if it is still alive.
+pub(crate) fn runtime_by_id(id: u64) -> Option<Arc<Shared>> {
+    crate::sync::lock(&RUNTIMES)
+        .iter()
+        .find(|(i, _)| *i == id)
+        .and_then(|(_, w)| w.upgrade())
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let id = self.id;
+        crate::sync::lock(&RUNTIMES).retain(|(i, _)| *i != id);
+    }
 }
 
 /// The part of a worker other threads may touch.
@@ -169,13 +193,17 @@ impl Shared {
                 deque,
             });
         }
+        static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+        let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         let shared = Arc::new(Shared {
             remotes: remotes.into_boxed_slice(),
             injector: Injector::new(),
             shutdown: AtomicBool::new(false),
             stack_size,
             max_stacks,
+            id,
         });
+        crate::sync::lock(&RUNTIMES).push((id, Arc::downgrade(&shared)));
         Ok((shared, parts))
     }
 
@@ -787,6 +815,35 @@ pub(crate) fn current_fiber() -> Option<FiberRef> {
     .flatten()
 }
 
+/// The running fiber as (runtime id, worker, key, generation), if the caller is one.
+pub(crate) fn current_id() -> Option<(u64, u32, u32, u32)> {
+    with_local(|l| {
+        let key = l.current.get();
+        (key != NONE).then(|| (l.shared.id, l.index as u32, key, l.current_gen.get()))
+    })
+    .flatten()
+}
+
+/// Cancels the fiber with this id, directly if it lives on this worker, else through its
+/// worker's inbox; nothing happens if its runtime is gone.
+pub(crate) fn cancel_id(rt: u64, worker: u32, key: u32, gen: u32) {
+    let done = with_local(|l| {
+        if l.shared.id == rt && l.index == worker as usize {
+            l.cancel_local(key, gen);
+            true
+        } else {
+            false
+        }
+    });
+    if done != Some(true) {
+        if let Some(shared) = runtime_by_id(rt) {
+            if let Some(r) = shared.remotes.get(worker as usize) {
+                r.push_wake(key, gen, true);
+            }
+        }
+    }
+}
+
 /// The address of the running fiber, if the caller is one (no reference count touched).
 #[inline]
 pub(crate) fn current_addr() -> Option<FiberAddr> {
@@ -851,20 +908,6 @@ pub(crate) fn unpark(f: FiberRef) {
     }
 }
 
-/// Cancels a fiber, directly if it lives on this worker, else through its worker's inbox.
-pub(crate) fn cancel(f: &FiberRef) {
-    let done = with_local(|l| {
-        if l.index == f.worker as usize && Arc::ptr_eq(&l.shared, &f.shared) {
-            l.cancel_local(f.key, f.gen);
-            true
-        } else {
-            false
-        }
-    });
-    if done != Some(true) {
-        f.shared.remotes[f.worker as usize].push_wake(f.key, f.gen, true);
-    }
-}
 
 /// Queues a task on `shared`'s runtime: on the calling worker if it belongs to it, else
 /// through the injector.
