@@ -908,7 +908,6 @@ pub(crate) fn unpark(f: FiberRef) {
     }
 }
 
-
 /// Queues a task on `shared`'s runtime: on the calling worker if it belongs to it, else
 /// through the injector.
 pub(crate) fn submit(shared: &Arc<Shared>, task: Task) {

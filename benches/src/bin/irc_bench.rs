@@ -3,6 +3,7 @@
 //! ```text
 //! irc_bench [--only SUBSTR] [--secs 10] [--warmup 2] [--rates 0.5,1,1.5,2,3]
 //!           [--chat target/release/examples/chat] [--skip-a] [--skip-b] [--ngircd-connect-rate 150]
+//!           [--rate-a 0.2]
 //! ```
 //!
 //! For each server it starts a fresh process per run on a free loopback port (configs for
@@ -31,6 +32,8 @@ struct Opts {
     skip_a: bool,
     skip_b: bool,
     ngircd_connect_rate: f64,
+    /// Messages per second per client in scenario (a).
+    rate_a: f64,
 }
 
 fn parse_args() -> Opts {
@@ -43,6 +46,7 @@ fn parse_args() -> Opts {
         skip_a: false,
         skip_b: false,
         ngircd_connect_rate: 150.0,
+        rate_a: 0.2,
     };
     let mut it = std::env::args().skip(1);
     while let Some(a) = it.next() {
@@ -59,6 +63,7 @@ fn parse_args() -> Opts {
                         o.rates = v.split(',').map(|r| r.parse().expect("--rates")).collect()
                     }
                     "--chat" => o.chat = PathBuf::from(v),
+                    "--rate-a" => o.rate_a = v.parse().expect("--rate-a"),
                     "--ngircd-connect-rate" => {
                         o.ngircd_connect_rate = v.parse().expect("--ngircd-connect-rate")
                     }
@@ -304,8 +309,12 @@ fn main() {
             }
         }
         if !o.skip_a {
-            let r = run(kind, &o, &dir, &load, 10_000, 100, 0.2, &mut log);
-            table.push(fmt_row(kind, "a: 10k clients/100 ch, 0.2 msg/s each", &r));
+            let r = run(kind, &o, &dir, &load, 10_000, 100, o.rate_a, &mut log);
+            table.push(fmt_row(
+                kind,
+                &format!("a: 10k clients/100 ch, {} msg/s each", o.rate_a),
+                &r,
+            ));
         }
         if !o.skip_b {
             let mut best = None;
