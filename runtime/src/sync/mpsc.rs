@@ -25,13 +25,16 @@
 //!
 //! One `std::sync::Mutex` per channel guards its state: the buffer, the waiting receiver (there
 //! is at most one, since the [`Receiver`] is neither `Clone` nor `Sync`), the queue of waiting
-//! senders, and the persistent registrations of [`Select`](crate::select::Select)s. A blocked
-//! party keeps its *packet* (the message slot, a done flag and its unparker) on its own stack
-//! and publishes a pointer to it in the state; the other side fills the packet under the lock,
-//! marks it done, takes the unparker, and unparks after unlocking. The waiter re-checks its
-//! packet under the lock after every park, so spurious and late wakes are harmless, and a drop
-//! guard removes the packet from the state on every way out (timeout, cancellation, unwinding)
-//! before its stack frame goes away.
+//! senders, and the persistent registrations of [`Select`](crate::select::Select)s. (The sender
+//! count is an atomic beside it, so cloning and dropping senders takes no lock.) A blocked
+//! party keeps its *packet* (the message slot, its waiter and an atomic `done` flag) on its own
+//! stack and publishes a pointer to it in the state. The other side, under the lock,
+//! unpublishes the packet, fills it, wakes the waiter (a fiber of the same worker is queued at
+//! once, without touching a reference count; any other waiter is unparked after unlocking) and
+//! sets `done` last. A woken waiter that sees `done` owns its packet again and returns without
+//! taking the lock; otherwise it re-checks under the lock, so spurious and late wakes are
+//! harmless. A drop guard removes the packet from the state on every way out (timeout,
+//! cancellation, unwinding) before its stack frame goes away.
 //!
 //! A message sent by a blocked sender moves into the buffer as soon as there is room, in
 //! arrival order, so FIFO order holds across blocked and unblocked sends.
@@ -41,7 +44,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -139,8 +142,6 @@ struct State<T> {
     cap: usize,
     /// Buffer slots reserved by selected send operations not yet completed.
     reserved: usize,
-    /// Live `Sender`s and `SyncSender`s.
-    senders: usize,
     /// Whether the `Receiver` is alive.
     receiver: bool,
     /// The blocked receiver, if any. Only ever set while `buf` is empty.
@@ -156,6 +157,12 @@ struct State<T> {
 /// The channel shared by both ends.
 pub(crate) struct Chan<T> {
     state: Mutex<State<T>>,
+    /// Live `Sender`s and `SyncSender`s. Kept outside the lock, so that cloning and dropping
+    /// a sender cost one atomic operation; the drop that takes it to zero then takes the lock
+    /// to disconnect. Readers load it under the lock: a drop to zero either happened before
+    /// the reader's lock hold (and is seen) or takes the lock after it (and finds the
+    /// receiver's registration to complete).
+    senders: AtomicUsize,
 }
 
 // SAFETY: the raw packet pointers in `State` are dereferenced only with the channel lock held,
@@ -239,7 +246,8 @@ impl<T> State<T> {
     }
 
     /// Takes the next message, refilling the buffer from blocked senders.
-    fn take(&mut self, wakes: &mut Wakes) -> Result<T, TryRecvError> {
+    /// `senders` is the channel's live sender count, read under the lock.
+    fn take(&mut self, senders: usize, wakes: &mut Wakes) -> Result<T, TryRecvError> {
         if let Some(v) = self.buf.pop_front() {
             self.pump(wakes);
             return Ok(v);
@@ -256,7 +264,7 @@ impl<T> State<T> {
             };
             return Ok(v.expect("coact: a waiting sender without a message"));
         }
-        if self.senders == 0 {
+        if senders == 0 {
             Err(TryRecvError::Disconnected)
         } else {
             Err(TryRecvError::Empty)
@@ -298,13 +306,13 @@ impl<T> Chan<T> {
                 buf: VecDeque::new(),
                 cap,
                 reserved: 0,
-                senders: 1,
                 receiver: true,
                 recv_waiter: None,
                 recv_claimed: false,
                 send_waiters: VecDeque::new(),
                 observers: Vec::new(),
             }),
+            senders: AtomicUsize::new(1),
         })
     }
 
@@ -411,7 +419,10 @@ impl<T> Chan<T> {
 
     fn try_recv(&self) -> Result<T, TryRecvError> {
         let mut wakes = Wakes::default();
-        let r = self.lock().take(&mut wakes);
+        let r = {
+            let mut s = self.lock();
+            s.take(self.senders.load(Ordering::Acquire), &mut wakes)
+        };
         wakes.run();
         r
     }
@@ -419,7 +430,7 @@ impl<T> Chan<T> {
     fn recv_deadline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         let mut wakes = Wakes::default();
         let mut s = self.lock();
-        match s.take(&mut wakes) {
+        match s.take(self.senders.load(Ordering::Acquire), &mut wakes) {
             Ok(v) => {
                 drop(s);
                 wakes.run();
@@ -498,25 +509,26 @@ impl<T> Chan<T> {
     }
 
     fn add_sender(&self) {
-        self.lock().senders += 1;
+        self.senders.fetch_add(1, Ordering::Relaxed);
     }
 
     fn drop_sender(&self) {
+        if self.senders.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return;
+        }
+        // The last sender is gone: disconnect (see `Chan::senders`).
         let mut wakes = Wakes::default();
         {
             let mut s = self.lock();
-            s.senders -= 1;
-            if s.senders == 0 {
-                if let Some(p) = s.recv_waiter.take() {
-                    s.recv_claimed = false;
-                    // SAFETY: lock held; the receiver's packet was registered until just now.
-                    unsafe {
-                        let p = p.as_ref();
-                        complete(&p.waiter, &p.done, &mut wakes);
-                    }
+            if let Some(p) = s.recv_waiter.take() {
+                s.recv_claimed = false;
+                // SAFETY: lock held; the receiver's packet was registered until just now.
+                unsafe {
+                    let p = p.as_ref();
+                    complete(&p.waiter, &p.done, &mut wakes);
                 }
-                s.notify(Kind::Recv);
             }
+            s.notify(Kind::Recv);
         }
         wakes.run();
     }
@@ -547,7 +559,9 @@ impl<T> Chan<T> {
         let mut s = self.lock();
         match kind {
             Kind::Recv => {
-                let ready = !s.buf.is_empty() || !s.send_waiters.is_empty() || s.senders == 0;
+                let ready = !s.buf.is_empty()
+                    || !s.send_waiters.is_empty()
+                    || self.senders.load(Ordering::Acquire) == 0;
                 ready.then_some(Reservation::None)
             }
             Kind::Send => {
