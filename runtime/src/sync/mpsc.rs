@@ -163,6 +163,37 @@ pub(crate) struct Chan<T> {
     /// the reader's lock hold (and is seen) or takes the lock after it (and finds the
     /// receiver's registration to complete).
     senders: AtomicUsize,
+    /// The number of waiting messages (buffered, or held by blocked senders), published by
+    /// every lock hold as it ends (see [`ChanGuard`]): so `len`, `is_empty` and a `try_recv`
+    /// that finds nothing need no lock.
+    len: AtomicUsize,
+}
+
+/// The channel lock, held. Releasing it first publishes the message count in `Chan::len`,
+/// so every change made under the lock is reflected there before the lock is free.
+struct ChanGuard<'a, T> {
+    state: MutexGuard<'a, State<T>>,
+    len: &'a AtomicUsize,
+}
+
+impl<T> std::ops::Deref for ChanGuard<'_, T> {
+    type Target = State<T>;
+    fn deref(&self) -> &State<T> {
+        &self.state
+    }
+}
+
+impl<T> std::ops::DerefMut for ChanGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut State<T> {
+        &mut self.state
+    }
+}
+
+impl<T> Drop for ChanGuard<'_, T> {
+    fn drop(&mut self) {
+        let n = self.state.buf.len() + self.state.send_waiters.len();
+        self.len.store(n, Ordering::Release);
+    }
 }
 
 // SAFETY: the raw packet pointers in `State` are dereferenced only with the channel lock held,
@@ -313,11 +344,15 @@ impl<T> Chan<T> {
                 observers: Vec::new(),
             }),
             senders: AtomicUsize::new(1),
+            len: AtomicUsize::new(0),
         })
     }
 
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
-        lock(&self.state)
+    fn lock(&self) -> ChanGuard<'_, T> {
+        ChanGuard {
+            state: lock(&self.state),
+            len: &self.len,
+        }
     }
 
     fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
@@ -418,6 +453,16 @@ impl<T> Chan<T> {
     }
 
     fn try_recv(&self) -> Result<T, TryRecvError> {
+        // Nothing waiting: answer without the lock. The sender count is read first: a count
+        // of zero then proves that every message ever sent is already counted in `len`.
+        let senders = self.senders.load(Ordering::Acquire);
+        if self.len.load(Ordering::Acquire) == 0 {
+            return Err(if senders == 0 {
+                TryRecvError::Disconnected
+            } else {
+                TryRecvError::Empty
+            });
+        }
         let mut wakes = Wakes::default();
         let r = {
             let mut s = self.lock();
@@ -853,8 +898,7 @@ impl<T> Receiver<T> {
     /// How many messages wait in the channel now (buffered, or held by blocked senders).
     /// Not in std's API; useful for schedulers and metrics.
     pub fn len(&self) -> usize {
-        let s = self.chan.lock();
-        s.buf.len() + s.send_waiters.len()
+        self.chan.len.load(Ordering::Acquire)
     }
 
     /// Whether no message waits in the channel now.
