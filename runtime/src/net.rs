@@ -26,9 +26,12 @@
 //! # The read contract
 //!
 //! `read` returns as soon as at least one byte is available (or 0 at end of stream); it never
-//! waits to fill the buffer. It parks only after the socket said `WouldBlock`, and wakes on the
-//! next readiness event (see `reactor.rs`). The non-blocking calls (`try_read`, `try_write`,
-//! `try_recv_from`...) go straight to the socket and can never reach a parking call.
+//! waits to fill the buffer. It parks only once the socket is known to be drained: it said
+//! `WouldBlock`, or the last read returned fewer bytes than asked (then the next read waits
+//! for the next readiness event instead of making a system call only to hear `WouldBlock`;
+//! end of stream and errors stay reachable, see `reactor.rs`). Writes follow the same rule.
+//! The non-blocking calls (`try_read`, `try_write`, `try_recv_from`...) always go to the
+//! socket and can never reach a parking call.
 //!
 //! # Sharing
 //!
