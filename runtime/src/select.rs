@@ -219,7 +219,9 @@ struct Op<'a> {
 /// A set of channel operations to wait on; see the module docs.
 pub struct Select<'a> {
     ops: Vec<Option<Op<'a>>>,
-    signal: Arc<Signal>,
+    /// Made the first time the set has to wait: a select that finds an operation ready at
+    /// once (the common case for `select!`, which builds a set per call) allocates none.
+    signal: Option<Arc<Signal>>,
     registrations: u64,
     /// Where the next scan starts (after the last chosen operation).
     next: usize,
@@ -280,12 +282,7 @@ impl<'a> Select<'a> {
     pub fn new() -> Self {
         Select {
             ops: Vec::new(),
-            signal: Arc::new(Signal {
-                state: Mutex::new(SignalState {
-                    pending: false,
-                    waiter: None,
-                }),
-            }),
+            signal: None,
             registrations: 0,
             next: 0,
         }
@@ -346,7 +343,9 @@ impl<'a> Select<'a> {
             .and_then(Option::take)
             .expect("coact: no operation with this index in the Select");
         if op.registered {
-            op.chan.unregister(&self.signal, index);
+            if let Some(signal) = &self.signal {
+                op.chan.unregister(signal, index);
+            }
         }
     }
 
@@ -358,24 +357,28 @@ impl<'a> Select<'a> {
 
     /// Checks every operation once, in turn from after the last chosen one.
     fn scan(&mut self) -> Option<(usize, Reservation)> {
-        let n = self.ops.len();
-        for k in 0..n {
-            let i = (self.next + k) % n;
-            if let Some(op) = &self.ops[i] {
-                if let Some(r) = op.chan.poll(op.kind) {
-                    self.next = i + 1;
-                    return Some((i, r));
-                }
-            }
-        }
-        None
+        scan(&self.ops, &mut self.next)
+    }
+
+    /// Makes the set's signal if it has none yet.
+    fn ensure_signal(&mut self) {
+        self.signal.get_or_insert_with(|| {
+            Arc::new(Signal {
+                state: Mutex::new(SignalState {
+                    pending: false,
+                    waiter: None,
+                }),
+            })
+        });
     }
 
     fn register_all(&mut self) {
+        self.ensure_signal();
+        let signal = self.signal.as_ref().expect("made above");
         for (i, op) in self.ops.iter_mut().enumerate() {
             if let Some(op) = op {
                 if !op.registered {
-                    op.chan.register(&self.signal, i, op.kind);
+                    op.chan.register(signal, i, op.kind);
                     op.registered = true;
                     self.registrations += 1;
                 }
@@ -392,23 +395,24 @@ impl<'a> Select<'a> {
             return None;
         }
         self.register_all();
+        let signal = self.signal.as_ref().expect("register_all makes it");
         loop {
-            self.signal.arm();
-            if let Some(found) = self.scan() {
-                self.signal.disarm();
+            signal.arm();
+            if let Some(found) = scan(&self.ops, &mut self.next) {
+                signal.disarm();
                 return Some(found);
             }
             loop {
                 if park::park(deadline) == Park::Cancelled {
-                    self.signal.disarm();
+                    signal.disarm();
                     park::cancelled();
                     return None;
                 }
-                if self.signal.check() {
+                if signal.check() {
                     break;
                 }
                 if deadline.is_some_and(|d| Instant::now() >= d) {
-                    self.signal.disarm();
+                    signal.disarm();
                     return None;
                 }
             }
@@ -496,12 +500,27 @@ impl<'a> Select<'a> {
     }
 }
 
+/// Checks every operation once, in turn from `*next` on; moves `*next` past the chosen one.
+fn scan(ops: &[Option<Op<'_>>], next: &mut usize) -> Option<(usize, Reservation)> {
+    let n = ops.len();
+    for k in 0..n {
+        let i = (*next + k) % n;
+        if let Some(op) = &ops[i] {
+            if let Some(r) = op.chan.poll(op.kind) {
+                *next = i + 1;
+                return Some((i, r));
+            }
+        }
+    }
+    None
+}
+
 impl Drop for Select<'_> {
     fn drop(&mut self) {
         for (i, op) in self.ops.iter().enumerate() {
             if let Some(op) = op {
-                if op.registered {
-                    op.chan.unregister(&self.signal, i);
+                if let (true, Some(signal)) = (op.registered, &self.signal) {
+                    op.chan.unregister(signal, i);
                 }
             }
         }
