@@ -53,6 +53,44 @@ fn cancelling_a_finished_coroutine_does_nothing_to_its_successors() {
 }
 
 #[test]
+fn a_coroutine_run_on_a_finished_ones_fiber_is_a_new_coroutine() {
+    // Two coroutines queued back to back on one worker: when the first ends, the second runs
+    // on the same fiber and stack (the worker chains waiting tasks). It must still be a new
+    // coroutine: a different id, untouched by cancelling the first one's id, and cancellable
+    // through its own.
+    common::on_workers(1, || {
+        let (ids_tx, ids_rx) = channel();
+        let (go_tx, go_rx) = sync_channel::<u32>(0);
+        let (stop_tx, stop_rx) = sync_channel::<u32>(0);
+        let drops = Arc::new(AtomicUsize::new(0));
+        let first = {
+            let ids_tx = ids_tx.clone();
+            coact::spawn(move || ids_tx.send(coact::current_coroutine().unwrap()).unwrap())
+        };
+        let guard = DropCounter::new(&drops);
+        let second = coact::spawn(move || {
+            let _guard = guard;
+            ids_tx.send(coact::current_coroutine().unwrap()).unwrap();
+            let got = go_rx.recv().unwrap();
+            // Parks here until cancelled.
+            let _ = stop_rx.recv();
+            got
+        });
+        let a = ids_rx.recv().unwrap();
+        let b = ids_rx.recv().unwrap();
+        assert_ne!(a, b, "each coroutine has its own id");
+        first.join().unwrap();
+        a.cancel();
+        go_tx.send(5).unwrap(); // the second still runs normally
+        b.cancel();
+        let r = second.join();
+        assert!(r.is_err(), "cancelling the second's own id unwinds it");
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "its destructors ran");
+        drop(stop_tx);
+    });
+}
+
+#[test]
 fn detached_coroutines_run_and_do_not_count_until_started() {
     common::on_workers(2, || {
         let (tx, rx) = channel::<usize>();

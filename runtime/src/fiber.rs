@@ -70,6 +70,11 @@ impl Fiber {
                 // The spawn wrapper catches the task's panics; this only stops a panic raised
                 // while delivering the result from escaping into the worker.
                 let _ = catch_unwind(AssertUnwindSafe(task));
+                // Then run waiting tasks of this worker here, on this stack, as new coroutines
+                // (see `worker::chain_task`), instead of ending and starting a fresh fiber.
+                while let Some(next) = crate::worker::chain_task() {
+                    let _ = catch_unwind(AssertUnwindSafe(next));
+                }
             }
         });
         Fiber { co }
