@@ -307,6 +307,14 @@ impl IoSlot {
         let _ = self.ensure_registered();
     }
 
+    fn direction(&self, write: bool) -> &Direction {
+        if write {
+            &self.state.write
+        } else {
+            &self.state.read
+        }
+    }
+
     /// Runs a non-blocking operation in one direction until it does not return `WouldBlock`,
     /// waiting for readiness in between; `Interrupted` retries. Spends the I/O budget, so a
     /// coroutine that never has to wait still lets the others on its worker run.
@@ -314,26 +322,9 @@ impl IoSlot {
         &self,
         write: bool,
         deadline: Option<Instant>,
-        mut op: impl FnMut() -> io::Result<T>,
+        op: impl FnMut() -> io::Result<T>,
     ) -> io::Result<T> {
-        let dir = if write {
-            &self.state.write
-        } else {
-            &self.state.read
-        };
-        spend_budget();
-        loop {
-            let snap = dir.snapshot();
-            match op() {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    dir.clear(snap);
-                    self.ensure_registered()?;
-                    dir.wait(snap, deadline)?;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                r => return r,
-            }
-        }
+        self.blocking_until(write, deadline, false, op, |_| false)
     }
 
     /// [`blocking`](IoSlot::blocking) for a stream read or write of `len > 0` bytes, which
@@ -351,24 +342,33 @@ impl IoSlot {
         write: bool,
         deadline: Option<Instant>,
         len: usize,
-        mut op: impl FnMut() -> io::Result<usize>,
+        op: impl FnMut() -> io::Result<usize>,
     ) -> io::Result<usize> {
-        let dir = if write {
-            &self.state.write
-        } else {
-            &self.state.read
-        };
+        self.blocking_until(write, deadline, len > 0, op, |&n| n > 0 && n < len)
+    }
+
+    /// The loop of both: `short` says which results also end readiness; with `skip_drained`,
+    /// a registered socket whose direction is known drained is not tried before an event.
+    fn blocking_until<T>(
+        &self,
+        write: bool,
+        deadline: Option<Instant>,
+        skip_drained: bool,
+        mut op: impl FnMut() -> io::Result<T>,
+        short: impl Fn(&T) -> bool,
+    ) -> io::Result<T> {
+        let dir = self.direction(write);
         spend_budget();
         loop {
             let snap = dir.snapshot();
-            if len > 0 && !dir.ready_at(snap) && self.reg.get().is_some() {
+            if skip_drained && !dir.ready_at(snap) && self.reg.get().is_some() {
                 dir.wait(snap, deadline)?;
                 continue;
             }
             match op() {
-                Ok(n) if n > 0 && n < len => {
+                Ok(v) if short(&v) => {
                     dir.clear(snap);
-                    return Ok(n);
+                    return Ok(v);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     dir.clear(snap);
@@ -390,19 +390,7 @@ impl IoSlot {
         len: usize,
         op: impl FnOnce() -> io::Result<usize>,
     ) -> io::Result<usize> {
-        let dir = if write {
-            &self.state.write
-        } else {
-            &self.state.read
-        };
-        let snap = dir.snapshot();
-        let r = op();
-        match &r {
-            Ok(n) if *n > 0 && *n < len => dir.clear(snap),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => dir.clear(snap),
-            _ => {}
-        }
-        r
+        self.nonblocking_until(write, op, |&n| n > 0 && n < len)
     }
 
     /// Runs a non-blocking operation once, recording `WouldBlock`.
@@ -411,15 +399,23 @@ impl IoSlot {
         write: bool,
         op: impl FnOnce() -> io::Result<T>,
     ) -> io::Result<T> {
-        let dir = if write {
-            &self.state.write
-        } else {
-            &self.state.read
-        };
+        self.nonblocking_until(write, op, |_| false)
+    }
+
+    /// The body of both: `short` says which results also end readiness.
+    fn nonblocking_until<T>(
+        &self,
+        write: bool,
+        op: impl FnOnce() -> io::Result<T>,
+        short: impl Fn(&T) -> bool,
+    ) -> io::Result<T> {
+        let dir = self.direction(write);
         let snap = dir.snapshot();
         let r = op();
-        if matches!(&r, Err(e) if e.kind() == io::ErrorKind::WouldBlock) {
-            dir.clear(snap);
+        match &r {
+            Ok(v) if short(v) => dir.clear(snap),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => dir.clear(snap),
+            _ => {}
         }
         r
     }
