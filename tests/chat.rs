@@ -1353,10 +1353,21 @@ fn slow_reader_is_cut_off_without_blocking_the_sender() {
     // Each line is as long as the server takes (510 bytes): 10,000 of them are 5.4 MB to the
     // slow client, well over what loopback socket buffers hold for a client that never reads
     // (about 4 MB here, where tcp_wmem's maximum is 4 MiB) plus the sendq of 64 lines.
+    //
+    // The two readers must get everything, so they must never fall behind by more than the
+    // server lets a client fall behind, however the test threads are scheduled: the sender
+    // writes in chunks of CHUNK lines, under half the sendq (so even if a reader's connection
+    // gets no turn while a whole chunk is fanned out, its queue cannot overflow), and waits
+    // for both readers to have read each chunk before the next. The slow client never reads,
+    // so it still falls behind by everything.
+    const CHUNK: usize = 25;
+    const _: () = assert!(LINES % CHUNK == 0);
     let pad = "p".repeat(510 - "PRIVMSG #flood :9999 ".len());
+    let (progress_tx, progress_rx) = std::sync::mpsc::channel::<usize>();
     let reader_threads: Vec<_> = readers
         .into_iter()
         .map(|mut r| {
+            let progress = progress_tx.clone();
             thread::spawn(move || {
                 let mut quit = None;
                 let mut n = 0;
@@ -1373,6 +1384,9 @@ fn slow_reader_is_cut_off_without_blocking_the_sender() {
                         r.fail(&format!("expected message {n}, got {num}"));
                     }
                     n += 1;
+                    if n % CHUNK == 0 {
+                        let _ = progress.send(n);
+                    }
                 }
                 if quit.is_none() {
                     quit = Some(r.expect_from("slow", "QUIT"));
@@ -1381,13 +1395,24 @@ fn slow_reader_is_cut_off_without_blocking_the_sender() {
             })
         })
         .collect();
+    drop(progress_tx);
     let t0 = Instant::now();
-    let lines = (0..LINES)
-        .map(|n| format!("PRIVMSG #flood :{n} {pad}"))
-        .collect();
-    spam(s.socket(), lines)
-        .join()
-        .expect("the sender wrote everything");
+    let mut sock = s.socket();
+    for chunk in 0..LINES / CHUNK {
+        let mut burst = String::new();
+        for n in chunk * CHUNK..(chunk + 1) * CHUNK {
+            burst.push_str(&format!("PRIVMSG #flood :{n} {pad}\r\n"));
+        }
+        sock.write_all(burst.as_bytes())
+            .expect("the sender is never blocked by the slow client");
+        // Both readers report reaching the end of this chunk.
+        for _ in 0..2 {
+            let reached = progress_rx
+                .recv_timeout(TIMEOUT)
+                .expect("the readers keep up with the sender");
+            assert_eq!(reached, (chunk + 1) * CHUNK, "a reader skipped a chunk");
+        }
+    }
     s.sync();
     let sender_took = t0.elapsed();
     for t in reader_threads {

@@ -810,7 +810,9 @@ pub(crate) fn park_fiber(deadline: Option<Instant>, cancellable: bool) -> Park {
 /// and two switches through the worker loop; a fiber whose task just ended has all of that in
 /// hand. So it takes the oldest waiting task itself, at most [`CHAIN`] times per resume (the
 /// worker's poll and its runnable fibers are not held back for long), never while the runtime
-/// shuts down. The fiber takes a new generation first, so it is a new coroutine to the outside
+/// shuts down. Chained tasks never end one of the loop's rounds, which is where a backlog
+/// makes the worker wake a sleeping peer to steal; so a chain that leaves tasks waiting wakes
+/// one itself (a test caught all 100 busy actors of a 2-worker runtime on one worker). The fiber takes a new generation first, so it is a new coroutine to the outside
 /// world: wakes, cancels and timers addressed to the finished task's identity are dropped, and
 /// the new task starts with no park permit and no cancellation.
 pub(crate) fn chain_task() -> Option<Task> {
@@ -821,6 +823,11 @@ pub(crate) fn chain_task() -> Option<Task> {
         }
         let task = l.tasks.pop()?;
         l.chained.set(chained + 1);
+        // More tasks wait behind this one: a sleeping peer should take its share now, as the
+        // worker loop would ask it to after a full round (chained tasks never end a round).
+        if !l.tasks.is_empty() {
+            l.shared.wake_one(l.index);
+        }
         let gen = l.next_gen.get().wrapping_add(1);
         l.next_gen.set(gen);
         {
