@@ -971,10 +971,21 @@ pub(crate) fn unpark(f: FiberRef) {
 
 /// Queues a task on `shared`'s runtime: on the calling worker if it belongs to it, else
 /// through the injector.
+///
+/// A worker that builds up a backlog of its own spawns wakes a sleeping peer to steal from it
+/// at once ([`START_PER_ROUND`] waiting tasks or more), rather than only when a full round of
+/// its loop ends: it starts waiting tasks quickly, and a started task never moves, so a
+/// late peer would find nothing left to take. A short queue (one activation, a reply) wakes
+/// nobody, so message passing stays on one worker.
 pub(crate) fn submit(shared: &Arc<Shared>, task: Task) {
     let task = match with_local(|l| Arc::ptr_eq(&l.shared, shared)) {
         Some(true) => {
-            with_local(move |l| l.tasks.push(task));
+            with_local(move |l| {
+                l.tasks.push(task);
+                if l.tasks.len() >= START_PER_ROUND {
+                    l.shared.wake_one(l.index);
+                }
+            });
             return;
         }
         _ => task,
