@@ -102,44 +102,24 @@ impl Builder {
         stack::install_overflow_handler();
         let max_stacks = self.max_stacks.unwrap_or_else(stack::default_max_stacks);
         let (shared, parts) = Shared::new(workers, self.stack_size, max_stacks)?;
-        let mut threads = Vec::with_capacity(workers);
+        // Built first, so that an error below tears down what already started (by dropping
+        // it) before it is reported.
+        let mut rt = Runtime {
+            shared,
+            threads: Vec::with_capacity(workers),
+            watchdog: None,
+        };
         for (i, part) in parts.into_iter().enumerate() {
-            let sh = shared.clone();
+            let sh = rt.shared.clone();
             let t = thread::Builder::new()
                 .name(format!("coact-worker-{i}"))
-                .spawn(move || worker::run_worker(sh, part));
-            match t {
-                Ok(t) => threads.push(t),
-                Err(e) => {
-                    // Tear down what already started, then report.
-                    drop(Runtime {
-                        shared,
-                        threads,
-                        watchdog: None,
-                    });
-                    return Err(e);
-                }
-            }
+                .spawn(move || worker::run_worker(sh, part))?;
+            rt.threads.push(t);
         }
-        let watchdog = match self.stall_threshold {
-            Some(t) => match watchdog::start(shared.clone(), t, self.on_stall) {
-                Ok(h) => Some(h),
-                Err(e) => {
-                    drop(Runtime {
-                        shared,
-                        threads,
-                        watchdog: None,
-                    });
-                    return Err(e);
-                }
-            },
-            None => None,
-        };
-        Ok(Runtime {
-            shared,
-            threads,
-            watchdog,
-        })
+        if let Some(t) = self.stall_threshold {
+            rt.watchdog = Some(watchdog::start(rt.shared.clone(), t, self.on_stall)?);
+        }
+        Ok(rt)
     }
 }
 
