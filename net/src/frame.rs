@@ -6,7 +6,7 @@
 
 use std::io::{self, Read};
 
-use bincode::config::{self, Config};
+use bincode::config;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -162,9 +162,9 @@ impl Frame {
     }
 }
 
-/// Encodes `value` with bincode's standard configuration.
-pub(crate) fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, String> {
-    bincode::serde::encode_to_vec(value, config::standard()).map_err(|e| e.to_string())
+/// bincode's standard configuration, which every encoding on the wire uses.
+pub(crate) fn config() -> config::Configuration {
+    config::standard()
 }
 
 /// Encodes a frame with its length prefix, ready to be written.
@@ -177,29 +177,252 @@ pub(crate) fn encode_frame(frame: &Frame) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-fn decode_with<T: DeserializeOwned, C: Config>(bytes: &[u8], c: C) -> Result<T, String> {
-    let (v, read) = bincode::serde::decode_from_slice(bytes, c).map_err(|e| e.to_string())?;
-    if read != bytes.len() {
-        return Err(format!("{} trailing bytes", bytes.len() - read));
+/// Runs `$body` with `$c` bound to bincode's standard configuration limited to at least
+/// `$limit` bytes (the smallest of 64 KiB, 1 MiB, 16 MiB, 256 MiB or 4 GiB that covers it:
+/// bincode takes its limit as a constant).
+macro_rules! with_limit {
+    ($limit:expr, |$c:ident| $body:expr) => {{
+        let limit: usize = $limit;
+        let std = config::standard();
+        if limit <= 64 << 10 {
+            let $c = std.with_limit::<{ 64 << 10 }>();
+            $body
+        } else if limit <= 1 << 20 {
+            let $c = std.with_limit::<{ 1 << 20 }>();
+            $body
+        } else if limit <= 16 << 20 {
+            let $c = std.with_limit::<{ 16 << 20 }>();
+            $body
+        } else if limit <= 256 << 20 {
+            let $c = std.with_limit::<{ 256 << 20 }>();
+            $body
+        } else {
+            let $c = std.with_limit::<{ u32::MAX as usize }>();
+            $body
+        }
+    }};
+}
+
+/// Checks that a decode used all of `len` bytes.
+fn whole<T>(r: Result<(T, usize), bincode::error::DecodeError>, len: usize) -> Result<T, String> {
+    let (v, read) = r.map_err(|e| e.to_string())?;
+    if read != len {
+        return Err(format!("{} trailing bytes", len - read));
     }
     Ok(v)
 }
 
-/// Decodes all of `bytes` as a `T`, with a bincode decode limit of at least `limit` (the
-/// smallest of 64 KiB, 1 MiB, 16 MiB, 256 MiB or 4 GiB that covers it: bincode takes its limit
-/// as a constant). Trailing bytes are an error.
+/// Decodes all of `bytes` as a `T`, with a bincode decode limit of at least `limit`. Trailing
+/// bytes are an error.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, String> {
-    let c = config::standard();
-    if limit <= 64 << 10 {
-        decode_with(bytes, c.with_limit::<{ 64 << 10 }>())
-    } else if limit <= 1 << 20 {
-        decode_with(bytes, c.with_limit::<{ 1 << 20 }>())
-    } else if limit <= 16 << 20 {
-        decode_with(bytes, c.with_limit::<{ 16 << 20 }>())
-    } else if limit <= 256 << 20 {
-        decode_with(bytes, c.with_limit::<{ 256 << 20 }>())
-    } else {
-        decode_with(bytes, c.with_limit::<{ u32::MAX as usize }>())
+    with_limit!(limit, |c| whole(
+        bincode::serde::decode_from_slice(bytes, c),
+        bytes.len()
+    ))
+}
+
+/// The variant index of [`Frame::Send`] (bincode writes an index below 251 as one byte).
+const SEND: u8 = 5;
+
+/// The fields of a [`Frame::Send`], borrowed, for encoding: the encoding of a `Send` frame is
+/// its variant byte followed by this struct's encoding. The hot path of a link encodes this
+/// instead of a `Frame`, so that a message costs no copy of its name and payload.
+#[derive(Serialize, Debug)]
+pub(crate) struct SendRef<'a> {
+    /// The name the receiving actor is exported under.
+    pub(crate) name: &'a str,
+    /// The encoded message.
+    #[serde(serialize_with = "as_byte_string")]
+    pub(crate) payload: &'a [u8],
+    /// The reply ids inside the payload.
+    pub(crate) replies: &'a [u64],
+}
+
+/// Serialises a byte slice as one byte string (the same bincode bytes as a sequence of
+/// `u8`s, written in one piece).
+fn as_byte_string<S: serde::Serializer>(v: &&[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_bytes(v)
+}
+
+/// A decoded `Send` frame, its name and payload borrowed from the bytes it was read from.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct SendIn<'a> {
+    /// The name (not yet checked to be UTF-8: a name that matches an export is).
+    pub(crate) name: &'a [u8],
+    /// The encoded message.
+    pub(crate) payload: &'a [u8],
+    /// The reply ids inside the payload.
+    pub(crate) replies: Vec<u64>,
+}
+
+/// Takes a varint (bincode's standard configuration, as for a `u64` or a length) off the
+/// front of `b`. Like bincode, it accepts the longer forms of small values.
+fn take_varint(b: &mut &[u8]) -> Result<u64, String> {
+    fn fixed<const N: usize>(rest: &[u8]) -> Result<([u8; N], &[u8]), String> {
+        let (x, r) = rest
+            .split_first_chunk::<N>()
+            .ok_or("the frame ends early")?;
+        Ok((*x, r))
+    }
+    let (&first, rest) = b.split_first().ok_or("the frame ends early")?;
+    let (v, rest) = match first {
+        0..=250 => (u64::from(first), rest),
+        251 => fixed::<2>(rest).map(|(x, r)| (u64::from(u16::from_le_bytes(x)), r))?,
+        252 => fixed::<4>(rest).map(|(x, r)| (u64::from(u32::from_le_bytes(x)), r))?,
+        253 => fixed::<8>(rest).map(|(x, r)| (u64::from_le_bytes(x), r))?,
+        _ => return Err(format!("an invalid varint tag {first}")),
+    };
+    *b = rest;
+    Ok(v)
+}
+
+/// Takes a length-prefixed byte string off the front of `b`.
+fn take_bytes<'a>(b: &mut &'a [u8]) -> Result<&'a [u8], String> {
+    let len = take_varint(b)?;
+    let len = usize::try_from(len)
+        .ok()
+        .filter(|&l| l <= b.len())
+        .ok_or("a length past the end of the frame")?;
+    let (v, rest) = b.split_at(len);
+    *b = rest;
+    Ok(v)
+}
+
+/// If `body` (a frame without its length prefix) is a `Send` frame, decodes it without
+/// copying its name or payload; `None` for any other frame. This reads bincode's encoding of
+/// `Frame::Send` directly (tests hold it to bincode's): it is the one frame a busy link
+/// carries millions of.
+pub(crate) fn decode_send(body: &[u8]) -> Option<Result<SendIn<'_>, String>> {
+    let mut b = body.strip_prefix(&[SEND])?;
+    let mut fields = || {
+        let name = take_bytes(&mut b)?;
+        let payload = take_bytes(&mut b)?;
+        let n = take_varint(&mut b)?;
+        // Every id takes at least a byte: a count past the bytes left is refused before
+        // anything is allocated for it.
+        let n = usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= b.len())
+            .ok_or("more reply ids than bytes left")?;
+        let mut replies = Vec::with_capacity(n);
+        for _ in 0..n {
+            replies.push(take_varint(&mut b)?);
+        }
+        if !b.is_empty() {
+            return Err(format!("{} trailing bytes", b.len()));
+        }
+        Ok(SendIn {
+            name,
+            payload,
+            replies,
+        })
+    };
+    Some(fields())
+}
+
+/// Appends a `Send` frame (length prefix included) to `out`.
+pub(crate) fn encode_send(out: &mut Vec<u8>, send: &SendRef<'_>) -> Result<(), String> {
+    let at = out.len();
+    out.extend_from_slice(&[0, 0, 0, 0, SEND]);
+    if let Err(e) = bincode::serde::encode_into_std_write(send, out, config::standard()) {
+        out.truncate(at);
+        return Err(e.to_string());
+    }
+    let Ok(len) = u32::try_from(out.len() - at - 4) else {
+        out.truncate(at);
+        return Err("frame longer than 4 GiB".to_owned());
+    };
+    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
+/// Reads frames from a byte stream through one buffer: each read asks for as much as the
+/// buffer holds, so many small frames cost one system call, and a frame is handed out as a
+/// slice of the buffer without being copied.
+pub(crate) struct FrameReader {
+    buf: Vec<u8>,
+    /// The unread bytes are `buf[start..end]`.
+    start: usize,
+    end: usize,
+    /// The buffer's usual size; it grows for a larger frame and shrinks back once empty.
+    base: usize,
+}
+
+impl FrameReader {
+    /// A reader with a buffer of `capacity` bytes.
+    pub(crate) fn new(capacity: usize) -> FrameReader {
+        FrameReader {
+            buf: vec![0; capacity.max(16)],
+            start: 0,
+            end: 0,
+            base: capacity.max(16),
+        }
+    }
+
+    /// The length of the frame at the front of the buffer, once its prefix is in.
+    fn front_len(&self) -> Option<usize> {
+        let prefix = self.buf.get(self.start..self.start + 4)?;
+        (self.end - self.start >= 4)
+            .then(|| u32::from_be_bytes(prefix.try_into().expect("4 bytes")) as usize)
+    }
+
+    /// Whether a whole frame is buffered (the next [`next`](Self::next) will not read).
+    pub(crate) fn has_frame(&self) -> bool {
+        self.front_len()
+            .is_some_and(|len| self.end - self.start >= 4 + len)
+    }
+
+    /// The next frame's bytes (without the length prefix), reading from `r` as needed; `read`
+    /// is told how many bytes each read brought. A length above `max_frame` is refused before
+    /// anything is allocated for it.
+    pub(crate) fn next(
+        &mut self,
+        r: &mut impl Read,
+        max_frame: usize,
+        mut read: impl FnMut(usize),
+    ) -> Result<&[u8], ReadError> {
+        loop {
+            let mut want = 4;
+            if let Some(len) = self.front_len() {
+                if len > max_frame {
+                    return Err(ReadError::Bad(format!(
+                        "a frame of {len} bytes (the limit is {max_frame})"
+                    )));
+                }
+                if self.end - self.start >= 4 + len {
+                    let at = self.start + 4;
+                    self.start = at + len;
+                    return Ok(&self.buf[at..at + len]);
+                }
+                want = 4 + len;
+            }
+            if self.start == self.end {
+                self.start = 0;
+                self.end = 0;
+                if self.buf.len() > self.base {
+                    self.buf.truncate(self.base);
+                    self.buf.shrink_to_fit();
+                }
+            }
+            if self.start + want > self.buf.len() || self.end == self.buf.len() {
+                // Move the partial frame to the front, and make room for all of it.
+                self.buf.copy_within(self.start..self.end, 0);
+                self.end -= self.start;
+                self.start = 0;
+                if want > self.buf.len() {
+                    self.buf.resize(want, 0);
+                }
+            }
+            match r.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Err(ReadError::Io(io::ErrorKind::UnexpectedEof.into())),
+                Ok(n) => {
+                    self.end += n;
+                    read(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(ReadError::Io(e)),
+            }
+        }
     }
 }
 
@@ -248,9 +471,16 @@ pub(crate) fn read_frame(r: &mut impl Read, max_frame: usize) -> Result<Frame, R
 #[doc(hidden)]
 pub fn decode_frame_for_fuzzing(data: &[u8]) -> usize {
     let mut r = data;
+    let mut frames = FrameReader::new(1024);
     let mut n = 0;
-    while let Ok(f) = read_frame(&mut r, 16 << 20) {
-        let _ = f.kind();
+    while let Ok(body) = frames.next(&mut r, 16 << 20, |_| {}) {
+        let ok = match decode_send(body) {
+            Some(send) => send.is_ok(),
+            None => decode::<Frame>(body, 16 << 20).is_ok(),
+        };
+        if !ok {
+            break;
+        }
         n += 1;
     }
     n
@@ -353,5 +583,186 @@ mod tests {
             read_frame(&mut &bytes[..], 1 << 20),
             Err(ReadError::Bad(_))
         ));
+    }
+
+    /// A small deterministic generator for the tests below.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    fn sends() -> Vec<(String, Vec<u8>, Vec<u64>)> {
+        let mut out = vec![
+            (String::new(), vec![], vec![]),
+            ("counter".into(), vec![7; 64], vec![]),
+            ("x".into(), vec![1; 250], vec![0, 250, 251, 65_535, 65_536]),
+            (
+                "é".repeat(200),
+                vec![2; 251],
+                vec![u64::from(u32::MAX) + 1, u64::MAX],
+            ),
+            ("big".into(), vec![3; 70_000], vec![9]),
+        ];
+        let mut r = Rng(0x9E37_79B9_7F4A_7C15);
+        for _ in 0..200 {
+            let name = "n".repeat(r.below(300) as usize);
+            let payload = (0..r.below(600)).map(|_| r.next() as u8).collect();
+            let replies = (0..r.below(4)).map(|_| r.next() >> r.below(64)).collect();
+            out.push((name, payload, replies));
+        }
+        out
+    }
+
+    #[test]
+    fn the_hand_written_send_encoding_is_bincodes() {
+        for (name, payload, replies) in sends() {
+            let mut ours = vec![0xAA]; // appends after what is there
+            let send = SendRef {
+                name: &name,
+                payload: &payload,
+                replies: &replies,
+            };
+            encode_send(&mut ours, &send).unwrap();
+            let theirs = encode_frame(&Frame::Send {
+                name: name.clone(),
+                payload: payload.clone(),
+                replies: replies.clone(),
+            })
+            .unwrap();
+            assert_eq!(ours[1..], theirs[..]);
+            let back = decode_send(&theirs[4..]).expect("a Send frame").unwrap();
+            assert_eq!(
+                back,
+                SendIn {
+                    name: name.as_bytes(),
+                    payload: &payload,
+                    replies,
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn other_frames_are_not_taken_for_sends() {
+        for f in [
+            Frame::Heartbeat,
+            Frame::Reply {
+                id: 5,
+                payload: Some(vec![5]),
+            },
+            Frame::Refused { reason: "x".into() },
+        ] {
+            assert!(decode_send(&encode_frame(&f).unwrap()[4..]).is_none());
+        }
+    }
+
+    #[test]
+    fn damaged_sends_decode_as_bincode_decodes_them_or_fail() {
+        let mut r = Rng(77);
+        for (name, payload, replies) in sends().into_iter().take(60) {
+            let good = encode_frame(&Frame::Send {
+                name,
+                payload,
+                replies,
+            })
+            .unwrap();
+            for _ in 0..50 {
+                let mut body = good[4..].to_vec();
+                match r.below(3) {
+                    0 => body.truncate(r.below(body.len() as u64) as usize),
+                    1 => {
+                        let i = r.below(body.len() as u64) as usize;
+                        body[i] = r.next() as u8;
+                    }
+                    _ => body.push(r.next() as u8),
+                }
+                let theirs = decode::<Frame>(&body, 1 << 20);
+                match decode_send(&body) {
+                    None => assert!(!matches!(theirs, Ok(Frame::Send { .. }))),
+                    Some(Ok(ours)) => match (std::str::from_utf8(ours.name), theirs) {
+                        (
+                            Ok(n),
+                            Ok(Frame::Send {
+                                name,
+                                payload,
+                                replies,
+                            }),
+                        ) => {
+                            assert_eq!(n, name);
+                            assert_eq!(ours.payload, &payload[..]);
+                            assert_eq!(ours.replies, replies);
+                        }
+                        (Ok(_), other) => panic!("we decoded what bincode did not: {other:?}"),
+                        (Err(_), theirs) => assert!(theirs.is_err()),
+                    },
+                    Some(Err(_)) => assert!(!matches!(theirs, Ok(Frame::Send { .. }))),
+                }
+            }
+        }
+    }
+
+    /// Hands out its input a few bytes per read.
+    struct Trickle<'a> {
+        data: &'a [u8],
+        rng: Rng,
+    }
+
+    impl Read for Trickle<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = (1 + self.rng.below(9) as usize)
+                .min(buf.len())
+                .min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn the_frame_reader_reassembles_frames_from_any_split() {
+        let frames: Vec<Vec<u8>> = (0..300u32)
+            .map(|i| vec![i as u8; (i as usize * 37) % 200])
+            .chain([vec![1; 1000], vec![], vec![2; 70]])
+            .collect();
+        let mut wire = Vec::new();
+        for f in &frames {
+            wire.extend_from_slice(&(f.len() as u32).to_be_bytes());
+            wire.extend_from_slice(f);
+        }
+        for (cap, rng) in [(16, 1), (64, 2), (512, 3), (1 << 16, 4)] {
+            let mut src = Trickle {
+                data: &wire,
+                rng: Rng(rng),
+            };
+            let mut rd = FrameReader::new(cap);
+            let mut total = 0;
+            for f in &frames {
+                assert_eq!(rd.next(&mut src, 4096, |n| total += n).unwrap(), &f[..]);
+            }
+            assert_eq!(total, wire.len());
+            assert!(!rd.has_frame());
+            let end = rd.next(&mut src, 4096, |_| {});
+            assert!(
+                matches!(end, Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::UnexpectedEof)
+            );
+        }
+    }
+
+    #[test]
+    fn the_frame_reader_refuses_a_long_frame_before_reading_it() {
+        let mut wire = 5000u32.to_be_bytes().to_vec();
+        wire.extend_from_slice(&[0; 10]);
+        let mut rd = FrameReader::new(64);
+        let r = rd.next(&mut &wire[..], 4096, |_| {});
+        assert!(matches!(r, Err(ReadError::Bad(_))));
+        assert_eq!(rd.buf.len(), 64, "nothing was allocated for it");
     }
 }

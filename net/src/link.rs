@@ -15,8 +15,11 @@ use coact_runtime::{CoroutineId, Handle};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-use crate::frame::{encode_frame, read_frame, Frame, LookupAnswer, ReadError, MAGIC, VERSION};
-use crate::node::NodeInner;
+use crate::frame::{
+    decode, decode_send, encode_frame, read_frame, Frame, FrameReader, LookupAnswer, ReadError,
+    SendIn, MAGIC, VERSION,
+};
+use crate::node::{ExportCache, NodeInner};
 
 /// The writer gathers queued frames into one write of about this many bytes.
 const BATCH: usize = 64 << 10;
@@ -69,22 +72,6 @@ impl Counters {
     }
 }
 
-/// Counts the bytes read through it.
-struct Counted<'a, R> {
-    inner: R,
-    counters: &'a Counters,
-}
-
-impl<R: Read> Read for Counted<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.counters
-            .bytes_received
-            .fetch_add(n as u64, Ordering::Relaxed);
-        Ok(n)
-    }
-}
-
 /// One authenticated connection, from the end of its handshake until it closes. Addresses
 /// looked up over it, pending replies and monitors all belong to it: when it closes they all
 /// learn at once.
@@ -118,18 +105,21 @@ impl Session {
         lock(&self.state).closed.clone()
     }
 
-    /// Registers a reply the local asker waits for; its id goes on the wire.
-    pub(crate) fn register_reply(&self, p: PendingReply) -> u64 {
+    /// Registers replies under the ids already chosen for them (encoded into a message that is
+    /// about to be queued). If the session has closed, they fail at once.
+    pub(crate) fn register_replies(&self, pending: Vec<(u64, PendingReply)>) {
+        if pending.is_empty() {
+            return;
+        }
         let mut st = lock(&self.state);
         if st.closed.is_some() {
             drop(st);
-            p(None);
-            return 0;
+            for (_, p) in pending {
+                p(None);
+            }
+            return;
         }
-        st.next_id += 1;
-        let id = st.next_id;
-        st.replies.insert(id, p);
-        id
+        st.replies.extend(pending);
     }
 
     /// Forgets pending replies (their askers fail at once with `NoReply`, or timed out).
@@ -217,7 +207,8 @@ impl Session {
         }
     }
 
-    fn is_closing(&self) -> bool {
+    /// Whether the session has closed (or is closing gracefully); no lock.
+    pub(crate) fn is_closing(&self) -> bool {
         self.closing.load(Ordering::Acquire)
     }
 
@@ -250,7 +241,7 @@ impl Session {
 
     /// Queues an encoded frame, parking while the outbound queue is full.
     pub(crate) fn queue(&self, bytes: Vec<u8>) -> Result<(), Vec<u8>> {
-        if self.closed().is_some() {
+        if self.is_closing() {
             return Err(bytes);
         }
         self.out.send(bytes).map_err(|e| e.0)
@@ -697,20 +688,52 @@ fn writer(mut wr: WriteHalf, rx: Receiver<Vec<u8>>, session: Arc<Session>, heart
     }
 }
 
+/// Delivers a `Send` frame to the export under `name` (through the reader's cache); a name
+/// not (or no longer) exported drops the message and fails its askers. `Err` closes the link
+/// with that reason; `Ok(Err(()))` means the session's queue has closed.
+fn deliver_send(
+    node: &NodeInner,
+    session: &Arc<Session>,
+    cache: &mut ExportCache,
+    send: &SendIn<'_>,
+) -> Result<Result<(), ()>, String> {
+    match node.export_cached(send.name, cache)? {
+        Some(export) => {
+            (export.deliver)(send.payload, &send.replies, session)?;
+            Ok(Ok(()))
+        }
+        None => {
+            let mut r = Ok(());
+            for &id in send.replies.iter() {
+                if let Ok(b) = encode_frame(&Frame::Reply { id, payload: None }) {
+                    r = r.and(session.queue(b).map(drop).map_err(drop));
+                }
+            }
+            Ok(r)
+        }
+    }
+}
+
 fn reader(rd: &mut impl Read, node: &Arc<NodeInner>, session: &Arc<Session>) -> String {
     let max = session.max_frame;
     // Frames are small and many: read the socket in large chunks (one syscall for many
-    // frames) instead of two reads per frame.
-    let mut rd = io::BufReader::with_capacity(
-        64 * 1024,
-        Counted {
-            inner: rd,
-            counters: &session.counters,
-        },
-    );
+    // frames), and decode `Send` frames in place.
+    let mut frames = FrameReader::new(64 * 1024);
+    let c = &session.counters;
+    // Frames read but not yet added to the counters (they are published before each read
+    // that may wait, so an idle link's counters are exact).
+    let mut uncounted = 0;
+    let mut cache: ExportCache = None;
     loop {
-        let frame = match read_frame(&mut rd, max) {
-            Ok(f) => f,
+        if uncounted > 0 && !frames.has_frame() {
+            c.frames_received.fetch_add(uncounted, Ordering::Relaxed);
+            uncounted = 0;
+        }
+        let body = frames.next(rd, max, |n| {
+            c.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+        });
+        let body = match body {
+            Ok(b) => b,
             Err(ReadError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
                 return format!(
                     "no frame for {:?} (heartbeat timeout)",
@@ -719,11 +742,30 @@ fn reader(rd: &mut impl Read, node: &Arc<NodeInner>, session: &Arc<Session>) -> 
             }
             Err(e) => return e.to_string(),
         };
-        let c = &session.counters;
-        c.frames_received.fetch_add(1, Ordering::Relaxed);
+        uncounted += 1;
         if session.is_closing() {
             continue; // closed gracefully: read on until the peer closes, but act on nothing
         }
+        let bad = |e: String| format!("bad input: a frame that does not decode: {e}");
+        if let Some(send) = decode_send(body) {
+            let send = match send {
+                Ok(s) => s,
+                Err(e) => return bad(e),
+            };
+            match deliver_send(node, session, &mut cache, &send) {
+                Ok(Ok(())) => continue,
+                Ok(Err(())) => {
+                    return session
+                        .closed()
+                        .unwrap_or_else(|| "the link closed".to_owned())
+                }
+                Err(why) => return why,
+            }
+        }
+        let frame = match decode::<Frame>(body, max) {
+            Ok(f) => f,
+            Err(e) => return bad(e),
+        };
         let queued = match frame {
             Frame::Heartbeat => Ok(()),
             Frame::Lookup {
@@ -733,7 +775,7 @@ fn reader(rd: &mut impl Read, node: &Arc<NodeInner>, session: &Arc<Session>) -> 
             } => {
                 let result = node.lookup_answer(&name, &type_name);
                 match encode_frame(&Frame::LookupReply { id, result }) {
-                    Ok(b) => session.queue(b).map(drop),
+                    Ok(b) => session.queue(b).map(drop).map_err(drop),
                     Err(e) => return e,
                 }
             }
@@ -745,24 +787,17 @@ fn reader(rd: &mut impl Read, node: &Arc<NodeInner>, session: &Arc<Session>) -> 
                 name,
                 payload,
                 replies,
-            } => match node.export_of(&name) {
-                Some(export) => {
-                    if let Err(why) = (export.deliver)(&payload, session) {
-                        return why;
-                    }
-                    Ok(())
+            } => {
+                let send = SendIn {
+                    name: name.as_bytes(),
+                    payload: &payload,
+                    replies,
+                };
+                match deliver_send(node, session, &mut cache, &send) {
+                    Ok(r) => r,
+                    Err(why) => return why,
                 }
-                None => {
-                    // Not (or no longer) exported: the message is dropped, and its askers told.
-                    let mut r = Ok(());
-                    for id in replies {
-                        if let Ok(b) = encode_frame(&Frame::Reply { id, payload: None }) {
-                            r = r.and(session.queue(b).map(drop));
-                        }
-                    }
-                    r
-                }
-            },
+            }
             Frame::Reply { id, payload } => {
                 session.complete_reply(id, payload.as_deref());
                 Ok(())

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
@@ -95,8 +95,13 @@ impl fmt::Debug for NodeConfig {
     }
 }
 
-/// Decodes a message for an exported actor and delivers it.
-type Deliver = dyn Fn(&[u8], &Arc<Session>) -> Result<(), String> + Send + Sync;
+/// Decodes a message for an exported actor (its payload, and the reply ids the sender listed
+/// in it) and delivers it.
+type Deliver = dyn Fn(&[u8], &[u64], &Arc<Session>) -> Result<(), String> + Send + Sync;
+
+/// A link reader's memory of the last export it delivered to: the name, the exports'
+/// generation it was looked up in, and the export. Saves a lock and a hash per message.
+pub(crate) type ExportCache = Option<(String, u64, Export)>;
 
 #[derive(Clone)]
 pub(crate) struct Export {
@@ -110,6 +115,8 @@ pub(crate) struct NodeInner {
     local: SocketAddr,
     closed: AtomicBool,
     exports: Mutex<HashMap<String, Export>>,
+    /// Bumped (under the `exports` lock) whenever an export is added, replaced or removed.
+    exports_gen: AtomicU64,
     accept: Mutex<Option<CoroutineId>>,
     links: Mutex<Vec<Weak<LinkCore>>>,
     inbound: Mutex<Vec<Weak<Session>>>,
@@ -120,8 +127,25 @@ impl NodeInner {
         self.closed.load(Ordering::Acquire)
     }
 
-    pub(crate) fn export_of(&self, name: &str) -> Option<Export> {
-        lock(&self.exports).get(name).cloned()
+    /// The export under `name`, through the reader's `cache` (which it refreshes when the
+    /// exports have changed since, or the name differs).
+    /// A name that is not UTF-8 is bad input.
+    pub(crate) fn export_cached<'c>(
+        &self,
+        name: &[u8],
+        cache: &'c mut ExportCache,
+    ) -> Result<Option<&'c Export>, String> {
+        let gen = self.exports_gen.load(Ordering::Acquire);
+        let hit = matches!(cache, Some((n, g, _)) if *g == gen && n.as_bytes() == name);
+        if !hit {
+            let name = std::str::from_utf8(name).map_err(|_| {
+                "bad input: a frame that does not decode: a name that is not UTF-8".to_owned()
+            })?;
+            let exports = lock(&self.exports);
+            let gen = self.exports_gen.load(Ordering::Acquire);
+            *cache = exports.get(name).map(|e| (name.to_owned(), gen, e.clone()));
+        }
+        Ok(cache.as_ref().map(|(_, _, e)| e))
     }
 
     pub(crate) fn lookup_answer(&self, name: &str, type_name: &str) -> LookupAnswer {
@@ -181,6 +205,7 @@ impl Node {
             local,
             closed: AtomicBool::new(false),
             exports: Mutex::new(HashMap::new()),
+            exports_gen: AtomicU64::new(0),
             accept: Mutex::new(None),
             links: Mutex::new(Vec::new()),
             inbound: Mutex::new(Vec::new()),
@@ -221,31 +246,42 @@ impl Node {
         let name = name.into();
         let max = self.inner.config.max_frame;
         let shown = name.clone();
-        let deliver = move |payload: &[u8], session: &Arc<Session>| -> Result<(), String> {
-            let s = session.clone();
-            let sinks: SinkMaker = Box::new(move |id| s.reply_sink(id));
-            let msg: M = wire::decoding(sinks, || frame::decode(payload, max)).map_err(|e| {
-                format!(
-                    "bad input: a message for {shown:?} does not decode as {}: {e}",
-                    type_name::<M>()
-                )
-            })?;
-            // An actor that has stopped drops the message (and any ReplyTo in it: its asker
-            // fails at once).
-            let _ = addr.send(msg);
-            Ok(())
-        };
+        let deliver =
+            move |payload: &[u8], replies: &[u64], session: &Arc<Session>| -> Result<(), String> {
+                let decoded = if replies.is_empty() {
+                    // No reply slot inside (one the sender did not list fails to decode).
+                    frame::decode(payload, max)
+                } else {
+                    let s = session.clone();
+                    let sinks: SinkMaker = Box::new(move |id| s.reply_sink(id));
+                    wire::decoding(sinks, || frame::decode(payload, max))
+                };
+                let msg: M = decoded.map_err(|e| {
+                    format!(
+                        "bad input: a message for {shown:?} does not decode as {}: {e}",
+                        type_name::<M>()
+                    )
+                })?;
+                // An actor that has stopped drops the message (and any ReplyTo in it: its asker
+                // fails at once).
+                let _ = addr.send(msg);
+                Ok(())
+            };
         let export = Export {
             type_name: type_name::<M>(),
             deliver: Arc::new(deliver),
         };
-        lock(&self.inner.exports).insert(name, export);
+        let mut exports = lock(&self.inner.exports);
+        exports.insert(name, export);
+        self.inner.exports_gen.fetch_add(1, Ordering::Release);
     }
 
     /// Withdraws the export under `name`; later messages to it are dropped (their askers fail
     /// with `NoReply`) and lookups find nothing. Returns whether something was exported.
     pub fn unexport(&self, name: &str) -> bool {
-        lock(&self.inner.exports).remove(name).is_some()
+        let mut exports = lock(&self.inner.exports);
+        self.inner.exports_gen.fetch_add(1, Ordering::Release);
+        exports.remove(name).is_some()
     }
 
     /// Links to the node at `addr`. Returns at once: a coroutine dials, authenticates, carries

@@ -1,15 +1,15 @@
 //! Peers and the addresses of actors on them.
 
 use std::any::type_name;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::marker::PhantomData;
 use std::net::SocketAddr;
-use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use coact_actor::wire::{self, Registrar};
+use coact_actor::wire::{self, PendingReply, Registrar};
 use coact_actor::{
     ActorId, AskError, Down, Monitor, Recipient, ReplyTo, SendError, SendTimeoutError, StopReason,
     TrySendError,
@@ -18,8 +18,21 @@ use coact_runtime::sync::mpsc::{self, sync_channel, RecvTimeoutError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::frame::{self, encode_frame, Frame, LookupAnswer};
+use crate::frame::{self, encode_frame, encode_send, Frame, LookupAnswer, SendRef};
 use crate::link::{LinkCore, LinkStats, Session};
+
+/// The scratch buffer of a thread's encodings is kept between messages up to this size.
+const SCRATCH_KEEP: usize = 64 << 10;
+
+/// Reply ids: unique in the process, so unique on every link.
+static NEXT_REPLY_ID: AtomicU64 = AtomicU64::new(1);
+
+thread_local! {
+    /// Where a thread encodes a message's payload (reused, so encoding allocates nothing).
+    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// The replies registered by the encoding under way on this thread, with their ids.
+    static PENDING: RefCell<Vec<(u64, PendingReply)>> = const { RefCell::new(Vec::new()) };
+}
 
 /// Stops its link when the last [`Peer`] clone and the last [`RemoteAddr`] made through it are
 /// dropped.
@@ -251,40 +264,53 @@ impl<M: Serialize> RemoteAddr<M> {
 
     /// Encodes a `Send` frame for `msg`; returns it and the reply ids registered for it.
     fn encode(&self, msg: &M) -> Result<(Vec<u8>, Vec<u64>), String> {
-        let ids = Rc::new(RefCell::new(Vec::new()));
-        let (s, ids2) = (self.session.clone(), ids.clone());
-        let registrar: Registrar = Box::new(move |p| {
-            let id = s.register_reply(p);
-            ids2.borrow_mut().push(id);
-            id
-        });
-        let payload = wire::encoding(registrar, || frame::encode(msg));
-        let ids = ids.take();
-        let frame = payload.and_then(|payload| {
-            encode_frame(&Frame::Send {
-                name: self.name.to_string(),
-                payload,
-                replies: ids.clone(),
-            })
-        });
-        match frame {
-            Ok(b) if b.len() - 4 <= self.session.max_frame => Ok((b, ids)),
-            Ok(b) => {
-                self.session.cancel_replies(&ids);
-                Err(format!(
+        SCRATCH.with(|scratch| {
+            // Taken, not borrowed: a `Serialize` impl that sends through another address
+            // while being encoded then gets a buffer of its own.
+            let mut payload = scratch.take();
+            payload.clear();
+            let mark = PENDING.with(|p| p.borrow().len());
+            let registrar: Registrar = Box::new(|p| {
+                let id = NEXT_REPLY_ID.fetch_add(1, Ordering::Relaxed);
+                PENDING.with(|v| v.borrow_mut().push((id, p)));
+                id
+            });
+            let encoded = wire::encoding(registrar, || {
+                bincode::serde::encode_into_std_write(msg, &mut payload, frame::config())
+            });
+            let pending = PENDING.with(|p| p.borrow_mut().split_off(mark));
+            let ids: Vec<u64> = pending.iter().map(|(id, _)| *id).collect();
+            let frame = encoded.map_err(|e| e.to_string()).and_then(|_| {
+                let mut out =
+                    Vec::with_capacity(payload.len() + self.name.len() + 24 + 10 * ids.len());
+                let send = SendRef {
+                    name: &self.name,
+                    payload: &payload,
+                    replies: &ids,
+                };
+                encode_send(&mut out, &send).map(|()| out)
+            });
+            if payload.capacity() <= SCRATCH_KEEP {
+                scratch.replace(payload);
+            }
+            match frame {
+                Ok(b) if b.len() - 4 <= self.session.max_frame => {
+                    // Registered before the frame can be queued, so a reply cannot beat it.
+                    self.session.register_replies(pending);
+                    Ok((b, ids))
+                }
+                Ok(b) => Err(format!(
                     "a message of {} bytes is over max_frame",
                     b.len() - 4
-                ))
+                )),
+                Err(e) => Err(e),
             }
-            Err(e) => {
-                self.session.cancel_replies(&ids);
-                Err(e)
-            }
-        }
+            // On an error the pending replies are dropped here: their askers fail at once.
+        })
     }
 
     fn encode_or_log(&self, msg: &M) -> Option<(Vec<u8>, Vec<u64>)> {
-        if self.session.closed().is_some() {
+        if self.session.is_closing() {
             return None;
         }
         match self.encode(msg) {

@@ -36,12 +36,16 @@ const PAYLOAD: usize = 64;
 /// What the remote counter understands.
 #[derive(Serialize, Deserialize)]
 enum Msg {
-    /// One 64-byte message to count.
-    Data(Vec<u8>),
+    /// One 64-byte message to count, its payload marked as a byte string (`serde_bytes`), as
+    /// byte payloads should be: bincode then copies it in one piece.
+    Data(#[serde(with = "serde_bytes")] Vec<u8>),
     /// The count so far (then reset to zero).
     Count(ReplyTo<u64>),
     /// An echo, for round-trip latency.
     Ping(u64, ReplyTo<u64>),
+    /// One 64-byte message to count, as a plain `Vec<u8>` (the same bytes on the wire; serde
+    /// encodes and decodes it one byte at a time).
+    Plain(Vec<u8>),
 }
 
 /// The remote handler actor: counts `Data` messages.
@@ -54,7 +58,7 @@ impl Actor for Counter {
     type Msg = Msg;
     fn handle(&mut self, msg: Msg, _ctx: &mut Ctx<'_, Msg>) {
         match msg {
-            Msg::Data(p) => self.n += (p.len() == PAYLOAD) as u64,
+            Msg::Data(p) | Msg::Plain(p) => self.n += (p.len() == PAYLOAD) as u64,
             Msg::Count(r) => {
                 r.send(std::mem::take(&mut self.n));
             }
@@ -75,6 +79,9 @@ struct Opts {
     runs: usize,
     /// Worker threads of each coact runtime (`None`: the default, one per core).
     workers: Option<usize>,
+    /// Only the one-way runs with byte-string payloads: no plain `Vec<u8>` runs, no asks (for
+    /// profiling the one-way path alone).
+    one_way_only: bool,
 }
 
 /// One run's figures.
@@ -82,6 +89,8 @@ struct Opts {
 struct Figures {
     /// One-way messages per second.
     mps: f64,
+    /// One-way messages per second with plain `Vec<u8>` payloads (coact only).
+    plain: f64,
     /// Round-trip p50, µs.
     p50: f64,
     /// Round-trip p99, µs.
@@ -105,6 +114,7 @@ fn main() {
         asks: 100_000,
         runs: 3,
         workers: workers_arg(&args),
+        one_way_only: false,
     };
     let mut it = args.iter().skip(1);
     while let Some(a) = it.next() {
@@ -120,10 +130,11 @@ fn main() {
                     .filter(|&r| r > 0)
                     .expect("--runs takes a number >= 1")
             }
+            "--one-way-only" => o.one_way_only = true,
             "--workers" => {
                 it.next(); // read by workers_arg
             }
-            _ => panic!("unknown argument {a:?} (remote [--quick] [--runs N] [--workers W])"),
+            _ => panic!("unknown argument {a:?} (remote [--quick] [--runs N] [--workers W] [--one-way-only])"),
         }
     }
     driver(&o);
@@ -324,11 +335,13 @@ fn raw_latency(conn: &TcpStream, asks: usize) -> (f64, f64) {
     percentiles(lat)
 }
 
-/// coact one-way throughput: N `Data` sends, then one ask for the count.
-fn coact_throughput(c: &RemoteAddr<Msg>, n: u64) -> f64 {
+/// coact one-way throughput: N `Data` (or `Plain`) sends, then one ask for the count.
+fn coact_throughput(c: &RemoteAddr<Msg>, n: u64, plain: bool) -> f64 {
     let t0 = Instant::now();
     for _ in 0..n {
-        c.send(Msg::Data(vec![7u8; PAYLOAD])).expect("send");
+        let p = vec![7u8; PAYLOAD];
+        c.send(if plain { Msg::Plain(p) } else { Msg::Data(p) })
+            .expect("send");
     }
     let got = c.ask(Msg::Count, T).expect("the count");
     let dt = t0.elapsed();
@@ -370,7 +383,9 @@ fn driver(o: &Opts) {
         coact_child.id(),
         raw_child.id()
     );
-    let (n, asks, runs) = (o.n, o.asks, o.runs);
+    let (n, runs) = (o.n, o.runs);
+    let one_way_only = o.one_way_only;
+    let asks = if one_way_only { 0 } else { o.asks };
     let (coact_runs, raw_runs, wire) = runtime(o.workers).block_on(move || {
         let cfg = NodeConfig::new("client", "127.0.0.1:0".parse().unwrap(), SECRET);
         let node = Node::start(cfg).expect("start the client node");
@@ -378,7 +393,7 @@ fn driver(o: &Opts) {
         let c: RemoteAddr<Msg> = peer.lookup("counter", T).expect("look up the counter");
         let (mut cr, mut rr) = (Vec::new(), Vec::new());
         // Warm-up of both paths (not reported).
-        coact_throughput(&c, n / 20);
+        coact_throughput(&c, n / 20, false);
         raw_case(raw_addr, move |s| Figures {
             mps: raw_throughput(s, n / 20),
             ..Figures::default()
@@ -387,29 +402,45 @@ fn driver(o: &Opts) {
         for run in 0..runs {
             eprintln!("run {}/{runs}", run + 1);
             let mut cf = Figures {
-                mps: coact_throughput(&c, n),
+                mps: coact_throughput(&c, n, false),
+                plain: if one_way_only {
+                    0.0
+                } else {
+                    coact_throughput(&c, n, true)
+                },
                 ..Figures::default()
             };
-            eprintln!("  coact one-way: {:.0} msgs/s", cf.mps);
+            eprintln!(
+                "  coact one-way: {:.0} msgs/s (plain Vec<u8>: {:.0})",
+                cf.mps, cf.plain
+            );
             let mps = raw_case(raw_addr, move |s| Figures {
                 mps: raw_throughput(s, n),
                 ..Figures::default()
             })
             .mps;
             eprintln!("  raw one-way:   {mps:.0} msgs/s");
-            (cf.p50, cf.p99) = coact_latency(&c, asks);
-            eprintln!(
-                "  coact ask:     p50 {:.1} µs, p99 {:.1} µs",
-                cf.p50, cf.p99
-            );
-            let l = raw_case(raw_addr, move |s| {
-                let (p50, p99) = raw_latency(s, asks);
-                Figures { mps: 0.0, p50, p99 }
-            });
-            eprintln!("  raw rtt:       p50 {:.1} µs, p99 {:.1} µs", l.p50, l.p99);
+            let mut l = Figures::default();
+            if asks > 0 {
+                (cf.p50, cf.p99) = coact_latency(&c, asks);
+                eprintln!(
+                    "  coact ask:     p50 {:.1} µs, p99 {:.1} µs",
+                    cf.p50, cf.p99
+                );
+                l = raw_case(raw_addr, move |s| {
+                    let (p50, p99) = raw_latency(s, asks);
+                    Figures {
+                        p50,
+                        p99,
+                        ..Figures::default()
+                    }
+                });
+                eprintln!("  raw rtt:       p50 {:.1} µs, p99 {:.1} µs", l.p50, l.p99);
+            }
             cr.push(cf);
             rr.push(Figures {
                 mps,
+                plain: mps,
                 p50: l.p50,
                 p99: l.p99,
             });
@@ -443,6 +474,7 @@ where
 fn report(o: &Opts, c: &[Figures], r: &[Figures], wire: (u64, u64)) {
     let med = |xs: &[Figures], f: fn(&Figures) -> f64| median(xs.iter().map(f).collect());
     let (cm, rm) = (med(c, |f| f.mps), med(r, |f| f.mps));
+    let cp = med(c, |f| f.plain);
     let (c50, r50) = (med(c, |f| f.p50), med(r, |f| f.p50));
     let (c99, r99) = (med(c, |f| f.p99), med(r, |f| f.p99));
     println!(
@@ -458,6 +490,10 @@ fn report(o: &Opts, c: &[Figures], r: &[Figures], wire: (u64, u64)) {
     println!(
         "| one-way 64 B, msgs/s | {cm:.0} | {rm:.0} | {:.2}× |",
         rm / cm
+    );
+    println!(
+        "| one-way 64 B as a plain `Vec<u8>`, msgs/s | {cp:.0} | {rm:.0} | {:.2}× |",
+        rm / cp
     );
     println!(
         "| round trip p50, µs | {c50:.1} | {r50:.1} | {:.2}× |",
@@ -485,11 +521,11 @@ fn report(o: &Opts, c: &[Figures], r: &[Figures], wire: (u64, u64)) {
         if t2 { "met" } else { "NOT met" },
         if t3 { "met" } else { "NOT met" }
     );
-    println!("\nraw runs (coact mps / raw mps / coact p50,p99 / raw p50,p99):");
+    println!("\nraw runs (coact mps / coact plain mps / raw mps / coact p50,p99 / raw p50,p99):");
     for (a, b) in c.iter().zip(r) {
         println!(
-            "- {:.0} / {:.0} / {:.1},{:.1} / {:.1},{:.1}",
-            a.mps, b.mps, a.p50, a.p99, b.p50, b.p99
+            "- {:.0} / {:.0} / {:.0} / {:.1},{:.1} / {:.1},{:.1}",
+            a.mps, a.plain, b.mps, a.p50, a.p99, b.p50, b.p99
         );
     }
 }
