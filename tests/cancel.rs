@@ -333,6 +333,41 @@ fn coroutines_spawned_just_before_the_end_are_dropped() {
     }
 }
 
+/// Joining such a coroutine after the runtime has ended returns at once with an error, whether
+/// it had started (and was cancelled) or was dropped before it started.
+#[test]
+fn joining_a_coroutine_the_end_of_the_runtime_dropped_returns_an_error() {
+    for workers in [1, 2] {
+        bounded(move || {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let rt = runtime(workers);
+            let d = Arc::clone(&drops);
+            let handles = rt.block_on(move || {
+                (0..20)
+                    .map(|_| {
+                        let guard = DropCounter::new(&d);
+                        coact::spawn(move || {
+                            let _guard = guard;
+                            coact::time::sleep(Duration::from_secs(3600));
+                        })
+                    })
+                    .collect::<Vec<_>>()
+            });
+            drop(rt);
+            assert_eq!(drops.load(Ordering::SeqCst), 20, "workers={workers}");
+            for h in handles {
+                assert!(h.is_finished());
+                let e = h.join().expect_err("the coroutine never returned");
+                let cancelled = e.is::<coact::Cancelled>();
+                let unstarted = e
+                    .downcast_ref::<&str>()
+                    .is_some_and(|m| m.contains("dropped before it started"));
+                assert!(cancelled || unstarted, "workers={workers}");
+            }
+        });
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Panics
 // ---------------------------------------------------------------------------------------------

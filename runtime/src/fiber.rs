@@ -37,6 +37,8 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
+use crate::join::Joined;
+
 /// What the worker passes to a fiber when it resumes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Resume {
@@ -46,8 +48,23 @@ pub(crate) enum Resume {
     Cancel,
 }
 
-/// The work a fiber runs: it must catch its own panics (the spawn wrapper does).
-pub(crate) type Task = Box<dyn FnOnce() + Send + 'static>;
+/// The work a fiber runs: it must catch its own panics (the spawn wrappers do).
+pub(crate) enum Task {
+    /// A coroutine nobody joins.
+    Detached(Box<dyn FnOnce() + Send + 'static>),
+    /// A coroutine with a `JoinHandle`: closure and result slot in one allocation.
+    Joined(Joined),
+}
+
+impl Task {
+    /// Runs the task to its end.
+    pub(crate) fn run(self) {
+        match self {
+            Task::Detached(f) => f(),
+            Task::Joined(j) => j.run(),
+        }
+    }
+}
 
 type Co = Coroutine<Resume, (), (), DefaultStack>;
 
@@ -69,11 +86,11 @@ impl Fiber {
             if first == Resume::Run {
                 // The spawn wrapper catches the task's panics; this only stops a panic raised
                 // while delivering the result from escaping into the worker.
-                let _ = catch_unwind(AssertUnwindSafe(task));
+                let _ = catch_unwind(AssertUnwindSafe(|| task.run()));
                 // Then run waiting tasks of this worker here, on this stack, as new coroutines
                 // (see `worker::chain_task`), instead of ending and starting a fresh fiber.
                 while let Some(next) = crate::worker::chain_task() {
-                    let _ = catch_unwind(AssertUnwindSafe(next));
+                    let _ = catch_unwind(AssertUnwindSafe(|| next.run()));
                 }
             }
         });

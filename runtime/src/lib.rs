@@ -72,6 +72,7 @@
 //! coroutines that recurse deeply a bigger [`Builder::stack_size`].
 
 mod fiber;
+mod join;
 pub mod net;
 mod park;
 mod reactor;

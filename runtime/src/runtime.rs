@@ -8,9 +8,9 @@ use std::thread;
 use std::time::Duration;
 
 use crate::fiber::{self, Resume, Task};
+use crate::join::{joint, JoinCell, Reservation};
 use crate::park;
 use crate::stack;
-use crate::sync::oneshot::{oneshot, Oneshot};
 use crate::watchdog::{self, Stall, StallHook};
 use crate::worker::{self, Shared};
 
@@ -291,14 +291,8 @@ impl Handle {
             ));
         }
         stack::reserve(self.shared.max_stacks)?;
-        let reservation = Reservation;
-        let (done, cell) = oneshot();
-        let task: Task = Box::new(move || {
-            let _reservation = reservation;
-            let r = catch_unwind(AssertUnwindSafe(f));
-            done.complete(r);
-        });
-        worker::submit(&self.shared, task);
+        let (task, cell) = joint(f, Reservation);
+        worker::submit(&self.shared, Task::Joined(task));
         Ok(JoinHandle { cell })
     }
 }
@@ -318,9 +312,9 @@ impl Handle {
             drop(f);
             return;
         }
-        let task: Task = Box::new(move || {
+        let task = Task::Detached(Box::new(move || {
             let _ = catch_unwind(AssertUnwindSafe(f));
-        });
+        }));
         worker::submit(&self.shared, task);
     }
 }
@@ -381,21 +375,12 @@ pub fn current_coroutine() -> Option<CoroutineId> {
     })
 }
 
-/// Holds one slot of the live-coroutine cap until the task finishes or is dropped.
-struct Reservation;
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        stack::release();
-    }
-}
-
 /// Owns the right to wait for a coroutine's result.
 ///
 /// Dropping it detaches the coroutine, which keeps running.
 #[must_use = "dropping a JoinHandle detaches the coroutine; call join() to wait for it"]
 pub struct JoinHandle<T> {
-    cell: Arc<Oneshot<T>>,
+    cell: Arc<dyn JoinCell<T>>,
 }
 
 impl<T> std::fmt::Debug for JoinHandle<T> {

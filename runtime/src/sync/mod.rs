@@ -7,7 +7,6 @@
 
 pub mod mpsc;
 mod mutex;
-pub(crate) mod oneshot;
 
 pub use mutex::{Mutex, MutexGuard};
 pub use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};

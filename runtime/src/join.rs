@@ -1,0 +1,169 @@
+//! A joinable coroutine's task and its result slot, in one allocation.
+//!
+//! A spawn with a [`JoinHandle`](crate::JoinHandle) needs the closure to run, somewhere for the
+//! result, and a way for the joiner to wait. One [`Joint`] holds all three behind one lock:
+//! the worker's task and the handle are two references to it, so a spawn allocates once.
+//!
+//! The task side is a [`Joined`]: running it takes the closure out, runs it and stores the
+//! result; dropping it unrun (the runtime ended first) closes the slot, so the joiner learns at
+//! once instead of waiting forever.
+
+use std::any::Any;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use crate::park::{self, Cancelled, Park, Unparker};
+use crate::stack;
+use crate::sync::lock;
+
+/// Holds one slot of the live-coroutine cap until the task finishes or is dropped.
+pub(crate) struct Reservation;
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        stack::release();
+    }
+}
+
+struct State<F, T> {
+    /// The closure, until it runs (or is dropped unrun), with its slot of the cap.
+    task: Option<(F, Reservation)>,
+    value: Option<thread::Result<T>>,
+    /// The task was dropped without running.
+    closed: bool,
+    /// Whoever waits in `recv`.
+    waiter: Option<Unparker>,
+}
+
+/// The closure of a joinable coroutine and its result slot.
+pub(crate) struct Joint<F, T> {
+    state: Mutex<State<F, T>>,
+}
+
+/// The worker's view of a [`Joint`]: something to run once.
+pub(crate) trait Runnable: Send + Sync {
+    /// Runs the closure (catching its panic) and stores the result.
+    fn run(&self);
+    /// Drops the closure unrun, if it has not run, and closes the slot.
+    fn abandon(&self);
+}
+
+/// The joiner's view of a [`Joint`].
+pub(crate) trait JoinCell<T>: Send + Sync {
+    /// Waits for the result.
+    fn recv(&self) -> thread::Result<T>;
+    /// Whether the result is there (or will never come).
+    fn is_done(&self) -> bool;
+}
+
+/// A joinable task, as the worker queues it. Dropping it unrun abandons it.
+pub(crate) struct Joined(Option<Arc<dyn Runnable>>);
+
+impl Joined {
+    /// Runs the task.
+    pub(crate) fn run(mut self) {
+        if let Some(r) = self.0.take() {
+            r.run();
+        }
+    }
+}
+
+impl Drop for Joined {
+    fn drop(&mut self) {
+        if let Some(r) = self.0.take() {
+            r.abandon();
+        }
+    }
+}
+
+/// A task running `f` under `reservation`, and the cell its result goes to.
+pub(crate) fn joint<F, T>(f: F, reservation: Reservation) -> (Joined, Arc<dyn JoinCell<T>>)
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let j = Arc::new(Joint {
+        state: Mutex::new(State {
+            task: Some((f, reservation)),
+            value: None,
+            closed: false,
+            waiter: None,
+        }),
+    });
+    (Joined(Some(j.clone())), j)
+}
+
+impl<F, T> Joint<F, T> {
+    /// Stores the outcome (`None`: dropped unrun) and wakes the joiner.
+    fn finish(&self, v: Option<thread::Result<T>>) {
+        let waiter = {
+            let mut s = lock(&self.state);
+            match v {
+                Some(v) => s.value = Some(v),
+                None => s.closed = true,
+            }
+            s.waiter.take()
+        };
+        if let Some(w) = waiter {
+            w.unpark();
+        }
+    }
+}
+
+impl<F, T> Runnable for Joint<F, T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    fn run(&self) {
+        let Some((f, reservation)) = lock(&self.state).task.take() else {
+            return;
+        };
+        let r = catch_unwind(AssertUnwindSafe(f));
+        self.finish(Some(r));
+        drop(reservation);
+    }
+
+    fn abandon(&self) {
+        let task = lock(&self.state).task.take();
+        if task.is_some() {
+            // The closure's destructors run here, outside the lock.
+            drop(task);
+            self.finish(None);
+        }
+    }
+}
+
+impl<F, T> JoinCell<T> for Joint<F, T>
+where
+    F: Send,
+    T: Send,
+{
+    fn recv(&self) -> thread::Result<T> {
+        loop {
+            {
+                let mut s = lock(&self.state);
+                if let Some(v) = s.value.take() {
+                    return v;
+                }
+                if s.closed {
+                    let msg: Box<dyn Any + Send> =
+                        Box::new("coact: the coroutine was dropped before it started (runtime ended or no stack could be mapped)");
+                    return Err(msg);
+                }
+                s.waiter = Some(park::current());
+            }
+            if park::park(None) == Park::Cancelled {
+                lock(&self.state).waiter = None;
+                park::cancelled();
+                return Err(Box::new(Cancelled));
+            }
+        }
+    }
+
+    fn is_done(&self) -> bool {
+        let s = lock(&self.state);
+        s.value.is_some() || s.closed
+    }
+}
