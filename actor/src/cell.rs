@@ -67,7 +67,8 @@ pub(crate) struct Common {
     watchers: Mutex<Vec<SyncSender<Down>>>,
     /// Set once, when the actor stops.
     reason: Mutex<Option<StopReason>>,
-    /// The coroutine running the actor now, if any (to kill it).
+    /// The coroutine of the latest activation (to kill it; stale once that one has ended,
+    /// which makes a cancel of it do nothing).
     running: Mutex<Option<CoroutineId>>,
     /// Names registered for this actor, released when it stops.
     pub(crate) names: Mutex<Vec<String>>,
@@ -117,14 +118,6 @@ impl Common {
 
     pub(crate) fn set_running(&self, id: Option<CoroutineId>) {
         *lock(&self.running) = id;
-    }
-
-    /// Forgets the running coroutine if it is still `id`.
-    pub(crate) fn clear_running(&self, id: Option<&CoroutineId>) {
-        let mut r = lock(&self.running);
-        if r.as_ref() == id {
-            *r = None;
-        }
     }
 
     /// Cancels the running coroutine, if any.
@@ -232,7 +225,7 @@ impl<A: Actor> Control for Cell<A> {
                 .is_ok()
         {
             if let Some(cell) = self.me.upgrade() {
-                self.handle.spawn_detached(move || activate(cell));
+                self.handle.spawn_runnable(cell);
             }
         }
     }
@@ -243,6 +236,12 @@ impl<A: Actor> Control for Cell<A> {
             self.common.cancel_running();
         }
         self.notify();
+    }
+}
+
+impl<A: Actor> coact_runtime::Runnable for Cell<A> {
+    fn run(self: Arc<Self>) {
+        activate(self);
     }
 }
 
@@ -265,8 +264,9 @@ fn activate<A: Actor>(cell: Arc<Cell<A>>) {
         Err(p) if p.is::<Cancelled>() => Outcome::Stop(StopReason::Killed),
         Err(p) => Outcome::Stop(StopReason::Panicked(panic_text(&*p))),
     };
-    // A newer activation may have started once this one went idle: leave its record alone.
-    cell.common.clear_running(me.as_ref());
+    // The record of this activation stays until the next one replaces it: cancelling a
+    // coroutine that has finished does nothing (ids carry a generation), so a kill that reads
+    // it late is harmless, and ending an activation costs no lock.
     if let Outcome::Stop(reason) = outcome {
         cell.sched.store(DONE, Ordering::Release);
         if let Some(mut actor) = inner.actor.take() {

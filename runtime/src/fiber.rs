@@ -33,11 +33,13 @@
 
 use std::cell::Cell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 
 use corosensei::stack::DefaultStack;
 use corosensei::{Coroutine, CoroutineResult, Yielder};
 
 use crate::join::Joined;
+use crate::runtime::Runnable;
 
 /// What the worker passes to a fiber when it resumes it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,6 +56,8 @@ pub(crate) enum Task {
     Detached(Box<dyn FnOnce() + Send + 'static>),
     /// A coroutine with a `JoinHandle`: closure and result slot in one allocation.
     Joined(Joined),
+    /// A shared task started again and again (see [`Runnable`]): no allocation per start.
+    Shared(Arc<dyn Runnable>),
 }
 
 impl Task {
@@ -62,6 +66,7 @@ impl Task {
         match self {
             Task::Detached(f) => f(),
             Task::Joined(j) => j.run(),
+            Task::Shared(r) => r.run(),
         }
     }
 }

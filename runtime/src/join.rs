@@ -42,7 +42,7 @@ pub(crate) struct Joint<F, T> {
 }
 
 /// The worker's view of a [`Joint`]: something to run once.
-pub(crate) trait Runnable: Send + Sync {
+pub(crate) trait JoinTask: Send + Sync {
     /// Runs the closure (catching its panic) and stores the result.
     fn run(&self);
     /// Drops the closure unrun, if it has not run, and closes the slot.
@@ -58,7 +58,7 @@ pub(crate) trait JoinCell<T>: Send + Sync {
 }
 
 /// A joinable task, as the worker queues it. Dropping it unrun abandons it.
-pub(crate) struct Joined(Option<Arc<dyn Runnable>>);
+pub(crate) struct Joined(Option<Arc<dyn JoinTask>>);
 
 impl Joined {
     /// Runs the task.
@@ -111,7 +111,7 @@ impl<F, T> Joint<F, T> {
     }
 }
 
-impl<F, T> Runnable for Joint<F, T>
+impl<F, T> JoinTask for Joint<F, T>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,

@@ -317,6 +317,52 @@ impl Handle {
         }));
         worker::submit(&self.shared, task);
     }
+
+    /// Like [`spawn_detached`](Handle::spawn_detached) for a task that is started again and
+    /// again, such as an actor's activation: the coroutine runs `task.run()` and holds the
+    /// `Arc` meanwhile, so a start allocates nothing. A panic in `run` is printed by the panic
+    /// hook and otherwise ignored. Once the runtime has ended, `task` is dropped without
+    /// running.
+    pub fn spawn_runnable(&self, task: Arc<dyn Runnable>) {
+        if self.shared.is_shutting_down() {
+            drop(task);
+            return;
+        }
+        worker::submit(&self.shared, Task::Shared(task));
+    }
+}
+
+/// A task that can be started as a detached coroutine any number of times without
+/// allocating; see [`Handle::spawn_runnable`].
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+///
+/// struct Count(AtomicUsize);
+///
+/// impl coact_runtime::Runnable for Count {
+///     fn run(self: Arc<Self>) {
+///         self.0.fetch_add(1, Ordering::Relaxed);
+///     }
+/// }
+///
+/// let runs = coact_runtime::run(|| {
+///     let c = Arc::new(Count(AtomicUsize::new(0)));
+///     let h = coact_runtime::Handle::current().unwrap();
+///     for _ in 0..3 {
+///         h.spawn_runnable(c.clone());
+///     }
+///     while Arc::strong_count(&c) > 1 {
+///         coact_runtime::yield_now();
+///     }
+///     c.0.load(Ordering::Relaxed)
+/// });
+/// assert_eq!(runs, 3);
+/// ```
+pub trait Runnable: Send + Sync + 'static {
+    /// Runs the task on a coroutine (it may block, like any coroutine).
+    fn run(self: Arc<Self>);
 }
 
 /// Spawns a detached coroutine on the caller's runtime; see [`Handle::spawn_detached`].
