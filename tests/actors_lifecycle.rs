@@ -96,8 +96,13 @@ fn a_process_sees_the_end_of_its_inbox_once_every_address_is_dropped() {
 struct Stuck;
 
 impl Actor for Stuck {
-    type Msg = coact::sync::mpsc::Receiver<()>;
-    fn handle(&mut self, rx: Self::Msg, _ctx: &mut Ctx<'_, Self::Msg>) {
+    /// Says it has started on the first, then waits on the second.
+    type Msg = (
+        coact::sync::mpsc::SyncSender<()>,
+        coact::sync::mpsc::Receiver<()>,
+    );
+    fn handle(&mut self, (started, rx): Self::Msg, _ctx: &mut Ctx<'_, Self::Msg>) {
+        let _ = started.send(());
         let _ = rx.recv(); // never returns on its own
     }
 }
@@ -109,8 +114,11 @@ fn supervisor_shutdown_kills_a_child_blocked_past_the_grace_period() {
         let child = sup.child(|| Stuck);
         let sup = sup.start();
         let (_keep, rx) = coact::sync::mpsc::channel::<()>();
+        let (started_tx, started) = coact::sync::mpsc::sync_channel(1);
         let down = child.monitor();
-        child.send(rx).unwrap();
+        child.send((started_tx, rx)).unwrap();
+        // The child is blocked inside its handler (a stop would otherwise find it idle).
+        started.recv().unwrap();
         sup.shutdown(); // returns after the grace period, with the child killed
         assert_eq!(
             down.recv_timeout(Duration::from_secs(30)).unwrap().reason,

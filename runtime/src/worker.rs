@@ -4,7 +4,8 @@
 //!
 //! * a fiber table (a slab keyed by `u32`, each entry tagged with a generation),
 //! * a local run queue of fiber keys (a `VecDeque`: nothing atomic on the same-worker path),
-//! * a deque of unstarted tasks, which idle peers may steal,
+//! * a deque of unstarted tasks, which idle peers may steal, and a one-task slot in front of
+//!   it for the task its own coroutines submitted last,
 //! * its timers, its stack pool and its `mio::Poll`.
 //!
 //! Other threads reach a worker only through its [`Remote`]: an inbox of wake-ups, a
@@ -59,6 +60,17 @@
 //! (see [`chain_task`]). That saves a stack from the pool, a fresh coroutine, two table
 //! entries and two trips through the loop per short task: the shape of an actor activation.
 //!
+//! # The task slot: the newest task goes next
+//!
+//! A task submitted by one of the worker's own coroutines waits in a slot of its own, not in
+//! the deque; submitting another moves the older one to the deque. The next task started (by
+//! the loop or by chaining) is the slot's. In message passing that task is the activation of
+//! the actor just sent to, so a hop costs no operation on the shared deque (ping-pong between
+//! two actors: 235 to 166 ns per round trip with this and allocation-free activations). Two
+//! costs, bounded: the slot's task goes ahead of older ones at most [`SLOT_STREAK`] times in a
+//! row, and peers cannot steal it, so a coroutine that computes long without blocking holds
+//! back the one task its worker got last (every earlier one is in the deque, stealable).
+//!
 //! # Before sleeping: a short, adaptive spin
 //!
 //! Between W1 and W2 an idle worker watches its inbox, the injector and (with zero-timeout
@@ -99,6 +111,8 @@ const SPIN: Duration = Duration::from_micros(20);
 /// Unstarted tasks a fiber may run one after another on its own stack, once its task is done,
 /// before it ends and hands control back to the worker loop (see [`chain_task`]).
 const CHAIN: u32 = 8;
+/// Times in a row the task slot may go ahead of older waiting tasks (see [`Local::slot`]).
+const SLOT_STREAK: u32 = 16;
 /// How soon a worker that found no stack to map tries again.
 const STARVED_RETRY: Duration = Duration::from_millis(1);
 /// Idle shutdown ticks after which fibers still blocked in destructors are leaked.
@@ -302,6 +316,15 @@ pub(crate) struct Local {
     chained: Cell<u32>,
     runq: RefCell<VecDeque<u32>>,
     tasks: Deque<Task>,
+    /// The task this worker's coroutines submitted last, kept out of `tasks`: the next one
+    /// to start here. In message passing it is the activation of the actor just sent to, so a
+    /// hop costs no operation on the shared deque. Submitting another pushes this one to
+    /// `tasks`, where peers can steal it; only the newest is never stolen. It goes ahead of
+    /// older tasks at most [`SLOT_STREAK`] times in a row, so two actors bouncing a message
+    /// cannot hold the rest back.
+    slot: Cell<Option<Task>>,
+    /// Times in a row the slot went first while `tasks` had waiting tasks.
+    slot_streak: Cell<u32>,
     timers: RefCell<Timers>,
     pool: RefCell<StackPool>,
     /// Key of the running fiber, or `NONE`.
@@ -349,6 +372,8 @@ pub(crate) fn run_worker(shared: Arc<Shared>, parts: WorkerParts) {
         chained: Cell::new(0),
         runq: RefCell::new(VecDeque::new()),
         tasks: parts.deque,
+        slot: Cell::new(None),
+        slot_streak: Cell::new(0),
         timers: RefCell::new(Timers::new()),
         pool: RefCell::new(StackPool::new(shared.stack_size)),
         current: Cell::new(NONE),
@@ -388,6 +413,7 @@ impl Local {
             let shutting_down = self.shared.shutdown.load(Ordering::Acquire);
             if shutting_down {
                 // Unstarted tasks are dropped, never started, once the runtime ends.
+                drop(self.slot.take());
                 while let Some(t) = self.tasks.pop() {
                     drop(t);
                 }
@@ -404,7 +430,7 @@ impl Local {
                     if self.starved.get() {
                         break;
                     }
-                    match self.tasks.pop() {
+                    match self.pop_local() {
                         Some(t) => self.start(t),
                         None => break,
                     }
@@ -429,7 +455,7 @@ impl Local {
                 }
             }
             if budget == 0 && !shutting_down && !self.starved.get() {
-                if let Some(t) = self.tasks.pop() {
+                if let Some(t) = self.pop_local() {
                     self.start(t);
                 }
                 if !self.tasks.is_empty() {
@@ -453,7 +479,7 @@ impl Local {
             }
 
             let busy =
-                !self.runq.borrow().is_empty() || (!self.tasks.is_empty() && !self.starved.get());
+                !self.runq.borrow().is_empty() || (self.has_local_task() && !self.starved.get());
             let mut timeout = if busy {
                 Some(Duration::ZERO)
             } else {
@@ -542,7 +568,7 @@ impl Local {
 
     /// A task to start: local first, then the injector, then a peer's.
     fn next_task(&self) -> Option<Task> {
-        if let Some(t) = self.tasks.pop() {
+        if let Some(t) = self.pop_local() {
             return Some(t);
         }
         loop {
@@ -565,6 +591,30 @@ impl Local {
                 return None;
             }
         }
+    }
+
+    /// This worker's next task: the slot's, unless it went first [`SLOT_STREAK`] times in a
+    /// row while older tasks wait; else the deque's next.
+    fn pop_local(&self) -> Option<Task> {
+        let streak = self.slot_streak.get();
+        if streak < SLOT_STREAK {
+            if let Some(t) = self.slot.take() {
+                // A streak only counts while older tasks wait behind the slot.
+                let waiting = !self.tasks.is_empty();
+                self.slot_streak.set(if waiting { streak + 1 } else { 0 });
+                return Some(t);
+            }
+        }
+        self.slot_streak.set(0);
+        self.tasks.pop().or_else(|| self.slot.take())
+    }
+
+    /// Whether a task waits in the slot or the deque.
+    fn has_local_task(&self) -> bool {
+        let t = self.slot.take();
+        let some = t.is_some();
+        self.slot.set(t);
+        some || !self.tasks.is_empty()
     }
 
     fn drain_inbox(&self) {
@@ -821,7 +871,7 @@ pub(crate) fn chain_task() -> Option<Task> {
         if chained >= CHAIN || l.shared.shutdown.load(Ordering::Relaxed) {
             return None;
         }
-        let task = l.tasks.pop()?;
+        let task = l.pop_local()?;
         l.chained.set(chained + 1);
         // More tasks wait behind this one: a sleeping peer should take its share now, as the
         // worker loop would ask it to after a full round (chained tasks never end a round).
@@ -981,7 +1031,10 @@ pub(crate) fn submit(shared: &Arc<Shared>, task: Task) {
     let task = match with_local(|l| Arc::ptr_eq(&l.shared, shared)) {
         Some(true) => {
             with_local(move |l| {
-                l.tasks.push(task);
+                let Some(older) = l.slot.replace(Some(task)) else {
+                    return;
+                };
+                l.tasks.push(older);
                 if l.tasks.len() >= START_PER_ROUND {
                     l.shared.wake_one(l.index);
                 }
