@@ -86,6 +86,15 @@
 //! of a cluster from the same source with the same compiler. Bad input on a link (a bad length,
 //! a frame or a message that does not decode) closes that link with a logged reason; the node
 //! and its other links carry on. The wire is not encrypted.
+//!
+//! # Speed
+//!
+//! Messages queued on a link while its writer is busy leave in one write, and the reader
+//! takes many frames per read; encoding and decoding a message are the per-message work left.
+//! Mark byte payloads as byte strings (`#[serde(with = "serde_bytes")]` on a `Vec<u8>` field,
+//! with the `serde_bytes` crate): the bytes on the wire are the same, but serde then copies
+//! them in one piece instead of one byte at a time, which doubled the one-way rate of 64-byte
+//! messages in coact's benchmark (BENCHMARKS.md).
 
 mod frame;
 mod link;
