@@ -99,6 +99,7 @@
 mod frame;
 mod link;
 mod node;
+mod outq;
 mod remote;
 
 pub use link::LinkStats;

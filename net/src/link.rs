@@ -20,6 +20,7 @@ use crate::frame::{
     SendIn, MAGIC, VERSION,
 };
 use crate::node::{ExportCache, NodeInner};
+use crate::outq::{OutQueue, PushError, Wait};
 
 /// The writer gathers queued frames into one write of about this many bytes.
 const BATCH: usize = 64 << 10;
@@ -79,7 +80,7 @@ pub(crate) struct Session {
     pub(crate) peer_name: String,
     pub(crate) max_frame: usize,
     counters: Arc<Counters>,
-    out: SyncSender<Vec<u8>>,
+    out: OutQueue,
     /// Set with `state.closed`; read by the reader on every frame.
     closing: AtomicBool,
     /// How long a graceful close may take before the connection is cut.
@@ -179,7 +180,7 @@ impl Session {
     pub(crate) fn close(&self, why: &str) {
         self.mark_closed(why);
         self.cut();
-        let _ = self.out.try_send(Vec::new()); // wakes an idle writer, which then exits
+        self.out.close(); // wakes an idle writer, which then exits
     }
 
     /// Closes the session politely: everything waiting on it learns at once, as with
@@ -189,10 +190,11 @@ impl Session {
         if !self.mark_closed(why) {
             return;
         }
-        if self.out.try_send(Vec::new()).is_err() {
-            self.cut(); // the queue is full (or the writer gone): no time to flush
+        if self.out.is_closed() {
+            self.cut(); // the writer is gone: nothing will flush
             return;
         }
+        self.out.finish();
         let s = self.clone();
         self.handle.spawn_detached(move || {
             coact_runtime::time::sleep(s.linger);
@@ -240,16 +242,16 @@ impl Session {
     }
 
     /// Queues an encoded frame, parking while the outbound queue is full.
-    pub(crate) fn queue(&self, bytes: Vec<u8>) -> Result<(), Vec<u8>> {
-        if self.is_closing() {
-            return Err(bytes);
-        }
-        self.out.send(bytes).map_err(|e| e.0)
+    pub(crate) fn queue(&self, frame: &[u8]) -> Result<(), PushError> {
+        self.push(frame, Wait::Forever)
     }
 
-    /// The outbound queue, for the non-parking and timed sends of remote addresses.
-    pub(crate) fn out(&self) -> &SyncSender<Vec<u8>> {
-        &self.out
+    /// Queues an encoded frame, waiting for room as `wait` allows.
+    pub(crate) fn push(&self, frame: &[u8], wait: Wait) -> Result<(), PushError> {
+        if self.is_closing() {
+            return Err(PushError::Closed);
+        }
+        self.out.push(frame, wait)
     }
 
     /// Where the answer to the remote asker's reply id `id` goes: a `Reply` frame on this link.
@@ -260,12 +262,14 @@ impl Session {
             let Ok(bytes) = encode_frame(&Frame::Reply { id, payload }) else {
                 return;
             };
-            if std::thread::panicking() {
-                // Dropped while unwinding: parking now could abort the process.
-                let _ = s.out.try_send(bytes);
+            // Dropped while unwinding, parking could abort the process: then it only queues
+            // if there is room.
+            let wait = if std::thread::panicking() {
+                Wait::No
             } else {
-                let _ = s.queue(bytes);
-            }
+                Wait::Forever
+            };
+            let _ = s.push(&bytes, wait);
         })
     }
 }
@@ -598,12 +602,12 @@ pub(crate) fn run_connection(
     let Ok(dup) = stream.try_clone() else {
         return false;
     };
-    let (tx, rx) = sync_channel(cfg.outbound.max(1));
+    let (out, bell) = OutQueue::new(cfg.outbound);
     let session = Arc::new(Session {
         peer_name,
         max_frame: cfg.max_frame,
         counters: core.map(|c| c.counters.clone()).unwrap_or_default(),
-        out: tx,
+        out,
         closing: AtomicBool::new(false),
         linger: cfg.down_after,
         handle: node.handle.clone(),
@@ -622,7 +626,7 @@ pub(crate) fn run_connection(
     let (mut rd, wr) = stream.split();
     let (ws, heartbeat) = (session.clone(), cfg.heartbeat);
     node.handle
-        .spawn_detached(move || writer(wr, rx, ws, heartbeat));
+        .spawn_detached(move || writer(wr, bell, ws, heartbeat));
     let why = reader(&mut rd, node, &session);
     if !session.is_closing() {
         log(
@@ -637,53 +641,49 @@ pub(crate) fn run_connection(
     true
 }
 
-fn writer(mut wr: WriteHalf, rx: Receiver<Vec<u8>>, session: Arc<Session>, heartbeat: Duration) {
+fn writer(mut wr: WriteHalf, bell: Receiver<()>, session: Arc<Session>, heartbeat: Duration) {
     let mut guard = CloseOnDrop(Some(session.clone()), "the link's writer ended");
-    // The last frame is written (a close drained the queue): shut the write side politely.
-    let mut finish = |wr: &mut WriteHalf| {
-        if wr.shutdown().is_ok() {
-            guard.0 = None;
-        }
-    };
     let beat = encode_frame(&Frame::Heartbeat).expect("a heartbeat encodes");
     let mut buf = Vec::with_capacity(BATCH);
     loop {
-        let first = match rx.recv_timeout(heartbeat.max(Duration::from_millis(1))) {
-            Ok(f) => f,
-            Err(RecvTimeoutError::Timeout) => beat.clone(),
-            Err(RecvTimeoutError::Disconnected) => return,
-        };
-        if first.is_empty() {
-            finish(&mut wr);
-            return;
-        }
-        buf.clear();
-        buf.extend_from_slice(&first);
-        let mut frames = 1;
-        let mut last = false;
-        while buf.len() < BATCH {
-            match rx.try_recv() {
-                Ok(f) if f.is_empty() => {
-                    last = true;
-                    break;
+        match bell.recv_timeout(heartbeat.max(Duration::from_millis(1))) {
+            Ok(()) => {}
+            Err(RecvTimeoutError::Timeout) => {
+                if let Err(e) = wr.write_all(&beat) {
+                    session.close(&format!("write failed: {e}"));
+                    return;
                 }
-                Ok(f) => {
-                    buf.extend_from_slice(&f);
-                    frames += 1;
-                }
-                Err(_) => break,
+                let c = &session.counters;
+                c.frames_sent.fetch_add(1, Ordering::Relaxed);
+                c.bytes_sent.fetch_add(beat.len() as u64, Ordering::Relaxed);
+                continue;
             }
+            Err(RecvTimeoutError::Disconnected) => return,
         }
-        if let Err(e) = wr.write_all(&buf) {
-            session.close(&format!("write failed: {e}"));
-            return;
+        // Write batches until the queue is empty (frames queued meanwhile ring the bell
+        // again only once it was seen empty).
+        while let Some(batch) = session.out.take(&mut buf) {
+            if !buf.is_empty() {
+                if let Err(e) = wr.write_all(&buf) {
+                    session.close(&format!("write failed: {e}"));
+                    return;
+                }
+                let c = &session.counters;
+                c.frames_sent.fetch_add(batch.frames, Ordering::Relaxed);
+                c.bytes_sent.fetch_add(buf.len() as u64, Ordering::Relaxed);
+            }
+            if batch.finish {
+                // The last frame is written (a graceful close): shut the write side politely.
+                if wr.shutdown().is_ok() {
+                    guard.0 = None;
+                }
+                return;
+            }
+            let spent = std::mem::take(&mut buf);
+            session.out.recycle(spent, BATCH * 4);
         }
-        let c = &session.counters;
-        c.frames_sent.fetch_add(frames, Ordering::Relaxed);
-        c.bytes_sent.fetch_add(buf.len() as u64, Ordering::Relaxed);
-        if last {
-            finish(&mut wr);
-            return;
+        if session.out.is_closed() && session.is_closing() {
+            return; // closed abruptly: nothing more will be written
         }
     }
 }
@@ -706,7 +706,7 @@ fn deliver_send(
             let mut r = Ok(());
             for &id in send.replies.iter() {
                 if let Ok(b) = encode_frame(&Frame::Reply { id, payload: None }) {
-                    r = r.and(session.queue(b).map(drop).map_err(drop));
+                    r = r.and(session.queue(&b).map_err(drop));
                 }
             }
             Ok(r)
@@ -775,7 +775,7 @@ fn reader(rd: &mut impl Read, node: &Arc<NodeInner>, session: &Arc<Session>) -> 
             } => {
                 let result = node.lookup_answer(&name, &type_name);
                 match encode_frame(&Frame::LookupReply { id, result }) {
-                    Ok(b) => session.queue(b).map(drop).map_err(drop),
+                    Ok(b) => session.queue(&b).map_err(drop),
                     Err(e) => return e,
                 }
             }

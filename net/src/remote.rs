@@ -14,12 +14,13 @@ use coact_actor::{
     ActorId, AskError, Down, Monitor, Recipient, ReplyTo, SendError, SendTimeoutError, StopReason,
     TrySendError,
 };
-use coact_runtime::sync::mpsc::{self, sync_channel, RecvTimeoutError};
+use coact_runtime::sync::mpsc::{sync_channel, RecvTimeoutError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::frame::{self, encode_frame, encode_send, Frame, LookupAnswer, SendRef};
 use crate::link::{LinkCore, LinkStats, Session};
+use crate::outq::{PushError, Wait};
 
 /// The scratch buffer of a thread's encodings is kept between messages up to this size.
 const SCRATCH_KEEP: usize = 64 << 10;
@@ -30,8 +31,32 @@ static NEXT_REPLY_ID: AtomicU64 = AtomicU64::new(1);
 thread_local! {
     /// Where a thread encodes a message's payload (reused, so encoding allocates nothing).
     static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+    /// Where a thread builds the frame around the payload (reused likewise).
+    static FRAME: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
     /// The replies registered by the encoding under way on this thread, with their ids.
     static PENDING: RefCell<Vec<(u64, PendingReply)>> = const { RefCell::new(Vec::new()) };
+}
+
+/// A frame being sent: the thread's frame buffer, taken for the time of one send (a send that
+/// parks for room keeps it; another send on the thread meanwhile makes its own) and given
+/// back when dropped.
+struct FrameBuf(Vec<u8>);
+
+impl FrameBuf {
+    fn take() -> FrameBuf {
+        let mut v = FRAME.with(Cell::take);
+        v.clear();
+        FrameBuf(v)
+    }
+}
+
+impl Drop for FrameBuf {
+    fn drop(&mut self) {
+        let v = std::mem::take(&mut self.0);
+        if v.capacity() <= SCRATCH_KEEP {
+            FRAME.with(|c| c.set(v));
+        }
+    }
 }
 
 /// Stops its link when the last [`Peer`] clone and the last [`RemoteAddr`] made through it are
@@ -163,13 +188,11 @@ impl Peer {
             type_name: type_name::<M>().to_owned(),
         };
         let bytes = encode_frame(&frame).map_err(|_| LookupError::Down)?;
-        let sent = match deadline {
-            Some(d) => session.out().send_deadline(bytes, d).map_err(|e| match e {
-                mpsc::SendTimeoutError::Timeout(_) => LookupError::Timeout,
-                mpsc::SendTimeoutError::Disconnected(_) => LookupError::Down,
-            }),
-            None => session.queue(bytes).map_err(|_| LookupError::Down),
-        };
+        let wait = deadline.map_or(Wait::Forever, Wait::Until);
+        let sent = session.push(&bytes, wait).map_err(|e| match e {
+            PushError::Timeout | PushError::Full => LookupError::Timeout,
+            PushError::Closed => LookupError::Down,
+        });
         if let Err(e) = sent {
             session.cancel_lookup(id);
             return Err(e);
@@ -263,7 +286,7 @@ impl<M: Serialize> RemoteAddr<M> {
     }
 
     /// Encodes a `Send` frame for `msg`; returns it and the reply ids registered for it.
-    fn encode(&self, msg: &M) -> Result<(Vec<u8>, Vec<u64>), String> {
+    fn encode(&self, msg: &M) -> Result<(FrameBuf, Vec<u64>), String> {
         SCRATCH.with(|scratch| {
             // Taken, not borrowed: a `Serialize` impl that sends through another address
             // while being encoded then gets a buffer of its own.
@@ -281,27 +304,26 @@ impl<M: Serialize> RemoteAddr<M> {
             let pending = PENDING.with(|p| p.borrow_mut().split_off(mark));
             let ids: Vec<u64> = pending.iter().map(|(id, _)| *id).collect();
             let frame = encoded.map_err(|e| e.to_string()).and_then(|_| {
-                let mut out =
-                    Vec::with_capacity(payload.len() + self.name.len() + 24 + 10 * ids.len());
+                let mut out = FrameBuf::take();
                 let send = SendRef {
                     name: &self.name,
                     payload: &payload,
                     replies: &ids,
                 };
-                encode_send(&mut out, &send).map(|()| out)
+                encode_send(&mut out.0, &send).map(|()| out)
             });
             if payload.capacity() <= SCRATCH_KEEP {
                 scratch.replace(payload);
             }
             match frame {
-                Ok(b) if b.len() - 4 <= self.session.max_frame => {
+                Ok(b) if b.0.len() - 4 <= self.session.max_frame => {
                     // Registered before the frame can be queued, so a reply cannot beat it.
                     self.session.register_replies(pending);
                     Ok((b, ids))
                 }
                 Ok(b) => Err(format!(
                     "a message of {} bytes is over max_frame",
-                    b.len() - 4
+                    b.0.len() - 4
                 )),
                 Err(e) => Err(e),
             }
@@ -309,7 +331,7 @@ impl<M: Serialize> RemoteAddr<M> {
         })
     }
 
-    fn encode_or_log(&self, msg: &M) -> Option<(Vec<u8>, Vec<u64>)> {
+    fn encode_or_log(&self, msg: &M) -> Option<(FrameBuf, Vec<u64>)> {
         if self.session.is_closing() {
             return None;
         }
@@ -329,10 +351,10 @@ impl<M: Serialize> RemoteAddr<M> {
 
 impl<M: Serialize + Send + 'static> Recipient<M> for RemoteAddr<M> {
     fn send(&self, msg: M) -> Result<(), SendError<M>> {
-        let Some((bytes, ids)) = self.encode_or_log(&msg) else {
+        let Some((frame, ids)) = self.encode_or_log(&msg) else {
             return Err(SendError(msg));
         };
-        match self.session.queue(bytes) {
+        match self.session.queue(&frame.0) {
             Ok(()) => Ok(()),
             Err(_) => {
                 self.session.cancel_replies(&ids);
@@ -342,32 +364,35 @@ impl<M: Serialize + Send + 'static> Recipient<M> for RemoteAddr<M> {
     }
 
     fn try_send(&self, msg: M) -> Result<(), TrySendError<M>> {
-        let Some((bytes, ids)) = self.encode_or_log(&msg) else {
+        let Some((frame, ids)) = self.encode_or_log(&msg) else {
             return Err(TrySendError::Closed(msg));
         };
-        match self.session.out().try_send(bytes) {
+        match self.session.push(&frame.0, Wait::No) {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.session.cancel_replies(&ids);
                 Err(match e {
-                    mpsc::TrySendError::Full(_) => TrySendError::Full(msg),
-                    mpsc::TrySendError::Disconnected(_) => TrySendError::Closed(msg),
+                    PushError::Full => TrySendError::Full(msg),
+                    PushError::Timeout | PushError::Closed => TrySendError::Closed(msg),
                 })
             }
         }
     }
 
     fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SendTimeoutError<M>> {
-        let Some((bytes, ids)) = self.encode_or_log(&msg) else {
+        let Some((frame, ids)) = self.encode_or_log(&msg) else {
             return Err(SendTimeoutError::Closed(msg));
         };
-        match self.session.out().send_timeout(bytes, timeout) {
+        let wait = Instant::now()
+            .checked_add(timeout)
+            .map_or(Wait::Forever, Wait::Until);
+        match self.session.push(&frame.0, wait) {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.session.cancel_replies(&ids);
                 Err(match e {
-                    mpsc::SendTimeoutError::Timeout(_) => SendTimeoutError::Timeout(msg),
-                    mpsc::SendTimeoutError::Disconnected(_) => SendTimeoutError::Closed(msg),
+                    PushError::Timeout | PushError::Full => SendTimeoutError::Timeout(msg),
+                    PushError::Closed => SendTimeoutError::Closed(msg),
                 })
             }
         }
@@ -381,19 +406,14 @@ impl<M: Serialize + Send + 'static> Recipient<M> for RemoteAddr<M> {
         let deadline = Instant::now().checked_add(timeout);
         let (reply, rx) = wire::local_reply::<R>();
         let msg = make(reply);
-        let (bytes, ids) = self.encode_or_log(&msg).ok_or(AskError::Closed)?;
+        let (frame, ids) = self.encode_or_log(&msg).ok_or(AskError::Closed)?;
         drop(msg); // the pending reply holds the only way to answer now
-        let sent = match deadline {
-            Some(d) => self
-                .session
-                .out()
-                .send_deadline(bytes, d)
-                .map_err(|e| match e {
-                    mpsc::SendTimeoutError::Timeout(_) => AskError::Timeout,
-                    mpsc::SendTimeoutError::Disconnected(_) => AskError::Closed,
-                }),
-            None => self.session.queue(bytes).map_err(|_| AskError::Closed),
-        };
+        let wait = deadline.map_or(Wait::Forever, Wait::Until);
+        let sent = self.session.push(&frame.0, wait).map_err(|e| match e {
+            PushError::Timeout | PushError::Full => AskError::Timeout,
+            PushError::Closed => AskError::Closed,
+        });
+        drop(frame);
         if let Err(e) = sent {
             self.session.cancel_replies(&ids);
             return Err(e);
