@@ -239,6 +239,17 @@ impl<T> State<T> {
         self.buf.len() + self.reserved < self.cap
     }
 
+    /// Tells receive-side selectors that a message may be there. The message count is
+    /// published first: a selector polls receive readiness without the lock (it reads `len`),
+    /// so what it is told about must be visible in `len` before it is told.
+    fn notify_recv(&self, len: &AtomicUsize) {
+        if self.observers.is_empty() {
+            return;
+        }
+        len.store(self.buf.len() + self.send_waiters.len(), Ordering::Release);
+        self.notify(Kind::Recv);
+    }
+
     fn notify(&self, kind: Kind) {
         for o in &self.observers {
             if o.kind == kind {
@@ -249,7 +260,13 @@ impl<T> State<T> {
 
     /// Hands `msg` to the blocked receiver or buffers it; `Err` gives it back when full.
     /// A `reserved` send uses the slot its selection reserved.
-    fn deliver(&mut self, msg: T, reserved: bool, wakes: &mut Wakes) -> Result<(), T> {
+    fn deliver(
+        &mut self,
+        msg: T,
+        reserved: bool,
+        len: &AtomicUsize,
+        wakes: &mut Wakes,
+    ) -> Result<(), T> {
         if let Some(p) = self.recv_waiter {
             if !self.recv_claimed {
                 self.recv_waiter = None;
@@ -272,15 +289,20 @@ impl<T> State<T> {
             return Err(msg);
         }
         self.buf.push_back(msg);
-        self.notify(Kind::Recv);
+        self.notify_recv(len);
         Ok(())
     }
 
     /// Takes the next message, refilling the buffer from blocked senders.
     /// `senders` is the channel's live sender count, read under the lock.
-    fn take(&mut self, senders: usize, wakes: &mut Wakes) -> Result<T, TryRecvError> {
+    fn take(
+        &mut self,
+        senders: usize,
+        len: &AtomicUsize,
+        wakes: &mut Wakes,
+    ) -> Result<T, TryRecvError> {
         if let Some(v) = self.buf.pop_front() {
-            self.pump(wakes);
+            self.pump(len, wakes);
             return Ok(v);
         }
         if let Some(p) = self.send_waiters.pop_front() {
@@ -304,7 +326,7 @@ impl<T> State<T> {
 
     /// Moves blocked senders' messages into free room (or to an unclaimed blocked receiver);
     /// tells send-side selectors about room that is left.
-    fn pump(&mut self, wakes: &mut Wakes) {
+    fn pump(&mut self, len: &AtomicUsize, wakes: &mut Wakes) {
         while !self.send_waiters.is_empty() {
             let to_receiver = self.recv_waiter.is_some() && !self.recv_claimed;
             if !to_receiver && !self.room() {
@@ -320,7 +342,7 @@ impl<T> State<T> {
                 msg
             };
             let msg = msg.expect("coact: a waiting sender without a message");
-            if self.deliver(msg, false, wakes).is_err() {
+            if self.deliver(msg, false, len, wakes).is_err() {
                 unreachable!("room or a receiver was checked under the same lock");
             }
         }
@@ -362,7 +384,7 @@ impl<T> Chan<T> {
             if !s.receiver {
                 return Err(TrySendError::Disconnected(msg));
             }
-            s.deliver(msg, false, &mut wakes)
+            s.deliver(msg, false, &self.len, &mut wakes)
                 .map_err(TrySendError::Full)
         };
         wakes.run();
@@ -375,7 +397,7 @@ impl<T> Chan<T> {
         if !s.receiver {
             return Err(SendTimeoutError::Disconnected(msg));
         }
-        let msg = match s.deliver(msg, false, &mut wakes) {
+        let msg = match s.deliver(msg, false, &self.len, &mut wakes) {
             Ok(()) => {
                 drop(s);
                 wakes.run();
@@ -393,7 +415,7 @@ impl<T> Chan<T> {
         };
         let ptr = NonNull::from(&packet);
         s.send_waiters.push_back(ptr);
-        s.notify(Kind::Recv);
+        s.notify_recv(s.len);
         drop(s);
         let guard = SendGuard {
             chan: self,
@@ -466,7 +488,7 @@ impl<T> Chan<T> {
         let mut wakes = Wakes::default();
         let r = {
             let mut s = self.lock();
-            s.take(self.senders.load(Ordering::Acquire), &mut wakes)
+            s.take(self.senders.load(Ordering::Acquire), &self.len, &mut wakes)
         };
         wakes.run();
         r
@@ -475,7 +497,7 @@ impl<T> Chan<T> {
     fn recv_deadline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         let mut wakes = Wakes::default();
         let mut s = self.lock();
-        match s.take(self.senders.load(Ordering::Acquire), &mut wakes) {
+        match s.take(self.senders.load(Ordering::Acquire), &self.len, &mut wakes) {
             Ok(v) => {
                 drop(s);
                 wakes.run();
@@ -599,14 +621,18 @@ impl<T> Chan<T> {
     /// Readiness of one select operation; for a send, a `Ready` result holds a reservation
     /// that [`Chan::send_selected`] or [`Chan::release`] must consume.
     pub(crate) fn poll_select(&self, kind: Kind) -> Option<Reservation> {
+        if kind == Kind::Recv {
+            // Without the lock, as in `try_recv`: the sender count first (zero then proves every
+            // message sent is counted in `len`), then the published count. A message pushed
+            // under a lock not yet released is not seen here, but its sender notifies the
+            // selector's signal, which a selector that parks after this finds set.
+            let senders = self.senders.load(Ordering::Acquire);
+            let ready = self.len.load(Ordering::Acquire) > 0 || senders == 0;
+            return ready.then_some(Reservation::None);
+        }
         let mut s = self.lock();
         match kind {
-            Kind::Recv => {
-                let ready = !s.buf.is_empty()
-                    || !s.send_waiters.is_empty()
-                    || self.senders.load(Ordering::Acquire) == 0;
-                ready.then_some(Reservation::None)
-            }
+            Kind::Recv => unreachable!("answered above"),
             Kind::Send => {
                 if !s.receiver {
                     Some(Reservation::None)
@@ -630,11 +656,11 @@ impl<T> Chan<T> {
             let mut s = self.lock();
             match r {
                 Reservation::Slot if s.receiver => s
-                    .deliver(msg, true, &mut wakes)
+                    .deliver(msg, true, &self.len, &mut wakes)
                     .map_err(|_| unreachable!("a reserved slot")),
                 Reservation::Receiver if s.receiver && s.recv_claimed => {
                     s.recv_claimed = false;
-                    s.deliver(msg, false, &mut wakes)
+                    s.deliver(msg, false, &self.len, &mut wakes)
                         .map_err(|_| unreachable!("a claimed receiver"))
                 }
                 _ => {
@@ -662,17 +688,18 @@ impl<T> Chan<T> {
         wakes.run();
     }
 
-    fn release_locked(s: &mut State<T>, r: Reservation, wakes: &mut Wakes) {
+    fn release_locked(s: &mut ChanGuard<'_, T>, r: Reservation, wakes: &mut Wakes) {
+        let len = s.len;
         match r {
             Reservation::None => {}
             Reservation::Slot => {
                 s.reserved -= 1;
-                s.pump(wakes);
+                s.pump(len, wakes);
             }
             Reservation::Receiver => {
                 if s.recv_claimed {
                     s.recv_claimed = false;
-                    s.pump(wakes);
+                    s.pump(len, wakes);
                     // The receiver may have a deadline to honour now.
                     if let Some(p) = s.recv_waiter {
                         // SAFETY: lock held; the receiver's packet is registered, hence alive,
