@@ -337,26 +337,26 @@ impl Handle {
 ///
 /// ```
 /// use std::sync::Arc;
-/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use coact_runtime::sync::mpsc::{sync_channel, SyncSender};
 ///
-/// struct Count(AtomicUsize);
+/// /// Reports each run on a channel.
+/// struct Ping(SyncSender<u32>);
 ///
-/// impl coact_runtime::Runnable for Count {
+/// impl coact_runtime::Runnable for Ping {
 ///     fn run(self: Arc<Self>) {
-///         self.0.fetch_add(1, Ordering::Relaxed);
+///         self.0.send(1).unwrap();
 ///     }
 /// }
 ///
-/// let runs = coact_runtime::run(|| {
-///     let c = Arc::new(Count(AtomicUsize::new(0)));
+/// let runs: u32 = coact_runtime::run(|| {
+///     let (tx, rx) = sync_channel(3);
+///     let ping = Arc::new(Ping(tx));
 ///     let h = coact_runtime::Handle::current().unwrap();
 ///     for _ in 0..3 {
-///         h.spawn_runnable(c.clone());
+///         h.spawn_runnable(ping.clone());
 ///     }
-///     while Arc::strong_count(&c) > 1 {
-///         coact_runtime::yield_now();
-///     }
-///     c.0.load(Ordering::Relaxed)
+///     drop(ping); // the channel ends when the last run lets go of the task
+///     rx.iter().sum()
 /// });
 /// assert_eq!(runs, 3);
 /// ```
