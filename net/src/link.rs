@@ -679,8 +679,12 @@ fn writer(mut wr: WriteHalf, bell: Receiver<()>, session: Arc<Session>, heartbea
                 }
                 return;
             }
-            let spent = std::mem::take(&mut buf);
-            session.out.recycle(spent, BATCH * 4);
+            // Emptied with its capacity kept: the next `take` hands it to the queue, whose
+            // senders then fill it without growing it again.
+            buf.clear();
+            if buf.capacity() > 4 * BATCH {
+                buf = Vec::with_capacity(BATCH);
+            }
         }
         if session.out.is_closed() && session.is_closing() {
             return; // closed abruptly: nothing more will be written

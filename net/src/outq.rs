@@ -124,8 +124,9 @@ impl OutQueue {
         }
     }
 
-    /// Takes everything queued into `into` (which the caller has emptied): `None` if nothing
-    /// is queued and the queue is not finishing.
+    /// Takes everything queued into `into` (which the caller has emptied, keeping its
+    /// capacity: the queue fills that buffer next): `None` if nothing is queued and the queue
+    /// is not finishing.
     pub(crate) fn take(&self, into: &mut Vec<u8>) -> Option<Batch> {
         let (batch, waiting) = {
             let mut st = lock(&self.state);
@@ -146,18 +147,6 @@ impl OutQueue {
             let _ = w.try_send(());
         }
         Some(batch)
-    }
-
-    /// Gives the writer's spent buffer back for the next batch (kept if not too large).
-    pub(crate) fn recycle(&self, mut spent: Vec<u8>, keep: usize) {
-        spent.clear();
-        if spent.capacity() > keep {
-            return;
-        }
-        let mut st = lock(&self.state);
-        if st.buf.is_empty() && st.buf.capacity() < spent.capacity() {
-            st.buf = spent;
-        }
     }
 
     /// Tells the writer to write what is queued and then shut the write side; no more frames
