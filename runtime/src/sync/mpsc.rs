@@ -173,7 +173,7 @@ pub(crate) struct Chan<T> {
 /// so every change made under the lock is reflected there before the lock is free.
 struct ChanGuard<'a, T> {
     state: MutexGuard<'a, State<T>>,
-    len: &'a AtomicUsize,
+    chan: &'a Chan<T>,
 }
 
 impl<T> std::ops::Deref for ChanGuard<'_, T> {
@@ -191,8 +191,7 @@ impl<T> std::ops::DerefMut for ChanGuard<'_, T> {
 
 impl<T> Drop for ChanGuard<'_, T> {
     fn drop(&mut self) {
-        let n = self.state.buf.len() + self.state.send_waiters.len();
-        self.len.store(n, Ordering::Release);
+        self.publish_len();
     }
 }
 
@@ -239,17 +238,6 @@ impl<T> State<T> {
         self.buf.len() + self.reserved < self.cap
     }
 
-    /// Tells receive-side selectors that a message may be there. The message count is
-    /// published first: a selector polls receive readiness without the lock (it reads `len`),
-    /// so what it is told about must be visible in `len` before it is told.
-    fn notify_recv(&self, len: &AtomicUsize) {
-        if self.observers.is_empty() {
-            return;
-        }
-        len.store(self.buf.len() + self.send_waiters.len(), Ordering::Release);
-        self.notify(Kind::Recv);
-    }
-
     fn notify(&self, kind: Kind) {
         for o in &self.observers {
             if o.kind == kind {
@@ -257,16 +245,29 @@ impl<T> State<T> {
             }
         }
     }
+}
+
+impl<T> ChanGuard<'_, T> {
+    /// Publishes the number of waiting messages in `Chan::len`.
+    fn publish_len(&self) {
+        let n = self.state.buf.len() + self.state.send_waiters.len();
+        self.chan.len.store(n, Ordering::Release);
+    }
+
+    /// Tells receive-side selectors that a message may be there. The message count is
+    /// published first: a selector polls receive readiness without the lock (it reads `len`),
+    /// so what it is told about must be visible in `len` before it is told.
+    fn notify_recv(&self) {
+        if self.observers.is_empty() {
+            return;
+        }
+        self.publish_len();
+        self.notify(Kind::Recv);
+    }
 
     /// Hands `msg` to the blocked receiver or buffers it; `Err` gives it back when full.
     /// A `reserved` send uses the slot its selection reserved.
-    fn deliver(
-        &mut self,
-        msg: T,
-        reserved: bool,
-        len: &AtomicUsize,
-        wakes: &mut Wakes,
-    ) -> Result<(), T> {
+    fn deliver(&mut self, msg: T, reserved: bool, wakes: &mut Wakes) -> Result<(), T> {
         if let Some(p) = self.recv_waiter {
             if !self.recv_claimed {
                 self.recv_waiter = None;
@@ -289,20 +290,15 @@ impl<T> State<T> {
             return Err(msg);
         }
         self.buf.push_back(msg);
-        self.notify_recv(len);
+        self.notify_recv();
         Ok(())
     }
 
-    /// Takes the next message, refilling the buffer from blocked senders.
-    /// `senders` is the channel's live sender count, read under the lock.
-    fn take(
-        &mut self,
-        senders: usize,
-        len: &AtomicUsize,
-        wakes: &mut Wakes,
-    ) -> Result<T, TryRecvError> {
+    /// Takes the next message, refilling the buffer from blocked senders. The sender count
+    /// is read here, under the lock (see `Chan::senders`).
+    fn take(&mut self, wakes: &mut Wakes) -> Result<T, TryRecvError> {
         if let Some(v) = self.buf.pop_front() {
-            self.pump(len, wakes);
+            self.pump(wakes);
             return Ok(v);
         }
         if let Some(p) = self.send_waiters.pop_front() {
@@ -317,7 +313,7 @@ impl<T> State<T> {
             };
             return Ok(v.expect("coact: a waiting sender without a message"));
         }
-        if senders == 0 {
+        if self.chan.senders.load(Ordering::Acquire) == 0 {
             Err(TryRecvError::Disconnected)
         } else {
             Err(TryRecvError::Empty)
@@ -326,7 +322,7 @@ impl<T> State<T> {
 
     /// Moves blocked senders' messages into free room (or to an unclaimed blocked receiver);
     /// tells send-side selectors about room that is left.
-    fn pump(&mut self, len: &AtomicUsize, wakes: &mut Wakes) {
+    fn pump(&mut self, wakes: &mut Wakes) {
         while !self.send_waiters.is_empty() {
             let to_receiver = self.recv_waiter.is_some() && !self.recv_claimed;
             if !to_receiver && !self.room() {
@@ -342,7 +338,7 @@ impl<T> State<T> {
                 msg
             };
             let msg = msg.expect("coact: a waiting sender without a message");
-            if self.deliver(msg, false, len, wakes).is_err() {
+            if self.deliver(msg, false, wakes).is_err() {
                 unreachable!("room or a receiver was checked under the same lock");
             }
         }
@@ -373,7 +369,7 @@ impl<T> Chan<T> {
     fn lock(&self) -> ChanGuard<'_, T> {
         ChanGuard {
             state: lock(&self.state),
-            len: &self.len,
+            chan: self,
         }
     }
 
@@ -384,7 +380,7 @@ impl<T> Chan<T> {
             if !s.receiver {
                 return Err(TrySendError::Disconnected(msg));
             }
-            s.deliver(msg, false, &self.len, &mut wakes)
+            s.deliver(msg, false, &mut wakes)
                 .map_err(TrySendError::Full)
         };
         wakes.run();
@@ -397,7 +393,7 @@ impl<T> Chan<T> {
         if !s.receiver {
             return Err(SendTimeoutError::Disconnected(msg));
         }
-        let msg = match s.deliver(msg, false, &self.len, &mut wakes) {
+        let msg = match s.deliver(msg, false, &mut wakes) {
             Ok(()) => {
                 drop(s);
                 wakes.run();
@@ -415,7 +411,7 @@ impl<T> Chan<T> {
         };
         let ptr = NonNull::from(&packet);
         s.send_waiters.push_back(ptr);
-        s.notify_recv(s.len);
+        s.notify_recv();
         drop(s);
         let guard = SendGuard {
             chan: self,
@@ -474,21 +470,31 @@ impl<T> Chan<T> {
         }
     }
 
-    fn try_recv(&self) -> Result<T, TryRecvError> {
-        // Nothing waiting: answer without the lock. The sender count is read first: a count
-        // of zero then proves that every message ever sent is already counted in `len`.
+    /// Receive readiness without the lock: `Some(Empty)` or `Some(Disconnected)` when nothing
+    /// waits, `None` when a message may be taken. The sender count is read first: a count of
+    /// zero then proves that every message ever sent is already counted in `len`. A message
+    /// pushed under a lock not yet released is not seen; its sender notifies selectors after
+    /// publishing the count (see `notify_recv`).
+    fn nothing_waiting(&self) -> Option<TryRecvError> {
         let senders = self.senders.load(Ordering::Acquire);
-        if self.len.load(Ordering::Acquire) == 0 {
-            return Err(if senders == 0 {
-                TryRecvError::Disconnected
-            } else {
-                TryRecvError::Empty
-            });
+        if self.len.load(Ordering::Acquire) > 0 {
+            return None;
+        }
+        Some(if senders == 0 {
+            TryRecvError::Disconnected
+        } else {
+            TryRecvError::Empty
+        })
+    }
+
+    fn try_recv(&self) -> Result<T, TryRecvError> {
+        if let Some(e) = self.nothing_waiting() {
+            return Err(e);
         }
         let mut wakes = Wakes::default();
         let r = {
             let mut s = self.lock();
-            s.take(self.senders.load(Ordering::Acquire), &self.len, &mut wakes)
+            s.take(&mut wakes)
         };
         wakes.run();
         r
@@ -497,7 +503,7 @@ impl<T> Chan<T> {
     fn recv_deadline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         let mut wakes = Wakes::default();
         let mut s = self.lock();
-        match s.take(self.senders.load(Ordering::Acquire), &self.len, &mut wakes) {
+        match s.take(&mut wakes) {
             Ok(v) => {
                 drop(s);
                 wakes.run();
@@ -621,19 +627,14 @@ impl<T> Chan<T> {
     /// Readiness of one select operation; for a send, a `Ready` result holds a reservation
     /// that [`Chan::send_selected`] or [`Chan::release`] must consume.
     pub(crate) fn poll_select(&self, kind: Kind) -> Option<Reservation> {
-        if kind == Kind::Recv {
-            // Without the lock, as in `try_recv`: the sender count first (zero then proves every
-            // message sent is counted in `len`), then the published count. A message pushed
-            // under a lock not yet released is not seen here, but its sender notifies the
-            // selector's signal, which a selector that parks after this finds set.
-            let senders = self.senders.load(Ordering::Acquire);
-            let ready = self.len.load(Ordering::Acquire) > 0 || senders == 0;
-            return ready.then_some(Reservation::None);
-        }
-        let mut s = self.lock();
         match kind {
-            Kind::Recv => unreachable!("answered above"),
+            // Without the lock; a message this misses is announced to the selector's signal.
+            Kind::Recv => match self.nothing_waiting() {
+                Some(TryRecvError::Empty) => None,
+                _ => Some(Reservation::None),
+            },
             Kind::Send => {
+                let mut s = self.lock();
                 if !s.receiver {
                     Some(Reservation::None)
                 } else if s.recv_waiter.is_some() && !s.recv_claimed {
@@ -656,11 +657,11 @@ impl<T> Chan<T> {
             let mut s = self.lock();
             match r {
                 Reservation::Slot if s.receiver => s
-                    .deliver(msg, true, &self.len, &mut wakes)
+                    .deliver(msg, true, &mut wakes)
                     .map_err(|_| unreachable!("a reserved slot")),
                 Reservation::Receiver if s.receiver && s.recv_claimed => {
                     s.recv_claimed = false;
-                    s.deliver(msg, false, &self.len, &mut wakes)
+                    s.deliver(msg, false, &mut wakes)
                         .map_err(|_| unreachable!("a claimed receiver"))
                 }
                 _ => {
@@ -689,17 +690,16 @@ impl<T> Chan<T> {
     }
 
     fn release_locked(s: &mut ChanGuard<'_, T>, r: Reservation, wakes: &mut Wakes) {
-        let len = s.len;
         match r {
             Reservation::None => {}
             Reservation::Slot => {
                 s.reserved -= 1;
-                s.pump(len, wakes);
+                s.pump(wakes);
             }
             Reservation::Receiver => {
                 if s.recv_claimed {
                     s.recv_claimed = false;
-                    s.pump(len, wakes);
+                    s.pump(wakes);
                     // The receiver may have a deadline to honour now.
                     if let Some(p) = s.recv_waiter {
                         // SAFETY: lock held; the receiver's packet is registered, hence alive,
