@@ -55,7 +55,7 @@
 //!
 //! # Chaining: a finished fiber runs the next waiting task
 //!
-//! A fiber whose task has ended takes the oldest unstarted task of its worker and runs it on
+//! A fiber whose task has ended takes the next unstarted task of its worker and runs it on
 //! the same stack, as a new coroutine (a new generation), at most [`CHAIN`] times per resume
 //! (see [`chain_task`]). That saves a stack from the pool, a fresh coroutine, two table
 //! entries and two trips through the loop per short task: the shape of an actor activation.
@@ -859,13 +859,15 @@ pub(crate) fn park_fiber(deadline: Option<Instant>, cancellable: bool) -> Park {
 ///
 /// Starting a task costs a fiber (a stack from the pool, a fresh coroutine, two table entries)
 /// and two switches through the worker loop; a fiber whose task just ended has all of that in
-/// hand. So it takes the oldest waiting task itself, at most [`CHAIN`] times per resume (the
-/// worker's poll and its runnable fibers are not held back for long), never while the runtime
-/// shuts down. Chained tasks never end one of the loop's rounds, which is where a backlog
-/// makes the worker wake a sleeping peer to steal; so a chain that leaves tasks waiting wakes
-/// one itself (a test caught all 100 busy actors of a 2-worker runtime on one worker). The fiber takes a new generation first, so it is a new coroutine to the outside
-/// world: wakes, cancels and timers addressed to the finished task's identity are dropped, and
-/// the new task starts with no park permit and no cancellation.
+/// hand. So it takes the worker's next task itself (the slot's, else the deque's: see
+/// `Local::pop_local`), at most [`CHAIN`] times per resume (the worker's poll and its runnable
+/// fibers are not held back for long), never while the runtime shuts down. Chained tasks never
+/// end one of the loop's rounds, which is where a backlog makes the worker wake a sleeping
+/// peer to steal; so a chain that leaves tasks waiting wakes one itself (a test caught all 100
+/// busy actors of a 2-worker runtime on one worker). The fiber takes a new generation first,
+/// so it is a new coroutine to the outside world: wakes, cancels and timers addressed to the
+/// finished task's identity are dropped, and the new task starts with no park permit and no
+/// cancellation.
 pub(crate) fn chain_task() -> Option<Task> {
     with_local(|l| {
         let chained = l.chained.get();
