@@ -106,6 +106,12 @@ impl Session {
         lock(&self.state).closed.clone()
     }
 
+    /// Why the session closed, for a link that found its queue closed.
+    fn closed_reason(&self) -> String {
+        self.closed()
+            .unwrap_or_else(|| "the link closed".to_owned())
+    }
+
     /// Registers replies under the ids already chosen for them (encoded into a message that is
     /// about to be queued). If the session has closed, they fail at once.
     pub(crate) fn register_replies(&self, pending: Vec<(u64, PendingReply)>) {
@@ -693,27 +699,23 @@ fn writer(mut wr: WriteHalf, bell: Receiver<()>, session: Arc<Session>, heartbea
 }
 
 /// Delivers a `Send` frame to the export under `name` (through the reader's cache); a name
-/// not (or no longer) exported drops the message and fails its askers. `Err` closes the link
-/// with that reason; `Ok(Err(()))` means the session's queue has closed.
+/// not (or no longer) exported drops the message and fails its askers. An error closes the
+/// link with that reason (bad input, or the session's queue closed).
 fn deliver_send(
     node: &NodeInner,
     session: &Arc<Session>,
     cache: &mut ExportCache,
     send: &SendIn<'_>,
-) -> Result<Result<(), ()>, String> {
+) -> Result<(), String> {
     match node.export_cached(send.name, cache)? {
-        Some(export) => {
-            (export.deliver)(send.payload, &send.replies, session)?;
-            Ok(Ok(()))
-        }
+        Some(export) => (export.deliver)(send.payload, &send.replies, session),
         None => {
-            let mut r = Ok(());
             for &id in send.replies.iter() {
                 if let Ok(b) = encode_frame(&Frame::Reply { id, payload: None }) {
-                    r = r.and(session.queue(&b).map_err(drop));
+                    session.queue(&b).map_err(|_| session.closed_reason())?;
                 }
             }
-            Ok(r)
+            Ok(())
         }
     }
 }
@@ -752,17 +754,11 @@ fn reader(rd: &mut impl Read, node: &Arc<NodeInner>, session: &Arc<Session>) -> 
         }
         let bad = |e: String| format!("bad input: a frame that does not decode: {e}");
         if let Some(send) = decode_send(body) {
-            let send = match send {
-                Ok(s) => s,
-                Err(e) => return bad(e),
-            };
-            match deliver_send(node, session, &mut cache, &send) {
-                Ok(Ok(())) => continue,
-                Ok(Err(())) => {
-                    return session
-                        .closed()
-                        .unwrap_or_else(|| "the link closed".to_owned())
-                }
+            let delivered = send
+                .map_err(bad)
+                .and_then(|send| deliver_send(node, session, &mut cache, &send));
+            match delivered {
+                Ok(()) => continue,
                 Err(why) => return why,
             }
         }
@@ -797,10 +793,10 @@ fn reader(rd: &mut impl Read, node: &Arc<NodeInner>, session: &Arc<Session>) -> 
                     payload: &payload,
                     replies,
                 };
-                match deliver_send(node, session, &mut cache, &send) {
-                    Ok(r) => r,
-                    Err(why) => return why,
+                if let Err(why) = deliver_send(node, session, &mut cache, &send) {
+                    return why;
                 }
+                Ok(())
             }
             Frame::Reply { id, payload } => {
                 session.complete_reply(id, payload.as_deref());
@@ -812,9 +808,7 @@ fn reader(rd: &mut impl Read, node: &Arc<NodeInner>, session: &Arc<Session>) -> 
             }
         };
         if queued.is_err() {
-            return session
-                .closed()
-                .unwrap_or_else(|| "the link closed".to_owned());
+            return session.closed_reason();
         }
     }
 }
