@@ -112,6 +112,38 @@ fn remote_send_and_ask() {
     });
 }
 
+/// An idle link stays up: each side sends heartbeats while it has nothing else to say, so
+/// neither declares the other down after `down_after`. (The idle time is what is under test.)
+#[test]
+fn an_idle_link_stays_up_on_heartbeats() {
+    common::on_workers(2, || {
+        let quick = |name: &str| {
+            let mut c = config(name);
+            c.heartbeat = Duration::from_millis(50);
+            c.down_after = Duration::from_millis(800);
+            Node::start(c).expect("start a node")
+        };
+        let (a, b) = (quick("a"), quick("b"));
+        a.export("counter", spawn(Counter::new()));
+        let peer = b.connect(a.local_addr());
+        let counter = peer.lookup::<Msg>("counter", T).unwrap();
+        let down = counter.monitor();
+        let before = peer.stats();
+        // Idle for three times `down_after`.
+        coact::time::sleep(Duration::from_millis(2400));
+        assert!(down.try_recv().is_none(), "the link went down while idle");
+        assert!(counter.is_up());
+        let after = peer.stats();
+        assert!(
+            after.frames_sent > before.frames_sent
+                && after.frames_received > before.frames_received,
+            "heartbeats crossed both ways: {before:?} -> {after:?}"
+        );
+        counter.send(Msg::Add(2)).unwrap();
+        assert_eq!(counter.ask(Msg::Get, T), Ok(2));
+    });
+}
+
 #[test]
 fn a_dropped_reply_fails_the_remote_ask_promptly() {
     common::on_workers(2, || {

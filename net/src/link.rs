@@ -654,15 +654,10 @@ fn writer(mut wr: WriteHalf, bell: Receiver<()>, session: Arc<Session>, heartbea
     loop {
         match bell.recv_timeout(heartbeat.max(Duration::from_millis(1))) {
             Ok(()) => {}
+            // Idle for a heartbeat period: queue a heartbeat and write it like any frame (a
+            // full or closing queue has frames of its own to write, which do as well).
             Err(RecvTimeoutError::Timeout) => {
-                if let Err(e) = wr.write_all(&beat) {
-                    session.close(&format!("write failed: {e}"));
-                    return;
-                }
-                let c = &session.counters;
-                c.frames_sent.fetch_add(1, Ordering::Relaxed);
-                c.bytes_sent.fetch_add(beat.len() as u64, Ordering::Relaxed);
-                continue;
+                let _ = session.out.push(&beat, Wait::No);
             }
             Err(RecvTimeoutError::Disconnected) => return,
         }
