@@ -37,24 +37,27 @@ thread_local! {
     static PENDING: RefCell<Vec<(u64, PendingReply)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// A frame being sent: the thread's frame buffer, taken for the time of one send (a send that
-/// parks for room keeps it; another send on the thread meanwhile makes its own) and given
-/// back when dropped.
-struct FrameBuf(Vec<u8>);
+/// One of the thread's reused buffers ([`SCRATCH`] or [`FRAME`]), taken for as long as it is
+/// needed and given back when dropped (kept if not too large). A send that parks for room
+/// keeps its frame buffer meanwhile; another send on the thread then makes its own.
+struct Scratch {
+    home: &'static std::thread::LocalKey<Cell<Vec<u8>>>,
+    buf: Vec<u8>,
+}
 
-impl FrameBuf {
-    fn take() -> FrameBuf {
-        let mut v = FRAME.with(Cell::take);
-        v.clear();
-        FrameBuf(v)
+impl Scratch {
+    fn take(home: &'static std::thread::LocalKey<Cell<Vec<u8>>>) -> Scratch {
+        let mut buf = home.with(Cell::take);
+        buf.clear();
+        Scratch { home, buf }
     }
 }
 
-impl Drop for FrameBuf {
+impl Drop for Scratch {
     fn drop(&mut self) {
-        let v = std::mem::take(&mut self.0);
-        if v.capacity() <= SCRATCH_KEEP {
-            FRAME.with(|c| c.set(v));
+        let buf = std::mem::take(&mut self.buf);
+        if buf.capacity() <= SCRATCH_KEEP {
+            self.home.with(|c| c.set(buf));
         }
     }
 }
@@ -286,52 +289,40 @@ impl<M: Serialize> RemoteAddr<M> {
     }
 
     /// Encodes a `Send` frame for `msg`; returns it and the reply ids registered for it.
-    fn encode(&self, msg: &M) -> Result<(FrameBuf, Vec<u64>), String> {
-        SCRATCH.with(|scratch| {
-            // Taken, not borrowed: a `Serialize` impl that sends through another address
-            // while being encoded then gets a buffer of its own.
-            let mut payload = scratch.take();
-            payload.clear();
-            let mark = PENDING.with(|p| p.borrow().len());
-            let registrar: Registrar = Box::new(|p| {
-                let id = NEXT_REPLY_ID.fetch_add(1, Ordering::Relaxed);
-                PENDING.with(|v| v.borrow_mut().push((id, p)));
-                id
-            });
-            let encoded = wire::encoding(registrar, || {
-                bincode::serde::encode_into_std_write(msg, &mut payload, frame::config())
-            });
-            let pending = PENDING.with(|p| p.borrow_mut().split_off(mark));
-            let ids: Vec<u64> = pending.iter().map(|(id, _)| *id).collect();
-            let frame = encoded.map_err(|e| e.to_string()).and_then(|_| {
-                let mut out = FrameBuf::take();
-                let send = SendRef {
-                    name: &self.name,
-                    payload: &payload,
-                    replies: &ids,
-                };
-                encode_send(&mut out.0, &send).map(|()| out)
-            });
-            if payload.capacity() <= SCRATCH_KEEP {
-                scratch.replace(payload);
-            }
-            match frame {
-                Ok(b) if b.0.len() - 4 <= self.session.max_frame => {
-                    // Registered before the frame can be queued, so a reply cannot beat it.
-                    self.session.register_replies(pending);
-                    Ok((b, ids))
-                }
-                Ok(b) => Err(format!(
-                    "a message of {} bytes is over max_frame",
-                    b.0.len() - 4
-                )),
-                Err(e) => Err(e),
-            }
-            // On an error the pending replies are dropped here: their askers fail at once.
-        })
+    fn encode(&self, msg: &M) -> Result<(Scratch, Vec<u64>), String> {
+        // Taken, not borrowed: a `Serialize` impl that sends through another address while
+        // being encoded then gets a buffer of its own.
+        let mut payload = Scratch::take(&SCRATCH);
+        let mark = PENDING.with(|p| p.borrow().len());
+        let registrar: Registrar = Box::new(|p| {
+            let id = NEXT_REPLY_ID.fetch_add(1, Ordering::Relaxed);
+            PENDING.with(|v| v.borrow_mut().push((id, p)));
+            id
+        });
+        let encoded = wire::encoding(registrar, || {
+            bincode::serde::encode_into_std_write(msg, &mut payload.buf, frame::config())
+        });
+        // On an error below, the pending replies are dropped: their askers fail at once.
+        let pending = PENDING.with(|p| p.borrow_mut().split_off(mark));
+        let ids: Vec<u64> = pending.iter().map(|(id, _)| *id).collect();
+        encoded.map_err(|e| e.to_string())?;
+        let mut frame = Scratch::take(&FRAME);
+        let send = SendRef {
+            name: &self.name,
+            payload: &payload.buf,
+            replies: &ids,
+        };
+        encode_send(&mut frame.buf, &send)?;
+        let len = frame.buf.len() - 4;
+        if len > self.session.max_frame {
+            return Err(format!("a message of {len} bytes is over max_frame"));
+        }
+        // Registered before the frame can be queued, so a reply cannot beat it.
+        self.session.register_replies(pending);
+        Ok((frame, ids))
     }
 
-    fn encode_or_log(&self, msg: &M) -> Option<(FrameBuf, Vec<u64>)> {
+    fn encode_or_log(&self, msg: &M) -> Option<(Scratch, Vec<u64>)> {
         if self.session.is_closing() {
             return None;
         }
@@ -354,7 +345,7 @@ impl<M: Serialize + Send + 'static> Recipient<M> for RemoteAddr<M> {
         let Some((frame, ids)) = self.encode_or_log(&msg) else {
             return Err(SendError(msg));
         };
-        match self.session.queue(&frame.0) {
+        match self.session.queue(&frame.buf) {
             Ok(()) => Ok(()),
             Err(_) => {
                 self.session.cancel_replies(&ids);
@@ -367,7 +358,7 @@ impl<M: Serialize + Send + 'static> Recipient<M> for RemoteAddr<M> {
         let Some((frame, ids)) = self.encode_or_log(&msg) else {
             return Err(TrySendError::Closed(msg));
         };
-        match self.session.push(&frame.0, Wait::No) {
+        match self.session.push(&frame.buf, Wait::No) {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.session.cancel_replies(&ids);
@@ -386,7 +377,7 @@ impl<M: Serialize + Send + 'static> Recipient<M> for RemoteAddr<M> {
         let wait = Instant::now()
             .checked_add(timeout)
             .map_or(Wait::Forever, Wait::Until);
-        match self.session.push(&frame.0, wait) {
+        match self.session.push(&frame.buf, wait) {
             Ok(()) => Ok(()),
             Err(e) => {
                 self.session.cancel_replies(&ids);
@@ -409,7 +400,7 @@ impl<M: Serialize + Send + 'static> Recipient<M> for RemoteAddr<M> {
         let (frame, ids) = self.encode_or_log(&msg).ok_or(AskError::Closed)?;
         drop(msg); // the pending reply holds the only way to answer now
         let wait = deadline.map_or(Wait::Forever, Wait::Until);
-        let sent = self.session.push(&frame.0, wait).map_err(|e| match e {
+        let sent = self.session.push(&frame.buf, wait).map_err(|e| match e {
             PushError::Timeout | PushError::Full => AskError::Timeout,
             PushError::Closed => AskError::Closed,
         });
