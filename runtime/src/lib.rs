@@ -80,6 +80,7 @@ mod runtime;
 pub mod select;
 mod stack;
 pub mod sync;
+mod tasks;
 pub mod time;
 mod watchdog;
 mod worker;

@@ -4,8 +4,9 @@
 //!
 //! * a fiber table (a slab keyed by `u32`, each entry tagged with a generation),
 //! * a local run queue of fiber keys (a `VecDeque`: nothing atomic on the same-worker path),
-//! * a deque of unstarted tasks, which idle peers may steal, and a one-task slot in front of
-//!   it for the task its own coroutines submitted last,
+//! * its unstarted tasks (`tasks.rs`: a short deque idle peers may steal from, with an overflow
+//!   behind it), and a one-task slot in front of them for the task its own coroutines
+//!   submitted last,
 //! * its timers, its stack pool and its `mio::Poll`.
 //!
 //! Other threads reach a worker only through its [`Remote`]: an inbox of wake-ups, a
@@ -95,6 +96,7 @@ use crate::fiber::{self, Fiber, Resume, Task};
 use crate::park::{FiberAddr, FiberRef, Park};
 use crate::reactor::{Reactor, WAKE_TOKEN};
 use crate::stack::{self, Guard, StackPool};
+use crate::tasks::Tasks;
 use crate::time::Timers;
 
 /// Fibers resumed between two polls of the reactor.
@@ -315,7 +317,7 @@ pub(crate) struct Local {
     /// Tasks the running fiber has chained since it was resumed (see [`chain_task`]).
     chained: Cell<u32>,
     runq: RefCell<VecDeque<u32>>,
-    tasks: Deque<Task>,
+    tasks: Tasks,
     /// The task this worker's coroutines submitted last, kept out of `tasks`: the next one
     /// to start here. In message passing it is the activation of the actor just sent to, so a
     /// hop costs no operation on the shared deque. Submitting another pushes this one to
@@ -371,7 +373,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, parts: WorkerParts) {
         progress: Cell::new(0),
         chained: Cell::new(0),
         runq: RefCell::new(VecDeque::new()),
-        tasks: parts.deque,
+        tasks: Tasks::new(parts.deque, shared.remotes.len() > 1),
         slot: Cell::new(None),
         slot_streak: Cell::new(0),
         timers: RefCell::new(Timers::new()),
@@ -408,7 +410,7 @@ impl Local {
         loop {
             self.drain_inbox();
             if self.tasks.is_empty() && !self.shared.injector.is_empty() {
-                let _ = self.shared.injector.steal_batch(&self.tasks);
+                let _ = self.shared.injector.steal_batch(self.tasks.deque());
             }
             let shutting_down = self.shared.shutdown.load(Ordering::Acquire);
             if shutting_down {
@@ -573,7 +575,7 @@ impl Local {
         }
         loop {
             let mut retry = false;
-            match self.shared.injector.steal_batch_and_pop(&self.tasks) {
+            match self.shared.injector.steal_batch_and_pop(self.tasks.deque()) {
                 Steal::Success(t) => return Some(t),
                 Steal::Retry => retry = true,
                 Steal::Empty => {}
@@ -581,7 +583,7 @@ impl Local {
             let n = self.shared.remotes.len();
             for off in 1..n {
                 let r = &self.shared.remotes[(self.index + off) % n];
-                match r.stealer.steal_batch_and_pop(&self.tasks) {
+                match r.stealer.steal_batch_and_pop(self.tasks.deque()) {
                     Steal::Success(t) => return Some(t),
                     Steal::Retry => retry = true,
                     Steal::Empty => {}
