@@ -252,6 +252,11 @@ fn coordinator() {
 }
 
 fn main() {
+    // coact reports link events through `tracing`; show them on stderr.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .without_time()
+        .init();
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("worker") => worker(args.get(2).map_or("worker", String::as_str)),

@@ -22,6 +22,34 @@ use serde::{Deserialize, Serialize};
 const T: Duration = Duration::from_secs(10);
 const SECRET: &str = "test cluster secret";
 
+/// Everything coact logged in this test process (through `tracing`), from the first call on.
+/// The subscriber is process-wide (links log from worker threads), so a test looks for lines
+/// of its own.
+fn logs() -> &'static std::sync::Mutex<Vec<u8>> {
+    use std::sync::{Mutex, OnceLock};
+    static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buf: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+        struct Sink(&'static Mutex<Vec<u8>>);
+        impl std::io::Write for Sink {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        tracing_subscriber::fmt()
+            .with_writer(move || Sink(buf))
+            .without_time()
+            .with_ansi(false)
+            .try_init()
+            .expect("the first subscriber of this test process");
+        buf
+    })
+}
+
 fn local() -> SocketAddr {
     "127.0.0.1:0".parse().unwrap()
 }
@@ -287,8 +315,9 @@ fn unexported_names_and_wrong_types_are_refused() {
 
 #[test]
 fn a_message_of_the_wrong_type_closes_only_that_link() {
+    let logs = logs();
     common::on_workers(2, || {
-        let a = node("a");
+        let a = node("wrong-type-a");
         let b = node("b");
         let c = node("c");
         let (tx, rx) = channel::<u64>();
@@ -311,6 +340,14 @@ fn a_message_of_the_wrong_type_closes_only_that_link() {
         x.send(200).unwrap();
         let down = watch.recv_timeout(T).expect("the link goes down");
         assert!(matches!(down.reason, StopReason::NodeDown(_)), "{down:?}");
+        // Node a logged why it closed the link (before closing it, so before the monitor heard).
+        let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+        assert!(
+            logged.lines().any(|l| l.contains("WARN")
+                && l.contains("node=\"wrong-type-a\"")
+                && l.contains("bad input: a message for \"x\" does not decode")),
+            "no warning with the reason in the log:\n{logged}"
+        );
         // The node serves other peers, and b's link comes back.
         let other = c.connect(a.local_addr());
         let counter = other.lookup::<Msg>("counter", T).unwrap();

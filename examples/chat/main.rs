@@ -25,6 +25,11 @@ fn usage() -> ! {
 }
 
 fn main() {
+    // coact reports through `tracing` (for example the watchdog, when a coroutine blocks its
+    // worker); show that on stderr.
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .init();
     let mut listen = "127.0.0.1:6667".to_owned();
     let mut workers = None;
     let mut config = server::Config::default();

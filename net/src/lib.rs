@@ -87,6 +87,13 @@
 //! a frame or a message that does not decode) closes that link with a logged reason; the node
 //! and its other links carry on. The wire is not encrypted.
 //!
+//! # Logs
+//!
+//! Link events (a link refused at the handshake, a link down and why, bad input) are
+//! [`tracing`](https://docs.rs/tracing) warnings with target `coact_net` and the node's name
+//! in a `node` field; a message that cannot be encoded is an error event. Install a
+//! `tracing` subscriber to see them; without one they cost nothing.
+//!
 //! # Speed
 //!
 //! Messages queued on a link while its writer is busy leave in one write, and the reader

@@ -34,9 +34,9 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Writes a line to stderr about a link.
+/// Reports a link event: a `tracing` warning (target `coact_net`) naming the node.
 pub(crate) fn log(node: &str, what: std::fmt::Arguments<'_>) {
-    eprintln!("coact-net [{node}]: {what}");
+    tracing::warn!(target: "coact_net", node, "{what}");
 }
 
 /// What crossed a link after its handshakes: frames and bytes (length prefixes included),
@@ -629,6 +629,12 @@ pub(crate) fn run_connection(
         }
         None => node.add_inbound(&session),
     }
+    tracing::info!(
+        target: "coact_net",
+        node = %cfg.name,
+        "link with {} ({peer}) up",
+        session.peer_name
+    );
     let (mut rd, wr) = stream.split();
     let (ws, heartbeat) = (session.clone(), cfg.heartbeat);
     node.handle

@@ -329,8 +329,9 @@ impl<M: Serialize> RemoteAddr<M> {
         match self.encode(msg) {
             Ok(r) => Some(r),
             Err(e) => {
-                eprintln!(
-                    "coact-net: a message for {:?} ({}) cannot be sent: {e}",
+                tracing::error!(
+                    target: "coact_net",
+                    "a message for {:?} ({}) cannot be sent: {e}",
                     self.name,
                     type_name::<M>()
                 );

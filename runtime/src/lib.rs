@@ -70,6 +70,15 @@
 //! `std::thread::sleep`, blocking file or DNS I/O) stall every coroutine of that worker. Use
 //! this crate's versions. A stack overflow aborts the process with a message naming it; give
 //! coroutines that recurse deeply a bigger [`Builder::stack_size`].
+//!
+//! # Logs
+//!
+//! The runtime prints nothing. What it has to report goes out as
+//! [`tracing`](https://docs.rs/tracing) events: the watchdog's stall warnings (target
+//! `coact::watchdog`; [`Builder::on_stall`] takes them instead), and, target `coact`, running
+//! out of coroutine stacks and coroutines still stuck in destructors when a runtime ends.
+//! Install a `tracing` subscriber to see them. (A stack overflow is the exception: it aborts
+//! the process with a message on stderr, since nothing else can run at that point.)
 
 mod fiber;
 mod join;

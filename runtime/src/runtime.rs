@@ -81,7 +81,8 @@ impl Builder {
         self
     }
 
-    /// Calls `f` with each stall the watchdog finds, instead of printing it on stderr.
+    /// Calls `f` with each stall the watchdog finds, instead of emitting it as a `tracing`
+    /// warning (target `coact::watchdog`).
     pub fn on_stall(mut self, f: impl Fn(&Stall) + Send + Sync + 'static) -> Self {
         self.on_stall = Arc::new(f);
         self

@@ -6,7 +6,7 @@
 //! code shows it, so each runtime runs one watchdog thread: every worker publishes a progress
 //! count (bumped before and after each resume, so odd while a coroutine runs); a worker seen running
 //! with the same count for longer than the threshold is reported once per stall, by default
-//! on stderr (see [`Builder::stall_threshold`](crate::Builder::stall_threshold) and
+//! as a `tracing` warning (see [`Builder::stall_threshold`](crate::Builder::stall_threshold) and
 //! [`Builder::on_stall`](crate::Builder::on_stall)).
 
 use std::fmt;
@@ -43,9 +43,9 @@ impl fmt::Display for Stall {
 /// What the watchdog calls for each stall.
 pub(crate) type StallHook = Arc<dyn Fn(&Stall) + Send + Sync>;
 
-/// The default hook: one line on stderr.
+/// The default hook: a `tracing` warning (target `coact::watchdog`).
 pub(crate) fn print_stall(s: &Stall) {
-    eprintln!("{s}");
+    tracing::warn!(target: "coact::watchdog", "{s}");
 }
 
 /// Starts the watchdog thread of a runtime. It ends when the runtime shuts down.

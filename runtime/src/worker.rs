@@ -639,7 +639,10 @@ impl Local {
                 self.starved.set(true);
                 static WARNED: AtomicBool = AtomicBool::new(false);
                 if !WARNED.swap(true, Ordering::Relaxed) {
-                    eprintln!("coact: {e}; new coroutines wait for a free stack");
+                    tracing::warn!(
+                        target: "coact",
+                        "{e}; new coroutines wait for a free stack"
+                    );
                 }
                 self.tasks.push(task);
                 return;
@@ -793,11 +796,11 @@ impl Local {
     fn leak_stuck_fibers(&self) {
         let stuck: Vec<Entry> = self.fibers.borrow_mut().drain().collect();
         let coros: Vec<Fiber> = self.coros.borrow_mut().drain().collect();
-        eprintln!(
-            "coact: worker {}: {} coroutine(s) stayed blocked in destructors after the runtime \
-             ended; leaking their stacks",
-            self.index,
-            stuck.len()
+        tracing::error!(
+            target: "coact",
+            worker = self.index,
+            stuck = stuck.len(),
+            "coroutines stayed blocked in destructors after the runtime ended; leaking their stacks"
         );
         drop(stuck);
         for f in coros {
