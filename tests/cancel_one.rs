@@ -104,3 +104,60 @@ fn detached_coroutines_run_and_do_not_count_until_started() {
         assert_eq!(seen, (0..10_000).collect::<Vec<_>>());
     });
 }
+
+/// A destructor that cancels a coroutine and waits for it, run while its own coroutine unwinds
+/// from a panic: the wait parks the unwinding coroutine, so the worker thread's panic count
+/// (`std::thread::panicking()`) stays raised while the other coroutine runs. The cancelled
+/// coroutine must still unwind with `Cancelled` (it was not unwinding when it parked); it once
+/// took the thread-wide flag for its own, returned from its sleep as if woken, and a loop
+/// around such a wait (a node's accept loop) spun forever, so the panic never reached `run`.
+#[test]
+fn a_coroutine_cancelled_while_another_unwinds_on_its_worker_still_unwinds() {
+    struct CancelAndJoin {
+        id: coact::CoroutineId,
+        handle: Option<coact::JoinHandle<()>>,
+        outcome: Arc<std::sync::Mutex<Option<String>>>,
+    }
+    impl Drop for CancelAndJoin {
+        fn drop(&mut self) {
+            assert!(std::thread::panicking(), "dropped while unwinding");
+            self.id.cancel();
+            let result = self.handle.take().unwrap().join(); // parks mid-unwind
+            *self.outcome.lock().unwrap() = Some(match result {
+                Err(p) if p.is::<coact::Cancelled>() => "unwound with Cancelled".into(),
+                Err(_) => "panicked otherwise".into(),
+                Ok(()) => "returned from its sleep".into(),
+            });
+        }
+    }
+    // One worker: the sleeper and the unwinding coroutine share the thread.
+    let outcome = Arc::new(std::sync::Mutex::new(None));
+    let seen = outcome.clone();
+    let panicked = common::bounded(move || {
+        let rt = common::runtime(1);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(move || {
+                let (id_tx, id_rx) = sync_channel(1);
+                let handle = coact::spawn(move || {
+                    id_tx.send(coact::current_coroutine().unwrap()).unwrap();
+                    coact::time::sleep(std::time::Duration::from_secs(3600));
+                });
+                let id = id_rx.recv().unwrap();
+                coact::yield_now(); // the sleeper parks
+                let _guard = CancelAndJoin {
+                    id,
+                    handle: Some(handle),
+                    outcome: seen,
+                };
+                panic!("the first coroutine fails");
+            })
+        }));
+        drop(rt);
+        r.is_err()
+    });
+    assert!(panicked, "the panic reaches block_on's caller");
+    assert_eq!(
+        outcome.lock().unwrap().as_deref(),
+        Some("unwound with Cancelled")
+    );
+}

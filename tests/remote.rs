@@ -682,3 +682,28 @@ fn a_frozen_node_process_is_seen_down_by_heartbeat_timeout() {
         });
     });
 }
+
+/// A panic in the coroutine that owns two linked nodes drops them while it unwinds; each
+/// node's drop cancels its accept loop and waits for it. The panic reaches `block_on`'s caller
+/// at once: it once hung there for good, the accept loop retrying its cancelled accept in a
+/// tight loop.
+#[test]
+fn a_panic_in_the_coroutine_owning_the_nodes_reaches_the_caller() {
+    for workers in [1, 2] {
+        let panicked = common::bounded(move || {
+            let rt = common::runtime(workers);
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                rt.block_on(|| {
+                    let (_a, _b, peer) = pair();
+                    let counter = peer.lookup::<Msg>("counter", T).unwrap();
+                    counter.send(Msg::Add(1)).unwrap();
+                    assert_eq!(counter.ask(Msg::Get, T), Ok(1));
+                    panic!("the owner of the nodes fails");
+                })
+            }));
+            drop(rt);
+            r.is_err()
+        });
+        assert!(panicked, "[workers={workers}] the panic reaches the caller");
+    }
+}

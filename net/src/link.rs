@@ -436,6 +436,9 @@ pub(crate) fn accept_loop(node: Arc<NodeInner>, listener: TcpListener) {
                     run_connection(&n, stream, Role::Acceptor, None);
                 });
             }
+            // The node is shutting down (its drop cancels this coroutine): stop. A cancelled
+            // coroutine's every wait returns at once, so retrying would spin.
+            Err(_) if node.is_closed() => return,
             Err(e) => {
                 log(&node.config.name, format_args!("accept failed: {e}"));
                 coact_runtime::time::sleep(Duration::from_millis(10));

@@ -155,9 +155,13 @@ pub(crate) fn park_uncancellable() {
 
 /// Reacts to [`Park::Cancelled`] in a wait that has no error to return: starts unwinding the
 /// fiber with [`Cancelled`], unless it is unwinding already (a second panic would abort), in
-/// which case the caller gives up its wait and returns.
+/// which case the caller gives up its wait and returns. Call it right after the park that
+/// returned `Cancelled`: whether the fiber is unwinding is judged as of that park's start
+/// (`worker::unwinding_at_park`), since the thread-wide `std::thread::panicking()` also counts
+/// other fibers of the worker that are parked in the middle of unwinding.
 pub(crate) fn cancelled() {
-    if !std::thread::panicking() {
+    let unwinding = worker::unwinding_at_park().unwrap_or_else(std::thread::panicking);
+    if !unwinding {
         std::panic::resume_unwind(Box::new(Cancelled));
     }
 }

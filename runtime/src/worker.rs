@@ -335,6 +335,9 @@ pub(crate) struct Local {
     current_gen: Cell<u32>,
     /// The last start found no stack to map: wait a little before trying again.
     starved: Cell<bool>,
+    /// Whether the running fiber was unwinding when its last park began (see
+    /// [`unwinding_at_park`]).
+    park_unwinding: Cell<bool>,
     /// How much recent idle spins paid off (see `spin_for_work`).
     spin_credit: Cell<u8>,
     /// Idle turns that skipped spinning for lack of credit.
@@ -381,6 +384,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, parts: WorkerParts) {
         current: Cell::new(NONE),
         current_gen: Cell::new(0),
         starved: Cell::new(false),
+        park_unwinding: Cell::new(false),
         spin_credit: Cell::new(4),
         spin_skipped: Cell::new(0),
         next_gen: Cell::new(0),
@@ -821,6 +825,8 @@ pub(crate) fn park_fiber(deadline: Option<Instant>, cancellable: bool) -> Park {
             let mut fibers = l.fibers.borrow_mut();
             let e = &mut fibers[key as usize];
             if cancellable && e.cancelled {
+                // The fiber has run since its last park: only the thread-wide flag is left.
+                l.park_unwinding.set(std::thread::panicking());
                 return Park::Cancelled;
             }
             if e.notified {
@@ -836,7 +842,11 @@ pub(crate) fn park_fiber(deadline: Option<Instant>, cancellable: bool) -> Park {
             }
             e.state = State::Idle;
         }
+        // Read before switching away, while the thread's panic count is this fiber's own or
+        // that of fibers parked earlier (see `unwinding_at_park`).
+        let unwinding = std::thread::panicking();
         let input = fiber::suspend();
+        l.park_unwinding.set(unwinding);
         let had_timer = {
             let mut fibers = l.fibers.borrow_mut();
             let e = &mut fibers[key as usize];
@@ -857,6 +867,24 @@ pub(crate) fn park_fiber(deadline: Option<Instant>, cancellable: bool) -> Park {
         }
     })
     .expect("coact: park_fiber called outside a worker")
+}
+
+/// Whether the running fiber was unwinding (a panic in flight) when the park it just returned
+/// from began; `None` outside a fiber.
+///
+/// `std::thread::panicking()` reads a count kept per thread, and coroutines share their
+/// worker's thread: while one fiber is parked in the middle of unwinding (a destructor that
+/// waits for something), every other fiber of that worker sees `panicking() == true`. A fiber
+/// runs no code while it is parked, so the flag read when its park began is its own unless
+/// another fiber was already parked mid-unwind then: a fiber that parked before another one
+/// began to unwind (an accept loop, an idle actor) is told correctly that it is not unwinding,
+/// and can be cancelled. In the remaining ambiguous case it counts as unwinding, which keeps a
+/// cancellation from panicking inside a destructor (that would abort the process).
+pub(crate) fn unwinding_at_park() -> Option<bool> {
+    if !crate::in_coroutine() {
+        return None;
+    }
+    with_local(|l| l.park_unwinding.get())
 }
 
 /// The next unstarted task of this worker, for the running fiber to run on its own stack now
