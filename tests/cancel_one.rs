@@ -161,3 +161,55 @@ fn a_coroutine_cancelled_while_another_unwinds_on_its_worker_still_unwinds() {
         Some("unwound with Cancelled")
     );
 }
+
+/// A coact `Mutex` is poisoned by a panic of the coroutine holding it, not by another
+/// coroutine of the same worker that happens to be parked mid-unwind when the guard drops
+/// (the thread's panic flag is raised for both).
+#[test]
+fn a_mutex_is_not_poisoned_by_another_coroutines_unwinding() {
+    struct SignalAndWait {
+        go: coact::sync::mpsc::SyncSender<()>,
+        done: coact::sync::mpsc::Receiver<()>,
+    }
+    impl Drop for SignalAndWait {
+        fn drop(&mut self) {
+            self.go.send(()).unwrap();
+            self.done.recv().unwrap(); // parks mid-unwind while the holder unlocks
+        }
+    }
+    let mutex = Arc::new(coact::sync::Mutex::new(0u32));
+    let m = mutex.clone();
+    let panicked = common::bounded(move || {
+        let rt = common::runtime(1);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            rt.block_on(move || {
+                let (locked_tx, locked_rx) = sync_channel(1);
+                let (go_tx, go_rx) = sync_channel(1);
+                let (done_tx, done_rx) = sync_channel(1);
+                let holder = coact::spawn(move || {
+                    let mut g = m.lock().unwrap();
+                    locked_tx.send(()).unwrap();
+                    go_rx.recv().unwrap(); // parks holding the lock
+                    *g += 1;
+                    drop(g); // the other coroutine is parked mid-unwind now
+                    done_tx.send(()).unwrap();
+                });
+                locked_rx.recv().unwrap();
+                let _wait = SignalAndWait {
+                    go: go_tx,
+                    done: done_rx,
+                };
+                let _keep = holder;
+                panic!("the first coroutine fails");
+            })
+        }));
+        drop(rt);
+        r.is_err()
+    });
+    assert!(panicked);
+    assert!(
+        !mutex.is_poisoned(),
+        "a guard dropped without a panic of its own poisoned the mutex"
+    );
+    assert_eq!(*mutex.lock().unwrap(), 1);
+}

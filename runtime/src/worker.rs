@@ -338,6 +338,9 @@ pub(crate) struct Local {
     /// Whether the running fiber was unwinding when its last park began (see
     /// [`unwinding_at_park`]).
     park_unwinding: Cell<bool>,
+    /// Fibers of this worker parked while unwinding: while there are any, the thread's panic
+    /// flag is raised for every fiber (see [`unwinding_now`]).
+    unwinding_parked: Cell<u32>,
     /// How much recent idle spins paid off (see `spin_for_work`).
     spin_credit: Cell<u8>,
     /// Idle turns that skipped spinning for lack of credit.
@@ -385,6 +388,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, parts: WorkerParts) {
         current_gen: Cell::new(0),
         starved: Cell::new(false),
         park_unwinding: Cell::new(false),
+        unwinding_parked: Cell::new(0),
         spin_credit: Cell::new(4),
         spin_skipped: Cell::new(0),
         next_gen: Cell::new(0),
@@ -845,7 +849,13 @@ pub(crate) fn park_fiber(deadline: Option<Instant>, cancellable: bool) -> Park {
         // Read before switching away, while the thread's panic count is this fiber's own or
         // that of fibers parked earlier (see `unwinding_at_park`).
         let unwinding = std::thread::panicking();
+        if unwinding {
+            l.unwinding_parked.set(l.unwinding_parked.get() + 1);
+        }
         let input = fiber::suspend();
+        if unwinding {
+            l.unwinding_parked.set(l.unwinding_parked.get() - 1);
+        }
         l.park_unwinding.set(unwinding);
         let had_timer = {
             let mut fibers = l.fibers.borrow_mut();
@@ -885,6 +895,20 @@ pub(crate) fn unwinding_at_park() -> Option<bool> {
         return None;
     }
     with_local(|l| l.park_unwinding.get())
+}
+
+/// Whether the caller is unwinding, for a fiber: `std::thread::panicking()`, unless other
+/// fibers of this worker are parked mid-unwind (their panics raise the thread's flag too);
+/// then the answer is the caller's own as of its last park (it may have begun to unwind since,
+/// which this cannot see). `None` outside a fiber, where the thread's flag is exact.
+pub(crate) fn unwinding_now() -> Option<bool> {
+    if !std::thread::panicking() {
+        return Some(false);
+    }
+    if !crate::in_coroutine() {
+        return None;
+    }
+    with_local(|l| l.unwinding_parked.get() == 0 || l.park_unwinding.get())
 }
 
 /// The next unstarted task of this worker, for the running fiber to run on its own stack now

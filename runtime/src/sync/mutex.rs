@@ -110,6 +110,12 @@ impl<T> Mutex<T> {
     }
 }
 
+/// Whether the caller is unwinding: poisoning follows the coroutine's own panics, not those of
+/// another coroutine of its worker parked mid-unwind (see `worker::unwinding_now`).
+fn unwinding() -> bool {
+    crate::worker::unwinding_now().unwrap_or_else(std::thread::panicking)
+}
+
 impl<T: ?Sized> Mutex<T> {
     fn try_acquire(&self) -> bool {
         self.locked
@@ -120,7 +126,7 @@ impl<T: ?Sized> Mutex<T> {
     fn guard(&self) -> LockResult<MutexGuard<'_, T>> {
         let g = MutexGuard {
             mutex: self,
-            panicking: std::thread::panicking(),
+            panicking: unwinding(),
             _data: PhantomData,
         };
         if self.poisoned.load(Ordering::Relaxed) {
@@ -260,7 +266,7 @@ impl<T: ?Sized> Drop for WaitGuard<'_, T> {
 
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        if !self.panicking && std::thread::panicking() {
+        if !self.panicking && unwinding() {
             self.mutex.poisoned.store(true, Ordering::Relaxed);
         }
         self.mutex.unlock();
