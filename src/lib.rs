@@ -19,9 +19,9 @@
 #![forbid(unsafe_code)]
 
 pub use coact_runtime::{
-    current_coroutine, current_worker, in_coroutine, live_coroutines, run, spawn, spawn_detached,
-    try_spawn, yield_now, Builder, Cancelled, CoroutineId, Handle, JoinHandle, Runnable, Runtime,
-    Stall, DEFAULT_STACK_SIZE,
+    current_coroutine, current_worker, in_coroutine, live_coroutines, panicking, run, spawn,
+    spawn_detached, try_spawn, yield_now, Builder, Cancelled, CoroutineId, Handle, JoinHandle,
+    Runnable, Runtime, Stall, DEFAULT_STACK_SIZE,
 };
 /// `select` is both the module of `Select` and the `select!` macro.
 pub use coact_runtime::{select, sync, time};

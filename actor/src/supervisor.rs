@@ -261,7 +261,7 @@ impl Drop for StopOnDrop {
             c.common().watch(tx);
             c.request(STOP);
             // Waiting is skipped while unwinding (a cancelled supervisor cannot park).
-            if !std::thread::panicking() && rx.recv_timeout(STOP_GRACE).is_err() {
+            if !coact_runtime::panicking() && rx.recv_timeout(STOP_GRACE).is_err() {
                 // Blocked in a handler for too long: unwind it where it stands.
                 c.request(KILL);
                 let _ = rx.recv_timeout(STOP_GRACE);

@@ -270,7 +270,7 @@ impl Session {
             };
             // Dropped while unwinding, parking could abort the process: then it only queues
             // if there is room.
-            let wait = if std::thread::panicking() {
+            let wait = if coact_runtime::panicking() {
                 Wait::No
             } else {
                 Wait::Forever

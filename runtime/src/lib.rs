@@ -69,7 +69,9 @@
 //! Calls that block the OS thread (`std::sync::Mutex::lock` under contention,
 //! `std::thread::sleep`, blocking file or DNS I/O) stall every coroutine of that worker. Use
 //! this crate's versions. A stack overflow aborts the process with a message naming it; give
-//! coroutines that recurse deeply a bigger [`Builder::stack_size`].
+//! coroutines that recurse deeply a bigger [`Builder::stack_size`]. In a destructor, ask
+//! [`panicking()`] rather than `std::thread::panicking()`: std's flag belongs to the worker
+//! thread, and another coroutine parked mid-unwind on that worker raises it for all.
 //!
 //! # Logs
 //!
@@ -96,8 +98,9 @@ mod worker;
 
 pub use park::Cancelled;
 pub use runtime::{
-    current_coroutine, current_worker, in_coroutine, run, spawn, spawn_detached, try_spawn,
-    yield_now, Builder, CoroutineId, Handle, JoinHandle, Runnable, Runtime, DEFAULT_STACK_SIZE,
+    current_coroutine, current_worker, in_coroutine, panicking, run, spawn, spawn_detached,
+    try_spawn, yield_now, Builder, CoroutineId, Handle, JoinHandle, Runnable, Runtime,
+    DEFAULT_STACK_SIZE,
 };
 pub use stack::live_coroutines;
 pub use watchdog::Stall;

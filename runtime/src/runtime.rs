@@ -535,6 +535,23 @@ pub fn in_coroutine() -> bool {
     fiber::in_fiber()
 }
 
+/// Whether the caller is unwinding from a panic: `std::thread::panicking()` for coroutines.
+///
+/// Use it where a destructor would ask std whether its thread is panicking. Coroutines share
+/// their worker's thread, and std counts panics per thread: while one coroutine is parked in
+/// the middle of unwinding (a destructor that waits for something), `std::thread::panicking()`
+/// is true in every other coroutine of that worker too. This answers for the calling coroutine
+/// (exactly, unless another coroutine of the worker is parked mid-unwind: then the caller's
+/// own state as of its last blocking call, since a panic begun after that cannot be told from
+/// the other's). Outside coroutines it is `std::thread::panicking()`.
+///
+/// ```
+/// coact_runtime::run(|| assert!(!coact_runtime::panicking()));
+/// ```
+pub fn panicking() -> bool {
+    worker::unwinding_now().unwrap_or_else(std::thread::panicking)
+}
+
 /// The index of the worker thread running the caller, or `None` on other threads.
 pub fn current_worker() -> Option<usize> {
     worker::current_index()

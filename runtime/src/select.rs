@@ -587,7 +587,7 @@ impl Drop for SelectedOperation<'_> {
     fn drop(&mut self) {
         if let Some(r) = self.reservation.take() {
             self.chan.release(r);
-            if !std::thread::panicking() {
+            if !crate::panicking() {
                 panic!("coact: a SelectedOperation was dropped without being completed");
             }
         }

@@ -110,12 +110,6 @@ impl<T> Mutex<T> {
     }
 }
 
-/// Whether the caller is unwinding: poisoning follows the coroutine's own panics, not those of
-/// another coroutine of its worker parked mid-unwind (see `worker::unwinding_now`).
-fn unwinding() -> bool {
-    crate::worker::unwinding_now().unwrap_or_else(std::thread::panicking)
-}
-
 impl<T: ?Sized> Mutex<T> {
     fn try_acquire(&self) -> bool {
         self.locked
@@ -126,7 +120,9 @@ impl<T: ?Sized> Mutex<T> {
     fn guard(&self) -> LockResult<MutexGuard<'_, T>> {
         let g = MutexGuard {
             mutex: self,
-            panicking: unwinding(),
+            // The coroutine's own panics poison, not those of another coroutine of the worker
+            // parked mid-unwind (see `crate::panicking`).
+            panicking: crate::panicking(),
             _data: PhantomData,
         };
         if self.poisoned.load(Ordering::Relaxed) {
@@ -266,7 +262,7 @@ impl<T: ?Sized> Drop for WaitGuard<'_, T> {
 
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        if !self.panicking && unwinding() {
+        if !self.panicking && crate::panicking() {
             self.mutex.poisoned.store(true, Ordering::Relaxed);
         }
         self.mutex.unlock();
