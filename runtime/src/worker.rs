@@ -4,8 +4,8 @@
 //!
 //! * a fiber table (a slab keyed by `u32`, each entry tagged with a generation),
 //! * a local run queue of fiber keys (a `VecDeque`: nothing atomic on the same-worker path),
-//! * its unstarted tasks (`tasks.rs`: a short deque idle peers may steal from, with an overflow
-//!   behind it), and a one-task slot in front of them for the task its own coroutines
+//! * its unstarted tasks (`tasks.rs`: a deque idle peers may steal from, or a plain queue when
+//!   it has no peers), and a one-task slot in front of them for the task its own coroutines
 //!   submitted last,
 //! * its timers, its stack pool and its `mio::Poll`.
 //!
