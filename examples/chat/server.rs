@@ -85,20 +85,34 @@ pub fn start(listener: TcpListener, config: Config) -> std::io::Result<ServerHan
     );
     let connections = Arc::new(AtomicUsize::new(0));
     let open = connections.clone();
-    coact::spawn_detached(move || loop {
-        match listener.accept() {
-            Ok((stream, peer)) => {
-                let dir = directory.clone();
-                let config = config.clone();
-                let open = open.clone();
-                coact::spawn_detached(move || {
-                    open.fetch_add(1, Ordering::Relaxed);
-                    connection(stream, peer, dir, config);
-                    open.fetch_sub(1, Ordering::Relaxed);
-                });
+    coact::spawn_detached(move || {
+        let mut out_of_fds = false;
+        loop {
+            match listener.accept() {
+                Ok((stream, peer)) => {
+                    out_of_fds = false;
+                    let dir = directory.clone();
+                    let config = config.clone();
+                    let open = open.clone();
+                    coact::spawn_detached(move || {
+                        open.fetch_add(1, Ordering::Relaxed);
+                        connection(stream, peer, dir, config);
+                        open.fetch_sub(1, Ordering::Relaxed);
+                    });
+                }
+                // Out of descriptors (EMFILE = 24, ENFILE = 23): the waiting connection stays
+                // queued and the listener stays readable, so retrying at once would spin; wait for
+                // connections to close. Said once per stretch, not once per retry.
+                Err(e) if matches!(e.raw_os_error(), Some(23 | 24)) => {
+                    if !out_of_fds {
+                        eprintln!("chat: accept failed: {e}; retrying every 10 ms");
+                        out_of_fds = true;
+                    }
+                    coact::time::sleep(Duration::from_millis(10));
+                }
+                // A peer that vanished during the handshake: keep serving.
+                Err(e) => eprintln!("chat: accept failed: {e}"),
             }
-            // Out of descriptors or a peer that vanished during the handshake: keep serving.
-            Err(e) => eprintln!("chat: accept failed: {e}"),
         }
     });
     Ok(ServerHandle { addr, connections })
