@@ -20,8 +20,8 @@
 
 pub use coact_runtime::{
     current_coroutine, current_worker, in_coroutine, live_coroutines, panicking, run, spawn,
-    spawn_detached, try_spawn, yield_now, Builder, Cancelled, CoroutineId, Handle, JoinHandle,
-    Runnable, Runtime, Stall, DEFAULT_STACK_SIZE,
+    spawn_detached, try_spawn, yield_now, Builder, Cancelled, CoroutineId, CoroutineIdSlot, Handle,
+    JoinHandle, Runnable, Runtime, Stall, DEFAULT_STACK_SIZE,
 };
 /// `select` is both the module of `Select` and the `select!` macro.
 pub use coact_runtime::{select, sync, time};

@@ -213,3 +213,61 @@ fn a_mutex_is_not_poisoned_by_another_coroutines_unwinding() {
     );
     assert_eq!(*mutex.lock().unwrap(), 1);
 }
+
+/// `CoroutineIdSlot`: one writer storing two ids in turn while threads read; every read is one
+/// of the ids stored (or the empty start), never a mix of two.
+#[test]
+fn a_coroutine_id_slot_never_yields_a_mix_of_two_ids() {
+    let slot = Arc::new(coact::CoroutineIdSlot::new());
+    // Ids that differ in every part (runtime, fiber key, generation), so that a read mixing
+    // parts of the two would match neither: `b` comes from another runtime, taken while
+    // other coroutines hold the first fiber slots.
+    let a = common::on_workers(1, || coact::spawn(coact::current_coroutine).join().unwrap());
+    let b = common::on_workers(1, || {
+        // Ten coroutines alive at once hold ten fiber slots; the last has a key and a
+        // generation of its own.
+        let (id_tx, id_rx) = channel();
+        let (go_tx, go_rx) = channel::<()>();
+        let go_rx = Arc::new(coact::sync::Mutex::new(go_rx));
+        let live: Vec<_> = (0..10)
+            .map(|_| {
+                let (id_tx, go_rx) = (id_tx.clone(), go_rx.clone());
+                coact::spawn(move || {
+                    id_tx.send(coact::current_coroutine()).unwrap();
+                    let _ = go_rx.lock().unwrap().recv();
+                })
+            })
+            .collect();
+        let ids: Vec<_> = (0..10).map(|_| id_rx.recv().unwrap()).collect();
+        drop(go_tx);
+        for h in live {
+            h.join().unwrap();
+        }
+        ids[9]
+    });
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_ne!(format!("{a:?}"), format!("{b:?}"));
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let readers: Vec<_> = (0..2)
+        .map(|_| {
+            let (slot, stop) = (slot.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let mut seen = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    let got = slot.get();
+                    assert!(got.is_none() || got == Some(a) || got == Some(b), "{got:?}");
+                    seen += 1;
+                }
+                seen
+            })
+        })
+        .collect();
+    for i in 0..200_000 {
+        slot.set(Some(if i % 2 == 0 { a } else { b }));
+    }
+    stop.store(true, Ordering::Relaxed);
+    let seen: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
+    assert!(seen > 0);
+    slot.set(None);
+    assert_eq!(slot.get(), None);
+}

@@ -36,7 +36,7 @@ use std::sync::atomic::{fence, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use coact_runtime::sync::mpsc::{Receiver, SyncSender, TryRecvError};
-use coact_runtime::{Cancelled, CoroutineId, Handle};
+use coact_runtime::{Cancelled, CoroutineId, CoroutineIdSlot, Handle};
 
 use crate::reason::{panic_text, ActorId, Down, StopReason};
 use crate::supervisor::Failure;
@@ -69,7 +69,7 @@ pub(crate) struct Common {
     reason: Mutex<Option<StopReason>>,
     /// The coroutine of the latest activation (to kill it; stale once that one has ended,
     /// which makes a cancel of it do nothing).
-    running: Mutex<Option<CoroutineId>>,
+    running: CoroutineIdSlot,
     /// Names registered for this actor, released when it stops.
     pub(crate) names: Mutex<Vec<String>>,
     pub(crate) flags: AtomicU8,
@@ -83,7 +83,7 @@ impl Common {
             id: ActorId::next(),
             watchers: Mutex::new(Vec::new()),
             reason: Mutex::new(None),
-            running: Mutex::new(None),
+            running: CoroutineIdSlot::new(),
             names: Mutex::new(Vec::new()),
             flags: AtomicU8::new(0),
             external: std::sync::atomic::AtomicUsize::new(0),
@@ -116,13 +116,19 @@ impl Common {
         }
     }
 
+    /// Records the coroutine of a new activation (or none). The fence orders the record
+    /// before the caller's next read of the request flags: a `KILL` set meanwhile is either
+    /// seen there or finds this record (`cancel_running` fences likewise). Records never
+    /// overlap: an actor has one activation (or one process coroutine) at a time.
     pub(crate) fn set_running(&self, id: Option<CoroutineId>) {
-        *lock(&self.running) = id;
+        self.running.set(id);
+        fence(Ordering::SeqCst);
     }
 
-    /// Cancels the running coroutine, if any.
+    /// Cancels the running coroutine, if any. Called after setting `KILL`.
     pub(crate) fn cancel_running(&self) {
-        if let Some(id) = lock(&self.running).as_ref() {
+        fence(Ordering::SeqCst);
+        if let Some(id) = self.running.get() {
             id.cancel();
         }
     }

@@ -99,8 +99,8 @@ mod worker;
 pub use park::Cancelled;
 pub use runtime::{
     current_coroutine, current_worker, in_coroutine, panicking, run, spawn, spawn_detached,
-    try_spawn, yield_now, Builder, CoroutineId, Handle, JoinHandle, Runnable, Runtime,
-    DEFAULT_STACK_SIZE,
+    try_spawn, yield_now, Builder, CoroutineId, CoroutineIdSlot, Handle, JoinHandle, Runnable,
+    Runtime, DEFAULT_STACK_SIZE,
 };
 pub use stack::live_coroutines;
 pub use watchdog::Stall;

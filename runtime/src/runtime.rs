@@ -3,6 +3,7 @@
 use std::fmt;
 use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
+use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
@@ -409,6 +410,104 @@ impl CoroutineId {
     /// runtime has ended.
     pub fn cancel(&self) {
         worker::cancel_id(self.runtime, self.worker, self.key, self.gen)
+    }
+}
+
+/// A place for the id of the coroutine doing something right now (an actor's current
+/// activation, say), which one party updates and anyone may read, without a lock.
+///
+/// Storing takes no atomic read-modify-write: a few plain stores, which do not wait for the
+/// cache line, so a slot that is cold (one of thousands of actors) costs no stall to update. A
+/// reader gets an id that was stored, never a mix of two.
+///
+/// Stores must not overlap: callers serialise them (the actor crate stores only from the
+/// actor's one running activation). Overlapping stores cannot break memory safety, but a
+/// reader could then see a mix of the two ids and, say, cancel the wrong coroutine.
+///
+/// ```
+/// use coact_runtime::{current_coroutine, CoroutineIdSlot};
+///
+/// let slot = CoroutineIdSlot::new();
+/// assert_eq!(slot.get(), None);
+/// coact_runtime::run(move || {
+///     slot.set(current_coroutine());
+///     assert_eq!(slot.get(), current_coroutine());
+/// });
+/// ```
+pub struct CoroutineIdSlot {
+    /// Odd while a store is under way; bumped by two per store.
+    seq: AtomicU32,
+    /// The runtime's id, 0 for none (runtime ids start at 1).
+    runtime: AtomicU64,
+    /// The worker in the high half, the fiber key in the low.
+    place: AtomicU64,
+    gen: AtomicU32,
+}
+
+impl CoroutineIdSlot {
+    /// An empty slot.
+    pub const fn new() -> CoroutineIdSlot {
+        CoroutineIdSlot {
+            seq: AtomicU32::new(0),
+            runtime: AtomicU64::new(0),
+            place: AtomicU64::new(0),
+            gen: AtomicU32::new(0),
+        }
+    }
+
+    /// Stores `id` (see the type's docs: stores must not overlap).
+    pub fn set(&self, id: Option<CoroutineId>) {
+        let (runtime, place, gen) = match id {
+            Some(c) => (
+                c.runtime,
+                (u64::from(c.worker) << 32) | u64::from(c.key),
+                c.gen,
+            ),
+            None => (0, 0, 0),
+        };
+        let s = self.seq.load(Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(1), Ordering::Relaxed);
+        fence(Ordering::Release);
+        self.runtime.store(runtime, Ordering::Relaxed);
+        self.place.store(place, Ordering::Relaxed);
+        self.gen.store(gen, Ordering::Relaxed);
+        self.seq.store(s.wrapping_add(2), Ordering::Release);
+    }
+
+    /// The id stored last.
+    pub fn get(&self) -> Option<CoroutineId> {
+        loop {
+            let s = self.seq.load(Ordering::Acquire);
+            if s & 1 == 0 {
+                let runtime = self.runtime.load(Ordering::Relaxed);
+                let place = self.place.load(Ordering::Relaxed);
+                let gen = self.gen.load(Ordering::Relaxed);
+                fence(Ordering::Acquire);
+                if self.seq.load(Ordering::Relaxed) == s {
+                    return (runtime != 0).then_some(CoroutineId {
+                        runtime,
+                        worker: (place >> 32) as u32,
+                        key: place as u32,
+                        gen,
+                    });
+                }
+            }
+            // A store is under way: a handful of instructions, unless its thread was
+            // preempted in the middle; let that thread run.
+            thread::yield_now();
+        }
+    }
+}
+
+impl Default for CoroutineIdSlot {
+    fn default() -> Self {
+        CoroutineIdSlot::new()
+    }
+}
+
+impl fmt::Debug for CoroutineIdSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CoroutineIdSlot").field(&self.get()).finish()
     }
 }
 
