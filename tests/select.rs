@@ -517,3 +517,27 @@ fn select_macro_from_a_plain_thread() {
         assert_eq!(sum, 4950, "workers={n}");
     }
 }
+
+/// `select!` with a default or timeout arm can be the tail expression of a block whose own
+/// locals it selects over (the macro's outcome once lived in a temporary that outlived them,
+/// a borrow error in edition 2021). Compiling is most of the test.
+#[test]
+fn select_macro_as_the_tail_expression_of_a_block() {
+    fn poll_once() -> Option<u32> {
+        let (tx, rx) = coact::sync::mpsc::channel::<u32>();
+        tx.send(7).unwrap();
+        coact::select! {
+            recv(rx) -> v => v.ok(),
+            default => None,
+        }
+    }
+    fn wait_briefly() -> Option<u32> {
+        let (_tx, rx) = coact::sync::mpsc::channel::<u32>();
+        coact::select! {
+            recv(rx) -> v => v.ok(),
+            default(std::time::Duration::from_millis(1)) => None,
+        }
+    }
+    assert_eq!(poll_once(), Some(7));
+    assert_eq!(wait_briefly(), None);
+}

@@ -695,14 +695,18 @@ macro_rules! __coact_select {
         let __coact_op = $sel.select();
         $crate::__coact_select!(@dispatch __coact_op $chans $arms)
     }};
+    // The outcome is bound before the match: a temporary in the scrutinee would live to the end
+    // of the statement around the macro, past the channels of a block whose tail it is.
     (@run $sel:ident $chans:ident [now $body:tt] $arms:tt) => {{
-        match $sel.try_select() {
+        let __coact_outcome = $sel.try_select();
+        match __coact_outcome {
             ::std::result::Result::Ok(__coact_op) => $crate::__coact_select!(@dispatch __coact_op $chans $arms),
             ::std::result::Result::Err(_) => $body,
         }
     }};
     (@run $sel:ident $chans:ident [timeout ($t:expr) $body:tt] $arms:tt) => {{
-        match $sel.select_timeout($t) {
+        let __coact_outcome = $sel.select_timeout($t);
+        match __coact_outcome {
             ::std::result::Result::Ok(__coact_op) => $crate::__coact_select!(@dispatch __coact_op $chans $arms),
             ::std::result::Result::Err(_) => $body,
         }
