@@ -133,27 +133,20 @@ fn a_coroutine_cancelled_while_another_unwinds_on_its_worker_still_unwinds() {
     // One worker: the sleeper and the unwinding coroutine share the thread.
     let outcome = Arc::new(std::sync::Mutex::new(None));
     let seen = outcome.clone();
-    let panicked = common::bounded(move || {
-        let rt = common::runtime(1);
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            rt.block_on(move || {
-                let (id_tx, id_rx) = sync_channel(1);
-                let handle = coact::spawn(move || {
-                    id_tx.send(coact::current_coroutine().unwrap()).unwrap();
-                    coact::time::sleep(std::time::Duration::from_secs(3600));
-                });
-                let id = id_rx.recv().unwrap();
-                coact::yield_now(); // the sleeper parks
-                let _guard = CancelAndJoin {
-                    id,
-                    handle: Some(handle),
-                    outcome: seen,
-                };
-                panic!("the first coroutine fails");
-            })
-        }));
-        drop(rt);
-        r.is_err()
+    let panicked = common::panics_on_workers(1, move || {
+        let (id_tx, id_rx) = sync_channel(1);
+        let handle = coact::spawn(move || {
+            id_tx.send(coact::current_coroutine().unwrap()).unwrap();
+            coact::time::sleep(std::time::Duration::from_secs(3600));
+        });
+        let id = id_rx.recv().unwrap();
+        coact::yield_now(); // the sleeper parks
+        let _guard = CancelAndJoin {
+            id,
+            handle: Some(handle),
+            outcome: seen,
+        };
+        panic!("the first coroutine fails");
     });
     assert!(panicked, "the panic reaches block_on's caller");
     assert_eq!(
@@ -179,32 +172,25 @@ fn a_mutex_is_not_poisoned_by_another_coroutines_unwinding() {
     }
     let mutex = Arc::new(coact::sync::Mutex::new(0u32));
     let m = mutex.clone();
-    let panicked = common::bounded(move || {
-        let rt = common::runtime(1);
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            rt.block_on(move || {
-                let (locked_tx, locked_rx) = sync_channel(1);
-                let (go_tx, go_rx) = sync_channel(1);
-                let (done_tx, done_rx) = sync_channel(1);
-                let holder = coact::spawn(move || {
-                    let mut g = m.lock().unwrap();
-                    locked_tx.send(()).unwrap();
-                    go_rx.recv().unwrap(); // parks holding the lock
-                    *g += 1;
-                    drop(g); // the other coroutine is parked mid-unwind now
-                    done_tx.send(()).unwrap();
-                });
-                locked_rx.recv().unwrap();
-                let _wait = SignalAndWait {
-                    go: go_tx,
-                    done: done_rx,
-                };
-                let _keep = holder;
-                panic!("the first coroutine fails");
-            })
-        }));
-        drop(rt);
-        r.is_err()
+    let panicked = common::panics_on_workers(1, move || {
+        let (locked_tx, locked_rx) = sync_channel(1);
+        let (go_tx, go_rx) = sync_channel(1);
+        let (done_tx, done_rx) = sync_channel(1);
+        let holder = coact::spawn(move || {
+            let mut g = m.lock().unwrap();
+            locked_tx.send(()).unwrap();
+            go_rx.recv().unwrap(); // parks holding the lock
+            *g += 1;
+            drop(g); // the other coroutine is parked mid-unwind now
+            done_tx.send(()).unwrap();
+        });
+        locked_rx.recv().unwrap();
+        let _wait = SignalAndWait {
+            go: go_tx,
+            done: done_rx,
+        };
+        let _keep = holder;
+        panic!("the first coroutine fails");
     });
     assert!(panicked);
     assert!(

@@ -690,19 +690,12 @@ fn a_frozen_node_process_is_seen_down_by_heartbeat_timeout() {
 #[test]
 fn a_panic_in_the_coroutine_owning_the_nodes_reaches_the_caller() {
     for workers in [1, 2] {
-        let panicked = common::bounded(move || {
-            let rt = common::runtime(workers);
-            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                rt.block_on(|| {
-                    let (_a, _b, peer) = pair();
-                    let counter = peer.lookup::<Msg>("counter", T).unwrap();
-                    counter.send(Msg::Add(1)).unwrap();
-                    assert_eq!(counter.ask(Msg::Get, T), Ok(1));
-                    panic!("the owner of the nodes fails");
-                })
-            }));
-            drop(rt);
-            r.is_err()
+        let panicked = common::panics_on_workers(workers, || {
+            let (_a, _b, peer) = pair();
+            let counter = peer.lookup::<Msg>("counter", T).unwrap();
+            counter.send(Msg::Add(1)).unwrap();
+            assert_eq!(counter.ask(Msg::Get, T), Ok(1));
+            panic!("the owner of the nodes fails");
         });
         assert!(panicked, "[workers={workers}] the panic reaches the caller");
     }

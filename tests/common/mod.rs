@@ -53,6 +53,22 @@ where
     })
 }
 
+/// Like [`on_workers`], but says whether `f` panicked (its panic reached `block_on`'s caller)
+/// instead of re-raising it; the runtime is dropped either way.
+pub fn panics_on_workers<F, T>(n: usize, f: F) -> bool
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let name = format!("{} [workers={n}]", current_name());
+    bounded_named(name, LIMIT, move || {
+        let rt = runtime(n);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(f)));
+        drop(rt);
+        r.is_err()
+    })
+}
+
 /// Runs `f` on a fresh thread and returns its value; re-raises its panic; fails if `f` has not
 /// finished within [`LIMIT`] (the stuck thread is left behind and dies with the test process).
 pub fn bounded<F, T>(f: F) -> T
