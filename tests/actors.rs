@@ -796,6 +796,121 @@ fn too_many_restarts_stop_the_supervisor_and_its_children() {
     }
 }
 
+/// A subtree that exceeds its restart intensity reports to its parent instead of stopping;
+/// the parent restarts it, which restarts every actor in it at the same address, with the
+/// messages already accepted still there.
+#[test]
+fn a_subtree_past_its_intensity_is_restarted_by_its_parent() {
+    for n in WORKER_COUNTS {
+        on_workers(n, || {
+            let (events_tx, events_rx) = channel();
+            let (failures_tx, failures_rx) = channel();
+            let mut pool = Supervisor::new(Strategy::OneForOne)
+                .intensity(1, Duration::from_secs(60))
+                .backoff(Duration::from_millis(1), Duration::from_millis(1));
+            let kid = pool.child(kid_factory(0, events_tx.clone()));
+            let sibling = pool.child(kid_factory(1, events_tx));
+            let mut root = Supervisor::new(Strategy::OneForOne)
+                .intensity(5, Duration::from_secs(60))
+                .backoff(Duration::from_millis(1), Duration::from_millis(1))
+                .on_failure(move |f| failures_tx.send(f.clone()).unwrap());
+            let pool = root.supervisor(pool);
+            let root = root.start();
+            let (pool_down, root_down) = (pool.monitor(), root.monitor());
+            for _ in 0..2 {
+                assert_eq!(events_rx.recv().unwrap().1, 1, "first generation");
+            }
+            // One failure the pool restarts itself; the second is past its intensity.
+            kid.send(KidMsg::Boom("first".into())).unwrap();
+            assert_eq!(events_rx.recv_timeout(GENEROUS), Ok((0, 2)));
+            kid.send(KidMsg::Boom("second".into())).unwrap();
+            // Queued behind the failure: handled after the restarts, not lost.
+            let (out_tx, out_rx) = channel();
+            kid.send(KidMsg::Work(7, out_tx)).unwrap();
+            let report = failures_rx
+                .recv_timeout(GENEROUS)
+                .expect("the pool reports");
+            assert_eq!(report.child, 0);
+            assert_eq!(report.id, pool.id());
+            assert!(report.panic.contains("restart intensity"), "{report}");
+            assert!(report.panic.contains("second"), "{report}");
+            // The root restarts the pool: both of its actors start over.
+            let mut restarted: Vec<_> = (0..2)
+                .map(|_| events_rx.recv_timeout(GENEROUS).expect("a restart"))
+                .collect();
+            restarted.sort();
+            assert_eq!(restarted, vec![(0, 3), (1, 2)]);
+            assert_eq!(out_rx.recv_timeout(GENEROUS), Ok(7));
+            assert_eq!(kid.ask(KidMsg::Generation, GENEROUS), Ok(3));
+            assert_eq!(sibling.ask(KidMsg::Generation, GENEROUS), Ok(2));
+            // The pool never stopped, and its intensity starts afresh: one more failure is
+            // its own to restart.
+            assert!(pool_down.try_recv().is_none());
+            kid.send(KidMsg::Boom("third".into())).unwrap();
+            assert_eq!(events_rx.recv_timeout(GENEROUS), Ok((0, 4)));
+            assert!(failures_rx.try_recv().is_err(), "the root heard of it");
+            root.shutdown();
+            assert!(pool_down.try_recv().is_some());
+            assert!(root_down.try_recv().is_some());
+        });
+    }
+}
+
+/// Shutting a tree down stops it from the leaves up: an actor stops while its supervisor
+/// still runs, and that supervisor stops before the root.
+#[test]
+fn a_tree_shuts_down_leaves_first() {
+    struct Leaf {
+        log: Arc<Mutex<Vec<String>>>,
+        pool: Arc<Mutex<Option<coact::actor::Monitor>>>,
+    }
+    impl Actor for Leaf {
+        type Msg = ();
+        fn handle(&mut self, _m: (), _ctx: &mut Ctx<'_, ()>) {}
+        fn stopped(&mut self, reason: &StopReason) {
+            let pool_running = self
+                .pool
+                .lock()
+                .unwrap()
+                .as_ref()
+                .is_some_and(|m| m.try_recv().is_none());
+            self.log
+                .lock()
+                .unwrap()
+                .push(format!("leaf {reason:?}, pool running: {pool_running}"));
+        }
+    }
+    for n in WORKER_COUNTS {
+        on_workers(n, || {
+            let log = Arc::new(Mutex::new(Vec::new()));
+            let pool_watch = Arc::new(Mutex::new(None));
+            let mut pool = Supervisor::new(Strategy::OneForOne);
+            let (l, p) = (log.clone(), pool_watch.clone());
+            let leaf = pool.child(move || Leaf {
+                log: l.clone(),
+                pool: p.clone(),
+            });
+            let mut root = Supervisor::new(Strategy::OneForAll);
+            let pool = root.supervisor(pool);
+            *pool_watch.lock().unwrap() = Some(pool.monitor());
+            let root = root.start();
+            let (pool_down, root_down) = (pool.monitor(), root.monitor());
+            leaf.send(()).unwrap();
+            root.shutdown();
+            assert_eq!(
+                *log.lock().unwrap(),
+                vec!["leaf Stopped, pool running: true".to_owned()]
+            );
+            let pool_reason = pool_down.try_recv().expect("the pool stopped").reason;
+            assert_eq!(pool_reason, StopReason::Stopped);
+            assert_eq!(
+                root_down.try_recv().expect("the root stopped").reason,
+                StopReason::Stopped
+            );
+        });
+    }
+}
+
 struct Recorder {
     index: usize,
     order: Arc<Mutex<Vec<usize>>>,

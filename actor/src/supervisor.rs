@@ -6,7 +6,9 @@
 //! [`Actor::describe`](crate::Actor::describe) gives one); the supervisor then restarts it with
 //! a fresh state from its factory, after a backoff. More than `max_restarts` restarts within
 //! `period` make the supervisor give up: it stops its children (last started first) and stops
-//! itself with a [`StopReason::Panicked`] that says why.
+//! itself with a [`StopReason::Panicked`] that says why. A supervisor can also be the child of
+//! another ([`Supervisor::supervisor`]): such a subtree that gives up reports to its parent,
+//! which restarts it whole; stopping a tree stops it from the leaves up.
 //!
 //! ```
 //! use coact_actor::{Actor, Ctx, ReplyTo, Strategy, Supervisor};
@@ -90,6 +92,52 @@ impl fmt::Display for Failure {
 /// Control messages for a running supervisor.
 enum SupMsg {
     Shutdown,
+    /// From the parent supervisor: start over (every child restarted, intensity reset).
+    Restart,
+}
+
+/// A supervised child: an actor, or a supervisor of its own (a subtree).
+enum Child {
+    Actor(Arc<dyn Control>),
+    Sub(Addr<SupMsg>),
+}
+
+impl Child {
+    fn restart(&self) {
+        match self {
+            Child::Actor(c) => c.request(RESTART),
+            Child::Sub(a) => {
+                let _ = a.try_send(SupMsg::Restart);
+            }
+        }
+    }
+
+    /// Stops the child and waits for it (a child still busy after [`STOP_GRACE`] is
+    /// killed); a subtree stops its own children first, the same way.
+    fn stop(&self) {
+        // Waiting is skipped while unwinding (a cancelled supervisor cannot park).
+        let wait = !coact_runtime::panicking();
+        match self {
+            Child::Actor(c) => {
+                let (tx, rx) = sync_channel(1);
+                c.common().watch(tx);
+                c.request(STOP);
+                if wait && rx.recv_timeout(STOP_GRACE).is_err() {
+                    // Blocked in a handler for too long: unwind it where it stands.
+                    c.request(KILL);
+                    let _ = rx.recv_timeout(STOP_GRACE);
+                }
+            }
+            Child::Sub(a) => {
+                let down = a.monitor();
+                let _ = a.try_send(SupMsg::Shutdown);
+                if wait && down.recv_timeout(STOP_GRACE * 4).is_none() {
+                    a.kill();
+                    let _ = down.recv_timeout(STOP_GRACE);
+                }
+            }
+        }
+    }
 }
 
 type FailureHook = Box<dyn FnMut(&Failure) + Send>;
@@ -101,7 +149,7 @@ pub struct Supervisor {
     period: Duration,
     backoff: (Duration, Duration),
     handle: Handle,
-    children: Vec<Arc<dyn Control>>,
+    children: Vec<Child>,
     fail_tx: SyncSender<Failure>,
     fail_rx: Receiver<Failure>,
     on_failure: Option<FailureHook>,
@@ -181,8 +229,45 @@ impl Supervisor {
             Some(Box::new(factory)),
             Some((index, self.fail_tx.clone())),
         );
-        self.children.push(addr.control().clone());
+        self.children.push(Child::Actor(addr.control().clone()));
         addr
+    }
+
+    /// Adds `sub`, a supervisor with children of its own, as a child: supervision trees. It
+    /// starts supervising at once. When it gives up (its restart intensity is exceeded), it
+    /// does not stop: it reports a [`Failure`] to this supervisor, which restarts it by this
+    /// supervisor's strategy, counted against this supervisor's intensity. Restarting a
+    /// subtree restarts every actor in it with a fresh state, at the same addresses with the
+    /// same mailboxes, and resets its intensity. Stopping this supervisor stops the subtree,
+    /// and the subtree stops its own children first.
+    ///
+    /// ```
+    /// use coact_actor::{Actor, Ctx, Strategy, Supervisor};
+    ///
+    /// struct Worker;
+    /// impl Actor for Worker {
+    ///     type Msg = u32;
+    ///     fn handle(&mut self, _n: u32, _ctx: &mut Ctx<'_, u32>) {}
+    /// }
+    ///
+    /// coact_runtime::run(|| {
+    ///     let mut pool = Supervisor::new(Strategy::OneForOne);
+    ///     let worker = pool.child(|| Worker);
+    ///     let mut root = Supervisor::new(Strategy::OneForAll);
+    ///     let _pool = root.supervisor(pool);
+    ///     let root = root.start();
+    ///     worker.send(1).unwrap();
+    ///     root.shutdown(); // the worker first, then the pool, then the root
+    /// });
+    /// ```
+    ///
+    /// # Panics
+    /// When the runtime's cap on live coroutines is reached.
+    pub fn supervisor(&mut self, sub: Supervisor) -> SupervisorRef {
+        let parent = (self.children.len(), self.fail_tx.clone());
+        let r = sub.start_under(Some(parent));
+        self.children.push(Child::Sub(r.addr.clone()));
+        r
     }
 
     /// Starts supervising.
@@ -190,6 +275,11 @@ impl Supervisor {
     /// # Panics
     /// When the runtime's cap on live coroutines is reached.
     pub fn start(self) -> SupervisorRef {
+        self.start_under(None)
+    }
+
+    /// Starts supervising, as the child `parent.0` of the supervisor fed by `parent.1`.
+    fn start_under(self, parent: Option<(usize, SyncSender<Failure>)>) -> SupervisorRef {
         let Supervisor {
             strategy,
             max_restarts,
@@ -211,8 +301,17 @@ impl Supervisor {
             loop {
                 let op = sel.select();
                 if op.index() != fail_op {
-                    let _ = op.recv(inbox.receiver());
-                    return StopReason::Stopped;
+                    match op.recv(inbox.receiver()) {
+                        // A restart from the parent while running: start over.
+                        Ok(SupMsg::Restart) => {
+                            restarts.clear();
+                            for c in &children.0 {
+                                c.restart();
+                            }
+                            continue;
+                        }
+                        _ => return StopReason::Stopped,
+                    }
                 }
                 let Ok(failure) = op.recv(&fail_rx) else { return StopReason::Normal };
                 if let Some(f) = on_failure.as_mut() {
@@ -223,9 +322,34 @@ impl Supervisor {
                     restarts.pop_front();
                 }
                 if restarts.len() >= max_restarts {
-                    return StopReason::Panicked(format!(
+                    let why = format!(
                         "restart intensity exceeded: more than {max_restarts} restarts in {period:?}; last: {failure}"
-                    ));
+                    );
+                    let Some((index, parent)) = &parent else {
+                        return StopReason::Panicked(why);
+                    };
+                    // A subtree: the parent decides. Its children stay failed until then.
+                    let report = Failure {
+                        child: *index,
+                        id: inbox.addr().id(),
+                        panic: why.clone(),
+                        message: None,
+                    };
+                    if parent.send(report).is_err() {
+                        return StopReason::Panicked(why);
+                    }
+                    match inbox.recv() {
+                        Some(SupMsg::Restart) => {
+                            // Failures reported meanwhile are covered by this restart.
+                            while fail_rx.try_recv().is_ok() {}
+                            restarts.clear();
+                            for c in &children.0 {
+                                c.restart();
+                            }
+                            continue;
+                        }
+                        Some(SupMsg::Shutdown) | None => return StopReason::Stopped,
+                    }
                 }
                 let delay = backoff.0.saturating_mul(1u32 << restarts.len().min(16)).min(backoff.1);
                 restarts.push_back(now);
@@ -238,7 +362,7 @@ impl Supervisor {
                     Strategy::RestForOne => failure.child..children.0.len(),
                 };
                 for c in &children.0[range] {
-                    c.request(RESTART);
+                    c.restart();
                 }
             }
         })
@@ -252,20 +376,12 @@ impl Supervisor {
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// Stops the children, last started first, when the supervisor ends for any reason.
-struct StopOnDrop(Vec<Arc<dyn Control>>);
+struct StopOnDrop(Vec<Child>);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
         for c in self.0.iter().rev() {
-            let (tx, rx) = sync_channel(1);
-            c.common().watch(tx);
-            c.request(STOP);
-            // Waiting is skipped while unwinding (a cancelled supervisor cannot park).
-            if !coact_runtime::panicking() && rx.recv_timeout(STOP_GRACE).is_err() {
-                // Blocked in a handler for too long: unwind it where it stands.
-                c.request(KILL);
-                let _ = rx.recv_timeout(STOP_GRACE);
-            }
+            c.stop();
         }
     }
 }
