@@ -69,9 +69,9 @@
 //! Calls that block the OS thread (`std::sync::Mutex::lock` under contention,
 //! `std::thread::sleep`, blocking file or DNS I/O) stall every coroutine of that worker. Use
 //! this crate's versions. A stack overflow aborts the process with a message naming it; give
-//! coroutines that recurse deeply a bigger [`Builder::stack_size`]. In a destructor, ask
-//! [`panicking()`] rather than `std::thread::panicking()`: std's flag belongs to the worker
-//! thread, and another coroutine parked mid-unwind on that worker raises it for all.
+//! coroutines that recurse deeply a bigger [`Builder::stack_size`]. `std::thread::panicking()`
+//! belongs to the worker thread: another coroutine parked mid-unwind on that worker raises it
+//! for all of them; [`panicking()`] answers for the calling coroutine (see its caveat).
 //!
 //! # Logs
 //!

@@ -636,13 +636,19 @@ pub fn in_coroutine() -> bool {
 
 /// Whether the caller is unwinding from a panic: `std::thread::panicking()` for coroutines.
 ///
-/// Use it where a destructor would ask std whether its thread is panicking. Coroutines share
-/// their worker's thread, and std counts panics per thread: while one coroutine is parked in
-/// the middle of unwinding (a destructor that waits for something), `std::thread::panicking()`
-/// is true in every other coroutine of that worker too. This answers for the calling coroutine
-/// (exactly, unless another coroutine of the worker is parked mid-unwind: then the caller's
-/// own state as of its last blocking call, since a panic begun after that cannot be told from
-/// the other's). Outside coroutines it is `std::thread::panicking()`.
+/// Coroutines share their worker's thread, and std counts panics per thread: while one
+/// coroutine is parked in the middle of unwinding (a destructor that waits for something),
+/// `std::thread::panicking()` is true in every other coroutine of that worker too. This
+/// answers for the calling coroutine: exactly, unless another coroutine of the worker is
+/// parked mid-unwind; then with the caller's own state as of its last blocking call, since a
+/// panic begun after that cannot be told from the other's. Outside coroutines it is
+/// `std::thread::panicking()`.
+///
+/// Use it where a wrong `true` does harm: coact's `Mutex` decides poisoning with it, so a
+/// guard dropped by a coroutine that is not unwinding does not poison the mutex. Where a wrong
+/// `false` would do harm, as in a destructor deciding whether it may panic itself (a panic
+/// during unwinding aborts the process), keep `std::thread::panicking()`, which errs the safe
+/// way.
 ///
 /// ```
 /// coact_runtime::run(|| assert!(!coact_runtime::panicking()));

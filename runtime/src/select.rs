@@ -587,7 +587,9 @@ impl Drop for SelectedOperation<'_> {
     fn drop(&mut self) {
         if let Some(r) = self.reservation.take() {
             self.chan.release(r);
-            if !crate::panicking() {
+            // std's thread-wide flag, not `crate::panicking()`: a wrong "not unwinding" here
+            // would panic during unwinding, which aborts.
+            if !std::thread::panicking() {
                 panic!("coact: a SelectedOperation was dropped without being completed");
             }
         }
