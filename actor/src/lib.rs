@@ -64,7 +64,8 @@
 //! [`Addr::stop`] lets it finish its current message; [`Addr::kill`] unwinds it where it
 //! stands. A [`Supervisor`] restarts panicking children (one-for-one, one-for-all or
 //! rest-for-one) within a restart intensity, and a restarted child keeps its address and its
-//! queued messages. [`registry`] names actors; [`timer`] sends messages later.
+//! queued messages; supervisors nest into trees ([`Supervisor::supervisor`]). [`registry`]
+//! names actors; [`timer`] sends messages later.
 
 mod addr;
 mod cell;
