@@ -295,6 +295,15 @@ impl Supervisor {
         let addr = spawn_process_with(&handle, 8, move |inbox: crate::Inbox<SupMsg>| {
             let children = StopOnDrop(children);
             let mut restarts: VecDeque<Instant> = VecDeque::new();
+            // The parent restarts this subtree: every child starts over and the intensity
+            // window empties; failures reported before it are covered by it.
+            let start_over = |restarts: &mut VecDeque<Instant>| {
+                while fail_rx.try_recv().is_ok() {}
+                restarts.clear();
+                for c in &children.0 {
+                    c.restart();
+                }
+            };
             let mut sel = Select::new();
             let fail_op = sel.recv(&fail_rx);
             sel.recv(inbox.receiver());
@@ -302,12 +311,8 @@ impl Supervisor {
                 let op = sel.select();
                 if op.index() != fail_op {
                     match op.recv(inbox.receiver()) {
-                        // A restart from the parent while running: start over.
                         Ok(SupMsg::Restart) => {
-                            restarts.clear();
-                            for c in &children.0 {
-                                c.restart();
-                            }
+                            start_over(&mut restarts);
                             continue;
                         }
                         _ => return StopReason::Stopped,
@@ -340,12 +345,7 @@ impl Supervisor {
                     }
                     match inbox.recv() {
                         Some(SupMsg::Restart) => {
-                            // Failures reported meanwhile are covered by this restart.
-                            while fail_rx.try_recv().is_ok() {}
-                            restarts.clear();
-                            for c in &children.0 {
-                                c.restart();
-                            }
+                            start_over(&mut restarts);
                             continue;
                         }
                         Some(SupMsg::Shutdown) | None => return StopReason::Stopped,
