@@ -322,6 +322,20 @@ impl<M: Serialize> RemoteAddr<M> {
         Ok((frame, ids))
     }
 
+    /// Encodes `msg` and queues its frame, waiting for room as `wait` allows; returns the
+    /// reply ids registered for it. A message that cannot be encoded (logged) or a closing
+    /// link is `Closed`; a failed push fails the registered replies.
+    fn encode_and_queue(&self, msg: &M, wait: Wait) -> Result<Vec<u64>, PushError> {
+        let (frame, ids) = self.encode_or_log(msg).ok_or(PushError::Closed)?;
+        match self.session.push(&frame.buf, wait) {
+            Ok(()) => Ok(ids),
+            Err(e) => {
+                self.session.cancel_replies(&ids);
+                Err(e)
+            }
+        }
+    }
+
     fn encode_or_log(&self, msg: &M) -> Option<(Scratch, Vec<u64>)> {
         if self.session.is_closing() {
             return None;
@@ -343,50 +357,28 @@ impl<M: Serialize> RemoteAddr<M> {
 
 impl<M: Serialize + Send + 'static> Recipient<M> for RemoteAddr<M> {
     fn send(&self, msg: M) -> Result<(), SendError<M>> {
-        let Some((frame, ids)) = self.encode_or_log(&msg) else {
-            return Err(SendError(msg));
-        };
-        match self.session.queue(&frame.buf) {
-            Ok(()) => Ok(()),
-            Err(_) => {
-                self.session.cancel_replies(&ids);
-                Err(SendError(msg))
-            }
+        match self.encode_and_queue(&msg, Wait::Forever) {
+            Ok(_) => Ok(()),
+            Err(_) => Err(SendError(msg)),
         }
     }
 
     fn try_send(&self, msg: M) -> Result<(), TrySendError<M>> {
-        let Some((frame, ids)) = self.encode_or_log(&msg) else {
-            return Err(TrySendError::Closed(msg));
-        };
-        match self.session.push(&frame.buf, Wait::No) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.session.cancel_replies(&ids);
-                Err(match e {
-                    PushError::Full => TrySendError::Full(msg),
-                    PushError::Timeout | PushError::Closed => TrySendError::Closed(msg),
-                })
-            }
+        match self.encode_and_queue(&msg, Wait::No) {
+            Ok(_) => Ok(()),
+            Err(PushError::Full) => Err(TrySendError::Full(msg)),
+            Err(PushError::Timeout | PushError::Closed) => Err(TrySendError::Closed(msg)),
         }
     }
 
     fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SendTimeoutError<M>> {
-        let Some((frame, ids)) = self.encode_or_log(&msg) else {
-            return Err(SendTimeoutError::Closed(msg));
-        };
         let wait = Instant::now()
             .checked_add(timeout)
             .map_or(Wait::Forever, Wait::Until);
-        match self.session.push(&frame.buf, wait) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                self.session.cancel_replies(&ids);
-                Err(match e {
-                    PushError::Timeout | PushError::Full => SendTimeoutError::Timeout(msg),
-                    PushError::Closed => SendTimeoutError::Closed(msg),
-                })
-            }
+        match self.encode_and_queue(&msg, wait) {
+            Ok(_) => Ok(()),
+            Err(PushError::Timeout | PushError::Full) => Err(SendTimeoutError::Timeout(msg)),
+            Err(PushError::Closed) => Err(SendTimeoutError::Closed(msg)),
         }
     }
 
@@ -398,18 +390,13 @@ impl<M: Serialize + Send + 'static> Recipient<M> for RemoteAddr<M> {
         let deadline = Instant::now().checked_add(timeout);
         let (reply, rx) = wire::local_reply::<R>();
         let msg = make(reply);
-        let (frame, ids) = self.encode_or_log(&msg).ok_or(AskError::Closed)?;
-        drop(msg); // the pending reply holds the only way to answer now
         let wait = deadline.map_or(Wait::Forever, Wait::Until);
-        let sent = self.session.push(&frame.buf, wait).map_err(|e| match e {
+        let sent = self.encode_and_queue(&msg, wait);
+        drop(msg); // the pending reply holds the only way to answer now
+        let ids = sent.map_err(|e| match e {
             PushError::Timeout | PushError::Full => AskError::Timeout,
             PushError::Closed => AskError::Closed,
-        });
-        drop(frame);
-        if let Err(e) = sent {
-            self.session.cancel_replies(&ids);
-            return Err(e);
-        }
+        })?;
         let answer = match deadline {
             Some(d) => rx.recv_deadline(d),
             None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
