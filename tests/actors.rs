@@ -639,13 +639,18 @@ fn kid_factory(index: usize, events: Sender<(usize, usize)>) -> impl FnMut() -> 
     }
 }
 
+/// A supervisor that allows `max_restarts` restarts a minute and restarts after 1 ms.
+fn quick_supervisor(strategy: Strategy, max_restarts: usize) -> Supervisor {
+    Supervisor::new(strategy)
+        .intensity(max_restarts, Duration::from_secs(60))
+        .backoff(Duration::from_millis(1), Duration::from_millis(1))
+}
+
 /// Four children; child `failing` panics; exactly the children in `restarted` must restart.
 fn check_strategy(strategy: Strategy, failing: usize, restarted: &[usize]) {
     const KIDS: usize = 4;
     let (events_tx, events_rx) = channel();
-    let mut sup = Supervisor::new(strategy)
-        .intensity(10, Duration::from_secs(60))
-        .backoff(Duration::from_millis(1), Duration::from_millis(1));
+    let mut sup = quick_supervisor(strategy, 10);
     let kids: Vec<_> = (0..KIDS)
         .map(|i| sup.child(kid_factory(i, events_tx.clone())))
         .collect();
@@ -758,9 +763,7 @@ fn too_many_restarts_stop_the_supervisor_and_its_children() {
     for n in WORKER_COUNTS {
         on_workers(n, || {
             let (events_tx, _events_rx) = channel();
-            let mut sup = Supervisor::new(Strategy::OneForOne)
-                .intensity(2, Duration::from_secs(60))
-                .backoff(Duration::from_millis(1), Duration::from_millis(1));
+            let mut sup = quick_supervisor(Strategy::OneForOne, 2);
             let kid = sup.child(kid_factory(0, events_tx.clone()));
             let sibling = sup.child(kid_factory(1, events_tx));
             let sup = sup.start();
@@ -805,14 +808,10 @@ fn a_subtree_past_its_intensity_is_restarted_by_its_parent() {
         on_workers(n, || {
             let (events_tx, events_rx) = channel();
             let (failures_tx, failures_rx) = channel();
-            let mut pool = Supervisor::new(Strategy::OneForOne)
-                .intensity(1, Duration::from_secs(60))
-                .backoff(Duration::from_millis(1), Duration::from_millis(1));
+            let mut pool = quick_supervisor(Strategy::OneForOne, 1);
             let kid = pool.child(kid_factory(0, events_tx.clone()));
             let sibling = pool.child(kid_factory(1, events_tx));
-            let mut root = Supervisor::new(Strategy::OneForOne)
-                .intensity(5, Duration::from_secs(60))
-                .backoff(Duration::from_millis(1), Duration::from_millis(1))
+            let mut root = quick_supervisor(Strategy::OneForOne, 5)
                 .on_failure(move |f| failures_tx.send(f.clone()).unwrap());
             let pool = root.supervisor(pool);
             let root = root.start();

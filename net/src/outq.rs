@@ -180,7 +180,29 @@ impl OutQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::Arc;
     use std::time::Duration;
+
+    /// A queue of one frame, holding one (its bell is dropped: nothing waits on it).
+    fn full_queue() -> Arc<OutQueue> {
+        let (q, _bell) = OutQueue::new(1);
+        q.push(b"a", Wait::No).unwrap();
+        Arc::new(q)
+    }
+
+    /// A coroutine pushing `frame` into the full `q` with `Wait::Forever`, returned once its
+    /// wait is registered (under the lock the writer's `take` and `close` take).
+    fn parked_pusher(
+        q: &Arc<OutQueue>,
+        frame: &'static [u8],
+    ) -> coact_runtime::JoinHandle<Result<(), PushError>> {
+        let q2 = q.clone();
+        let h = coact_runtime::spawn(move || q2.push(frame, Wait::Forever));
+        while lock(&q.state).waiting.is_empty() {
+            coact_runtime::yield_now();
+        }
+        h
+    }
 
     #[test]
     fn frames_queue_up_to_the_limit_and_leave_in_one_batch() {
@@ -201,17 +223,10 @@ mod tests {
     #[test]
     fn a_full_push_waits_for_the_writer_or_times_out() {
         coact_runtime::run(|| {
-            let (q, _bell) = OutQueue::new(1);
-            let q = std::sync::Arc::new(q);
-            q.push(b"a", Wait::No).unwrap();
+            let q = full_queue();
             let soon = Instant::now() + Duration::from_millis(20);
             assert_eq!(q.push(b"b", Wait::Until(soon)), Err(PushError::Timeout));
-            let q2 = q.clone();
-            let h = coact_runtime::spawn(move || q2.push(b"c", Wait::Forever));
-            // The pusher registers under the lock; take the batch once it has.
-            while lock(&q.state).waiting.is_empty() {
-                coact_runtime::yield_now();
-            }
+            let h = parked_pusher(&q, b"c");
             let mut out = Vec::new();
             assert_eq!(q.take(&mut out).unwrap().frames, 1);
             assert_eq!(h.join().unwrap(), Ok(()));
@@ -224,14 +239,8 @@ mod tests {
     #[test]
     fn closing_fails_waiting_and_later_pushes() {
         coact_runtime::run(|| {
-            let (q, _bell) = OutQueue::new(1);
-            let q = std::sync::Arc::new(q);
-            q.push(b"a", Wait::No).unwrap();
-            let q2 = q.clone();
-            let h = coact_runtime::spawn(move || q2.push(b"b", Wait::Forever));
-            while lock(&q.state).waiting.is_empty() {
-                coact_runtime::yield_now();
-            }
+            let q = full_queue();
+            let h = parked_pusher(&q, b"b");
             q.close();
             assert_eq!(h.join().unwrap(), Err(PushError::Closed));
             assert_eq!(q.push(b"c", Wait::No), Err(PushError::Closed));

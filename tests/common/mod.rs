@@ -44,10 +44,19 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
+    with_runtime(n, limit, move |rt| rt.block_on(f))
+}
+
+/// Runs `body` with a fresh runtime of `n` workers, dropped afterwards, under the watchdog.
+fn with_runtime<B, T>(n: usize, limit: Duration, body: B) -> T
+where
+    B: FnOnce(&coact::Runtime) -> T + Send + 'static,
+    T: Send + 'static,
+{
     let name = format!("{} [workers={n}]", current_name());
     bounded_named(name, limit, move || {
         let rt = runtime(n);
-        let value = rt.block_on(f);
+        let value = body(&rt);
         drop(rt);
         value
     })
@@ -60,12 +69,8 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let name = format!("{} [workers={n}]", current_name());
-    bounded_named(name, LIMIT, move || {
-        let rt = runtime(n);
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(f)));
-        drop(rt);
-        r.is_err()
+    with_runtime(n, LIMIT, move |rt| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(f))).is_err()
     })
 }
 
