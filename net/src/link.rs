@@ -268,8 +268,9 @@ impl Session {
             let Ok(bytes) = encode_frame(&Frame::Reply { id, payload }) else {
                 return;
             };
-            // Dropped while unwinding, parking could abort the process: then it only queues
-            // if there is room.
+            // Dropped while its holder unwinds (an actor that panicked or was killed): queue
+            // the answer only if there is room, rather than hold up the unwinding behind a
+            // full link.
             let wait = if coact_runtime::panicking() {
                 Wait::No
             } else {
