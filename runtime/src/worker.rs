@@ -857,7 +857,8 @@ pub(crate) fn park_fiber(deadline: Option<Instant>, cancellable: bool) -> Park {
             l.unwinding_parked.set(l.unwinding_parked.get() - 1);
         }
         l.park_unwinding.set(unwinding);
-        let had_timer = {
+        // Only a park with a deadline arms a timer.
+        let had_timer = deadline.is_some() && {
             let mut fibers = l.fibers.borrow_mut();
             let e = &mut fibers[key as usize];
             std::mem::replace(&mut e.timer, 0) != 0
