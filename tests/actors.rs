@@ -33,6 +33,67 @@ fn gate() -> (SyncSender<()>, Receiver<()>) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// The end of a burst
+// ---------------------------------------------------------------------------------------------
+
+/// Counts messages and reports, from `idle`, how many each burst had.
+struct Burst {
+    in_burst: u32,
+    reports: Sender<u32>,
+}
+
+enum BurstMsg {
+    /// Counts, after waiting for the gate (if any) to open.
+    Item(Option<Receiver<()>>),
+}
+
+impl Actor for Burst {
+    type Msg = BurstMsg;
+    fn handle(&mut self, msg: BurstMsg, _ctx: &mut Ctx<'_, BurstMsg>) {
+        let BurstMsg::Item(gate) = msg;
+        if let Some(g) = gate {
+            g.recv().unwrap();
+        }
+        self.in_burst += 1;
+    }
+    fn idle(&mut self, _ctx: &mut Ctx<'_, BurstMsg>) {
+        self.reports
+            .send(std::mem::take(&mut self.in_burst))
+            .unwrap();
+    }
+}
+
+#[test]
+fn idle_runs_once_per_burst_after_its_last_message() {
+    for n in WORKER_COUNTS {
+        on_workers(n, || {
+            let (reports_tx, reports) = channel();
+            let a = spawn(Burst {
+                in_burst: 0,
+                reports: reports_tx,
+            });
+            // The first message holds the actor in its handler while nine more queue up:
+            // the ten are one burst, and `idle` runs once, after the tenth.
+            let (open, gate) = gate();
+            a.send(BurstMsg::Item(Some(gate))).unwrap();
+            for _ in 0..9 {
+                a.send(BurstMsg::Item(None)).unwrap();
+            }
+            open.send(()).unwrap();
+            assert_eq!(reports.recv_timeout(GENEROUS), Ok(10));
+            // A lone message later is a burst of its own.
+            a.send(BurstMsg::Item(None)).unwrap();
+            assert_eq!(reports.recv_timeout(GENEROUS), Ok(1));
+            // Nothing more: an actor with an empty mailbox does not run `idle` again.
+            let down = a.monitor();
+            a.stop();
+            assert!(down.recv_timeout(GENEROUS).is_some());
+            assert_eq!(reports.try_recv(), Err(TryRecvError::Disconnected));
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Mailbox order and backpressure
 // ---------------------------------------------------------------------------------------------
 

@@ -291,6 +291,8 @@ fn activate<A: Actor>(cell: Arc<Cell<A>>) {
 /// The activation loop proper.
 fn run<A: Actor>(cell: &Cell<A>, inner: &mut Inner<A>) -> Outcome {
     let mut handled = 0u32;
+    // A message was handled since `Actor::idle` last ran.
+    let mut burst = false;
     loop {
         let flags = cell.common.flags.load(Ordering::Acquire);
         if flags & KILL != 0 {
@@ -355,11 +357,24 @@ fn run<A: Actor>(cell: &Cell<A>, inner: &mut Inner<A>) -> Outcome {
                     return Outcome::Stop(StopReason::Normal);
                 }
                 handled += 1;
+                burst = true;
                 if handled % BATCH == 0 {
                     coact_runtime::yield_now();
                 }
             }
             Err(TryRecvError::Empty) => {
+                if burst {
+                    // The end of a burst: the actor finishes its batched work, then the mailbox
+                    // is looked at again (messages may have come meanwhile).
+                    burst = false;
+                    if let Some(o) = call(cell, supervisor, || actor.idle(&mut ctx), None) {
+                        return o;
+                    }
+                    if ctx.stop {
+                        return Outcome::Stop(StopReason::Normal);
+                    }
+                    continue;
+                }
                 if orphaned(&cell.common) {
                     return Outcome::Stop(StopReason::Normal);
                 }

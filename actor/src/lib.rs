@@ -101,6 +101,45 @@ pub trait Actor: Send + Sized + 'static {
     /// Runs once before the first message (and after each restart).
     fn started(&mut self, _ctx: &mut Ctx<'_, Self::Msg>) {}
 
+    /// Runs when the mailbox is found empty after one or more messages were handled, before
+    /// the actor waits for more: the place to finish work batched across a burst of messages
+    /// (flush buffered output, write a batch to disk). It may block like [`Actor::handle`];
+    /// messages that arrive meanwhile are handled after it returns, and it runs again after
+    /// them. An actor that stops runs [`Actor::stopped`] instead. The default does nothing.
+    ///
+    /// ```
+    /// use coact_actor::{spawn, Actor, Ctx};
+    /// use coact_runtime::sync::mpsc::{channel, Sender};
+    ///
+    /// /// Collects numbers and reports each burst's sum once the burst is over.
+    /// struct Summer { sum: u64, out: Sender<u64> }
+    ///
+    /// impl Actor for Summer {
+    ///     type Msg = u64;
+    ///     fn handle(&mut self, n: u64, _: &mut Ctx<'_, u64>) {
+    ///         self.sum += n;
+    ///     }
+    ///     fn idle(&mut self, _: &mut Ctx<'_, u64>) {
+    ///         let _ = self.out.send(std::mem::take(&mut self.sum));
+    ///     }
+    /// }
+    ///
+    /// coact_runtime::run(|| {
+    ///     let (tx, rx) = channel();
+    ///     let summer = spawn(Summer { sum: 0, out: tx });
+    ///     for n in 1..=3 {
+    ///         summer.send(n).unwrap();
+    ///     }
+    ///     // One report per burst: one, or more if the actor caught up between sends.
+    ///     let mut total = 0;
+    ///     while total < 6 {
+    ///         total += rx.recv().unwrap();
+    ///     }
+    ///     assert_eq!(total, 6);
+    /// });
+    /// ```
+    fn idle(&mut self, _ctx: &mut Ctx<'_, Self::Msg>) {}
+
     /// Runs once when the actor stops, whatever the reason (after a panic or a kill, the state
     /// may be part-way through an update).
     fn stopped(&mut self, _reason: &StopReason) {}
