@@ -1331,6 +1331,42 @@ fn own_messages_are_delivered_before_pong() {
     }
 }
 
+/// A client that stops reading for a while, below its sendq, loses nothing: once its socket
+/// is full, what its channel sends it waits in its buffer (the channel goes on serving the
+/// others: the sender's PING is answered meanwhile), and it all arrives, in order, when the
+/// client reads again.
+#[test]
+fn a_paused_reader_gets_everything_in_order_when_it_reads_again() {
+    // 15 MB of lines: more than loopback socket buffers hold (about 4 MiB sending and 6 MiB
+    // receiving at most here), less than the sendq (30 MB).
+    const LINES: usize = 30_000;
+    let srv = serve(Config {
+        sendq: 60_000,
+        ..config()
+    });
+    let mut s = Irc::register(srv.addr, "sender");
+    let mut r = Irc::register(srv.addr, "pauser");
+    s.join("#p");
+    r.join("#p");
+    s.chan_sync("#p");
+    let pad = "p".repeat(510 - "PRIVMSG #p :99999 ".len());
+    let lines = (0..LINES).map(|n| format!("PRIVMSG #p :{n} {pad}")).collect();
+    spam(s.socket(), lines).join().unwrap();
+    // Everything is fanned out (the PONG comes after it) while the pauser reads nothing.
+    s.sync();
+    for n in 0..LINES {
+        let m = r.expect("a message from sender", |m| {
+            m.cmd == "PRIVMSG" && m.nick() == "sender"
+        });
+        let (num, _) = m.last().split_once(' ').unwrap_or_default();
+        if num != n.to_string() {
+            r.fail(&format!("expected message {n}, got {num}"));
+        }
+    }
+    // And it is still served.
+    r.sync();
+}
+
 #[test]
 fn slow_reader_is_cut_off_without_blocking_the_sender() {
     const LINES: usize = 10_000;

@@ -1,22 +1,27 @@
 //! The chat server: IRC over coact actors.
 //!
-//! * **One coroutine per connection** keeps the client's state (nick, channels), turns its
-//!   commands into messages to other actors, and writes what others send it. Everything sent
-//!   to a client goes through its bounded outbound queue ([`Outbound`]); the connection waits
-//!   in one persistent `Select` for its socket to be readable or its queue to have lines. A
-//!   client that stops reading fills its own queue and is disconnected ("SendQ exceeded")
-//!   without slowing anyone else. One coroutine (one stack) per connection is what lets a
-//!   process hold tens of thousands of clients under the kernel's map limit.
+//! * **One coroutine per connection** keeps the client's state (nick, channels), reads its
+//!   commands and turns them into messages to other actors. What is sent to a client goes
+//!   into its bounded outbound buffer ([`Outbound`]), shared by every actor that writes to the
+//!   client, and out through non-blocking writes by whoever flushes it: a channel writes a
+//!   burst's lines to each member once, when its mailbox runs empty, without waking the
+//!   member's coroutine. The connection takes over only when the client's socket is full, and
+//!   then stops reading the client's commands until it has drained. A client that stops
+//!   reading fills its buffer and is disconnected ("SendQ exceeded") without slowing anyone
+//!   else. One coroutine (one stack) per connection is what lets a process hold tens of
+//!   thousands of clients under the kernel's map limit.
 //! * **One handler actor per channel** ([`Channel`]) owns the members, topic, modes and bans,
 //!   and fans messages out. Because one actor handles all of a channel's messages in turn,
-//!   every member sees them in the same order.
+//!   every member sees them in the same order. It queues a burst's lines for its members and
+//!   flushes them in [`Actor::idle`], so at load a member gets several lines per write.
 //! * **One directory actor** ([`Directory`]) owns the nickname registry and the channel list;
 //!   it creates channel actors on first JOIN and forgets them when they empty.
 //!
 //! A client's own earlier messages are delivered before the server answers its later PING:
 //! before answering, the connection asks each channel it has written to since the last PING
-//! to confirm (a channel handles one sender's messages in order, so the confirmation comes after
-//! the fan-out of everything that client sent earlier).
+//! to confirm (a channel handles one sender's messages in order, and flushes its members'
+//! buffers before it confirms, so the confirmation comes after the fan-out of everything that
+//! client sent earlier).
 
 use std::collections::{HashMap, HashSet};
 use std::net::{Shutdown, SocketAddr};
@@ -24,10 +29,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use coact::actor::{self, Actor, Addr, AskError, Ctx, ReplyTo};
-use coact::net::{TcpListener, TcpStream};
+use coact::actor::{self, Actor, Addr, AskError, Ctx, ReplyTo, StopReason};
+use coact::net::{ReadHalf, TcpListener, TcpStream, WriteHalf};
 use coact::select::Select;
-use coact::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use coact::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
 use crate::irc::{self, fold, num, Frame, Framer};
 
@@ -43,7 +48,8 @@ pub struct Config {
     pub motd: Vec<String>,
     /// Idle time after which the server PINGs a client.
     pub ping_interval: Duration,
-    /// Lines queued for a client before it counts as not reading and is disconnected.
+    /// How far a client may fall behind, in lines: past `sendq` full-length lines (512
+    /// bytes each) waiting for it, it counts as not reading and is disconnected.
     pub sendq: usize,
     /// Lines a client may send in a burst, and per second after that; `None`: unlimited.
     pub flood: Option<(u32, u32)>,
@@ -122,9 +128,6 @@ pub fn start(listener: TcpListener, config: Config) -> std::io::Result<ServerHan
 // Outbound queues
 // ---------------------------------------------------------------------------------------------
 
-/// One line to send, shared by every recipient of a broadcast.
-type Line = Arc<str>;
-
 /// What all handles to one connection share.
 struct Conn {
     /// A clone of the socket, to close the connection from anywhere.
@@ -145,28 +148,161 @@ impl Conn {
     }
 }
 
-/// A client's bounded outbound queue. Sending never blocks: a full queue means the client
-/// does not read, and it is disconnected.
+/// A client's outbound buffer, shared by every actor that writes to the client. Writing
+/// never blocks the writer: lines are appended under a short lock and written with
+/// non-blocking writes, by whoever flushes. A channel actor appends a burst's lines to all its
+/// members and flushes them once, when its mailbox runs empty ([`Actor::idle`]): one write per
+/// member per burst, straight from the channel, with no wake-up of the member's connection
+/// coroutine. Only when a client's socket stops taking bytes does its connection coroutine
+/// take over the writing (see [`Outbound::drain`]), and past [`Outbound::limit`] waiting bytes
+/// the client counts as not reading and is disconnected ("SendQ exceeded") without slowing
+/// anyone else.
 #[derive(Clone)]
 pub struct Outbound {
-    tx: SyncSender<Line>,
+    q: Arc<OutQ>,
     conn: Arc<Conn>,
     /// Channels (folded names) the client was removed from by others (KICK), for its
     /// connection to forget.
     left: Arc<Left>,
 }
 
+/// What all handles to one client's outbound buffer share.
+struct OutQ {
+    state: Mutex<OutState>,
+    /// Bytes that may wait before the client counts as not reading.
+    limit: usize,
+    /// Tells the connection coroutine that the socket stopped taking bytes.
+    stalled_tx: SyncSender<()>,
+}
+
+struct OutState {
+    /// Bytes not yet handed to the socket, oldest first.
+    buf: Vec<u8>,
+    /// The write half of the client's socket; `None` while the connection coroutine drains a
+    /// stalled socket (it has the half then).
+    sock: Option<WriteHalf>,
+}
+
 impl Outbound {
-    fn send(&self, line: Line) {
-        match self.tx.try_send(line) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => self.conn.kill("SendQ exceeded"),
-            Err(TrySendError::Disconnected(_)) => {}
+    fn new(sock: WriteHalf, conn: Arc<Conn>, sendq: usize) -> (Outbound, Receiver<()>) {
+        let (stalled_tx, stalled_rx) = sync_channel(1);
+        let q = Arc::new(OutQ {
+            state: Mutex::new(OutState {
+                buf: Vec::new(),
+                sock: Some(sock),
+            }),
+            // `sendq` lines of at most 512 bytes each.
+            limit: sendq.saturating_mul(irc::MAX_LINE),
+            stalled_tx,
+        });
+        let out = Outbound {
+            q,
+            conn,
+            left: Arc::new(Left::default()),
+        };
+        (out, stalled_rx)
+    }
+
+    /// Appends a line without writing it: the caller flushes later (a channel does, at the
+    /// end of its burst). A client whose waiting bytes would pass the limit is disconnected.
+    fn queue(&self, line: &str) {
+        if self.conn.dead.load(Ordering::Acquire) {
+            return;
+        }
+        let mut st = self.q.state.lock().unwrap();
+        if st.buf.len() + line.len() > self.q.limit {
+            drop(st);
+            self.conn.kill("SendQ exceeded");
+            return;
+        }
+        st.buf.extend_from_slice(line.as_bytes());
+    }
+
+    /// Writes what is waiting, as far as the socket takes it now. If it takes less, the
+    /// connection coroutine is told to finish the job when the socket is writable again.
+    fn flush(&self) {
+        let mut st = self.q.state.lock().unwrap();
+        let OutState { buf, sock } = &mut *st;
+        let Some(sock) = sock.as_ref() else {
+            return; // stalled: the connection coroutine is draining
+        };
+        let mut written = 0;
+        let stalled = loop {
+            if written == buf.len() {
+                break false;
+            }
+            match sock.try_write(&buf[written..]) {
+                Ok(0) => {
+                    drop(st);
+                    self.conn.kill("Write error");
+                    return;
+                }
+                Ok(n) => written += n,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break true,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    drop(st);
+                    self.conn.kill("Write error");
+                    return;
+                }
+            }
+        };
+        buf.drain(..written);
+        // A burst may have grown the buffer; an idle client keeps only a little.
+        if buf.is_empty() && buf.capacity() > 16 * 1024 {
+            *buf = Vec::new();
+        }
+        drop(st);
+        if stalled {
+            // Full means the connection was told already.
+            let _ = self.q.stalled_tx.try_send(());
         }
     }
 
+    /// Appends a line and writes it now.
+    fn send(&self, line: &str) {
+        self.queue(line);
+        self.flush();
+    }
+
+    /// [`Outbound::send`] of a formatted line.
     fn text(&self, s: String) {
-        self.send(Arc::from(s));
+        self.send(&s);
+    }
+
+    /// Appends one of the connection's own replies without writing it. Replies do not count
+    /// against the limit, which is for what other actors send: the connection stops reading
+    /// while its socket is full instead (see `Client::serve`).
+    fn own(&self, line: &str) {
+        self.q
+            .state
+            .lock()
+            .unwrap()
+            .buf
+            .extend_from_slice(line.as_bytes());
+    }
+
+    /// Writes everything waiting, parking the calling coroutine (the client's connection)
+    /// while the socket is full, until nothing waits; gives up after [`WRITE_STALL`] without
+    /// progress. Meanwhile the write half is out of the shared state, so other writers only
+    /// append.
+    fn drain(&self) -> std::io::Result<()> {
+        loop {
+            let (sock, bytes) = {
+                let mut st = self.q.state.lock().unwrap();
+                if st.buf.is_empty() {
+                    return Ok(());
+                }
+                let Some(sock) = st.sock.take() else {
+                    // Only the connection coroutine drains; it is us.
+                    unreachable!("two drains of one client's buffer");
+                };
+                (sock, std::mem::take(&mut st.buf))
+            };
+            let r = write_all(&sock, &bytes);
+            self.q.state.lock().unwrap().sock = Some(sock);
+            r?;
+        }
     }
 }
 
@@ -197,14 +333,14 @@ const WRITE_STALL: Duration = Duration::from_secs(30);
 
 /// Writes all of `buf`, parking while the socket is full; gives up after [`WRITE_STALL`]
 /// without progress.
-fn write_all(stream: &TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
+fn write_all(sock: &WriteHalf, mut buf: &[u8]) -> std::io::Result<()> {
     while !buf.is_empty() {
-        match stream.try_write(buf) {
+        match sock.try_write(buf) {
             Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
             Ok(n) => buf = &buf[n..],
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
                 let mut sel = Select::new();
-                sel.writable(stream);
+                sel.writable(sock);
                 if sel.ready_timeout(WRITE_STALL).is_err() {
                     return Err(std::io::ErrorKind::TimedOut.into());
                 }
@@ -214,27 +350,6 @@ fn write_all(stream: &TcpStream, mut buf: &[u8]) -> std::io::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Moves what is queued for the client into its socket, batching lines into few writes.
-fn flush(stream: &TcpStream, rx: &Receiver<Line>, buf: &mut Vec<u8>) -> std::io::Result<()> {
-    loop {
-        while buf.len() < 64 * 1024 {
-            match rx.try_recv() {
-                Ok(l) => buf.extend_from_slice(l.as_bytes()),
-                Err(_) => break,
-            }
-        }
-        if buf.is_empty() {
-            // A burst may have grown the buffer; an idle connection keeps only a little.
-            if buf.capacity() > 16 * 1024 {
-                *buf = Vec::new();
-            }
-            return Ok(());
-        }
-        write_all(stream, buf)?;
-        buf.clear();
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -581,6 +696,8 @@ pub struct Channel {
     topic: Option<String>,
     modes: Modes,
     bans: Vec<String>,
+    /// Lines were queued for members since the last flush.
+    unflushed: bool,
 }
 
 impl Channel {
@@ -598,6 +715,7 @@ impl Channel {
             topic: None,
             modes,
             bans: Vec::new(),
+            unflushed: false,
         }
     }
 
@@ -633,11 +751,22 @@ impl Channel {
         }
     }
 
-    fn broadcast(&self, line: &str, except: Option<&str>) {
-        let line: Line = Arc::from(line);
+    /// Queues `line` for every member (but `except`); the members' buffers are flushed at
+    /// the end of the burst ([`Channel::flush`], from [`Actor::idle`]).
+    fn broadcast(&mut self, line: &str, except: Option<&str>) {
         for (k, m) in &self.members {
             if Some(k.as_str()) != except {
-                m.out.send(line.clone());
+                m.out.queue(line);
+            }
+        }
+        self.unflushed = true;
+    }
+
+    /// Writes what this channel queued for its members.
+    fn flush(&mut self) {
+        if std::mem::take(&mut self.unflushed) {
+            for m in self.members.values() {
+                m.out.flush();
             }
         }
     }
@@ -712,7 +841,10 @@ impl Channel {
     }
 
     fn leave(&mut self, key: &str, ctx: &mut Ctx<'_, ChanMsg>) {
-        self.members.remove(key);
+        if let Some(m) = self.members.remove(key) {
+            // It may have lines of this burst waiting (its own PART or KICK).
+            m.out.flush();
+        }
         if self.members.is_empty() {
             // The directory forgets us; JOINs already queued here fail and are retried there.
             let _ = self.directory.send(DirMsg::ChanInfo {
@@ -873,6 +1005,15 @@ impl Channel {
 
 impl Actor for Channel {
     type Msg = ChanMsg;
+
+    /// The end of a burst of messages: one write per member for all of it.
+    fn idle(&mut self, _ctx: &mut Ctx<'_, ChanMsg>) {
+        self.flush();
+    }
+
+    fn stopped(&mut self, _reason: &StopReason) {
+        self.flush();
+    }
 
     fn handle(&mut self, msg: ChanMsg, ctx: &mut Ctx<'_, ChanMsg>) {
         match msg {
@@ -1080,14 +1221,15 @@ impl Actor for Channel {
             } => {
                 let k = fold(&who.nick);
                 if self.members.contains_key(&k) {
-                    let line: Line = Arc::from(format!(":{} QUIT :{}\r\n", who.prefix(), reason));
+                    let line = format!(":{} QUIT :{}\r\n", who.prefix(), reason);
                     let mut told = notified.lock().unwrap();
                     for (mk, m) in &self.members {
                         if *mk != k && told.insert(mk.clone()) {
-                            m.out.send(line.clone());
+                            m.out.queue(&line);
                         }
                     }
                     drop(told);
+                    self.unflushed = true;
                     self.leave(&k, ctx);
                 }
                 reply.send(());
@@ -1100,20 +1242,23 @@ impl Actor for Channel {
             } => {
                 let k = fold(&old.nick);
                 if let Some(mut m) = self.members.remove(&k) {
-                    let line: Line = Arc::from(format!(":{} NICK :{}\r\n", old.prefix(), new));
+                    let line = format!(":{} NICK :{}\r\n", old.prefix(), new);
                     let mut told = notified.lock().unwrap();
                     for (mk, other) in &self.members {
                         if told.insert(mk.clone()) {
-                            other.out.send(line.clone());
+                            other.out.queue(&line);
                         }
                     }
                     drop(told);
+                    self.unflushed = true;
                     m.who = m.who.renamed(&new);
                     self.members.insert(fold(&new), m);
                 }
                 reply.send(());
             }
             ChanMsg::Sync { reply } => {
+                // What the asker sent before is on its way to the members' sockets first.
+                self.flush();
                 reply.send(());
             }
         }
@@ -1168,13 +1313,11 @@ struct Client {
     identity: std::cell::RefCell<Option<Who>>,
     /// User mode +i.
     invisible: bool,
-    /// The connection's own replies, written by the connection itself: they do not count
-    /// against the outbound queue, which is for what other actors send this client.
-    local: std::cell::RefCell<Vec<u8>>,
 }
 
-/// Serves one connection until it closes: one coroutine that waits, in one persistent
-/// `Select`, for the client's socket to be readable or its outbound queue to have lines.
+/// Serves one connection until it closes: one coroutine that reads the client's commands
+/// and waits, in one persistent `Select`, for its socket to be readable or for word that the
+/// socket stopped taking what others write to the client (then it drains the buffer).
 fn connection(stream: TcpStream, peer: SocketAddr, dir: Addr<DirMsg>, config: Arc<Config>) {
     let _ = stream.set_nodelay(true);
     let killer = stream.try_clone().ok();
@@ -1183,13 +1326,10 @@ fn connection(stream: TcpStream, peer: SocketAddr, dir: Addr<DirMsg>, config: Ar
         dead: AtomicBool::new(false),
         why: Mutex::new(None),
     });
-    let (tx, rx) = sync_channel::<Line>(config.sendq);
+    let (reader, writer) = stream.split();
+    let (out, stalled) = Outbound::new(writer, conn.clone(), config.sendq);
     let mut client = Client {
-        out: Outbound {
-            tx,
-            conn: conn.clone(),
-            left: Arc::new(Left::default()),
-        },
+        out,
         host: peer.ip().to_string(),
         config,
         dir,
@@ -1201,21 +1341,20 @@ fn connection(stream: TcpStream, peer: SocketAddr, dir: Addr<DirMsg>, config: Ar
         quit: None,
         identity: std::cell::RefCell::new(None),
         invisible: false,
-        local: std::cell::RefCell::new(Vec::new()),
     };
-    let reason = client.serve(&stream, &rx);
+    let reason = client.serve(&reader, &stalled);
     client.cleanup(&reason);
-    let mut last = client.local.take();
-    last.extend_from_slice(
-        format!("ERROR :Closing link: {} ({})\r\n", client.host, reason).as_bytes(),
-    );
-    drop(client);
     // What is queued still goes out (unless the client is the problem), then the goodbye.
-    let mut buf = Vec::new();
-    if !conn.dead.load(Ordering::Acquire) && flush(&stream, &rx, &mut buf).is_ok() {
-        let _ = write_all(&stream, &last);
+    if !conn.dead.load(Ordering::Acquire) {
+        let out = &client.out;
+        out.own(&format!(
+            "ERROR :Closing link: {} ({})\r\n",
+            client.host, reason
+        ));
+        let _ = out.drain();
     }
-    let _ = stream.shutdown(Shutdown::Both);
+    drop(client);
+    let _ = reader.shutdown();
     conn.kill("closed");
 }
 
@@ -1246,9 +1385,10 @@ impl Client {
         self.reply(line);
     }
 
-    /// Queues one of the connection's own replies (see `local`).
+    /// Queues one of the connection's own replies, in order with what others send the client;
+    /// it goes out at the latest when the command is done.
     fn reply(&self, line: String) {
-        self.local.borrow_mut().extend_from_slice(line.as_bytes());
+        self.out.own(&line);
     }
 
     /// Why the connection was closed from elsewhere, or `otherwise`.
@@ -1267,13 +1407,12 @@ impl Client {
     /// Input is handled as the flood limit allows; while a client waits for tokens, its
     /// socket is not read (the flood backs up into its own TCP window) but what others send it
     /// keeps flowing out.
-    fn serve(&mut self, stream: &TcpStream, rx: &Receiver<Line>) -> String {
+    fn serve(&mut self, stream: &ReadHalf, stalled: &Receiver<()>) -> String {
         let mut framer = Framer::default();
         let mut pending: std::collections::VecDeque<Frame> = std::collections::VecDeque::new();
         let mut fresh = Vec::new();
         // IRC lines are at most 512 bytes: a small read buffer per connection is plenty.
         let mut buf = vec![0u8; 1024];
-        let mut out = Vec::new();
         let mut awaiting_pong = false;
         let mut last_heard = Instant::now();
         let mut bucket = self.config.flood.map(|(burst, rate)| Bucket {
@@ -1284,9 +1423,9 @@ impl Client {
         });
         let mut sel = Select::new();
         let readable = sel.readable(stream);
-        sel.recv(rx);
+        sel.recv(stalled);
         let mut sel_out = Select::new();
-        sel_out.recv(rx);
+        sel_out.recv(stalled);
         loop {
             if self.out.conn.dead.load(Ordering::Acquire) {
                 return self.why("Connection closed");
@@ -1312,13 +1451,19 @@ impl Client {
                     return q;
                 }
             }
-            let local = self.local.take();
-            if !local.is_empty() && write_all(stream, &local).is_err() {
+            // The client's own replies go out now; if its socket is full, they (and what
+            // others sent) are drained before more of its input is read: a client that does
+            // not read its replies stops being served.
+            self.out.flush();
+            if stalled.try_recv().is_ok() && self.out.drain().is_err() {
                 return self.why("Write error");
             }
             if let Some(wait) = throttled {
-                // Only the outbound queue is served until a token is due.
-                if sel_out.ready_timeout(wait).is_ok() && flush(stream, rx, &mut out).is_err() {
+                // Only a stalled socket is served until a token is due.
+                if sel_out.ready_timeout(wait).is_ok()
+                    && stalled.try_recv().is_ok()
+                    && self.out.drain().is_err()
+                {
                     return self.why("Write error");
                 }
                 continue;
@@ -1335,13 +1480,14 @@ impl Client {
                 continue;
             };
             if op != readable {
-                if flush(stream, rx, &mut out).is_err() {
+                if stalled.try_recv().is_ok() && self.out.drain().is_err() {
                     return self.why("Write error");
                 }
                 continue;
             }
             let n = match stream.try_read(&mut buf) {
-                Ok(0) => return "Connection closed".into(),
+                // A kill shuts the socket down: its reason wins.
+                Ok(0) => return self.why("Connection closed"),
                 Ok(n) => n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
