@@ -1350,7 +1350,9 @@ fn a_paused_reader_gets_everything_in_order_when_it_reads_again() {
     r.join("#p");
     s.chan_sync("#p");
     let pad = "p".repeat(510 - "PRIVMSG #p :99999 ".len());
-    let lines = (0..LINES).map(|n| format!("PRIVMSG #p :{n} {pad}")).collect();
+    let lines = (0..LINES)
+        .map(|n| format!("PRIVMSG #p :{n} {pad}"))
+        .collect();
     spam(s.socket(), lines).join().unwrap();
     // Everything is fanned out (the PONG comes after it) while the pauser reads nothing.
     s.sync();

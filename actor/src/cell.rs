@@ -364,8 +364,8 @@ fn run<A: Actor>(cell: &Cell<A>, inner: &mut Inner<A>) -> Outcome {
             }
             Err(TryRecvError::Empty) => {
                 if burst {
-                    // The end of a burst: the actor finishes its batched work, then the mailbox
-                    // is looked at again (messages may have come meanwhile).
+                    // The end of a burst: the actor finishes its batched work. Messages that
+                    // come meanwhile are found by `go_idle`, which looks at the mailbox again.
                     burst = false;
                     if let Some(o) = call(cell, supervisor, || actor.idle(&mut ctx), None) {
                         return o;
@@ -373,7 +373,6 @@ fn run<A: Actor>(cell: &Cell<A>, inner: &mut Inner<A>) -> Outcome {
                     if ctx.stop {
                         return Outcome::Stop(StopReason::Normal);
                     }
-                    continue;
                 }
                 if orphaned(&cell.common) {
                     return Outcome::Stop(StopReason::Normal);
