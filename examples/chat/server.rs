@@ -4,8 +4,8 @@
 //!   commands and turns them into messages to other actors. What is sent to a client goes
 //!   into its bounded outbound buffer ([`Outbound`]), shared by every actor that writes to the
 //!   client, and out through non-blocking writes by whoever flushes it: a channel writes a
-//!   burst's lines to each member once, when its mailbox runs empty, without waking the
-//!   member's coroutine. The connection takes over only when the client's socket is full, and
+//!   burst's lines to each member once, through the [`Flusher`], without waking the member's
+//!   coroutine. The connection takes over only when the client's socket is full, and
 //!   then stops reading the client's commands until it has drained. A client that stops
 //!   reading fills its buffer and is disconnected ("SendQ exceeded") without slowing anyone
 //!   else. One coroutine (one stack) per connection is what lets a process hold tens of
@@ -13,7 +13,8 @@
 //! * **One handler actor per channel** ([`Channel`]) owns the members, topic, modes and bans,
 //!   and fans messages out. Because one actor handles all of a channel's messages in turn,
 //!   every member sees them in the same order. It queues a burst's lines for its members and
-//!   flushes them in [`Actor::idle`], so at load a member gets several lines per write.
+//!   hands them to the [`Flusher`] in [`Actor::idle`], which writes each buffer once per turn of
+//!   the server, so at load a member gets several lines per write.
 //! * **One directory actor** ([`Directory`]) owns the nickname registry and the channel list;
 //!   it creates channel actors on first JOIN and forgets them when they empty.
 //!
@@ -85,6 +86,7 @@ pub fn start(listener: TcpListener, config: Config) -> std::io::Result<ServerHan
         1024,
         Directory {
             config: config.clone(),
+            flushes: Flushes::start(),
             users: HashMap::new(),
             channels: HashMap::new(),
         },
@@ -169,6 +171,9 @@ pub struct Outbound {
 /// What all handles to one client's outbound buffer share.
 struct OutQ {
     state: Mutex<OutState>,
+    conn: Arc<Conn>,
+    /// Handed to the [`Flusher`] and not flushed by it yet.
+    pending: AtomicBool,
     /// Bytes that may wait before the client counts as not reading.
     limit: usize,
     /// Tells the connection coroutine that the socket stopped taking bytes.
@@ -183,45 +188,11 @@ struct OutState {
     sock: Option<WriteHalf>,
 }
 
-impl Outbound {
-    fn new(sock: WriteHalf, conn: Arc<Conn>, sendq: usize) -> (Outbound, Receiver<()>) {
-        let (stalled_tx, stalled_rx) = sync_channel(1);
-        let q = Arc::new(OutQ {
-            state: Mutex::new(OutState {
-                buf: Vec::new(),
-                sock: Some(sock),
-            }),
-            // `sendq` lines of at most 512 bytes each.
-            limit: sendq.saturating_mul(irc::MAX_LINE),
-            stalled_tx,
-        });
-        let out = Outbound {
-            q,
-            conn,
-            left: Arc::new(Left::default()),
-        };
-        (out, stalled_rx)
-    }
-
-    /// Appends a line without writing it: the caller flushes later (a channel does, at the
-    /// end of its burst). A client whose waiting bytes would pass the limit is disconnected.
-    fn queue(&self, line: &str) {
-        if self.conn.dead.load(Ordering::Acquire) {
-            return;
-        }
-        let mut st = self.q.state.lock().unwrap();
-        if st.buf.len() + line.len() > self.q.limit {
-            drop(st);
-            self.conn.kill("SendQ exceeded");
-            return;
-        }
-        st.buf.extend_from_slice(line.as_bytes());
-    }
-
+impl OutQ {
     /// Writes what is waiting, as far as the socket takes it now. If it takes less, the
     /// connection coroutine is told to finish the job when the socket is writable again.
     fn flush(&self) {
-        let mut st = self.q.state.lock().unwrap();
+        let mut st = self.state.lock().unwrap();
         let OutState { buf, sock } = &mut *st;
         let Some(sock) = sock.as_ref() else {
             return; // stalled: the connection coroutine is draining
@@ -255,8 +226,56 @@ impl Outbound {
         drop(st);
         if stalled {
             // Full means the connection was told already.
-            let _ = self.q.stalled_tx.try_send(());
+            let _ = self.stalled_tx.try_send(());
         }
+    }
+}
+
+impl Outbound {
+    fn new(sock: WriteHalf, conn: Arc<Conn>, sendq: usize) -> (Outbound, Receiver<()>) {
+        let (stalled_tx, stalled_rx) = sync_channel(1);
+        let q = Arc::new(OutQ {
+            state: Mutex::new(OutState {
+                buf: Vec::new(),
+                sock: Some(sock),
+            }),
+            // `sendq` lines of at most 512 bytes each.
+            limit: sendq.saturating_mul(irc::MAX_LINE),
+            stalled_tx,
+            conn: conn.clone(),
+            pending: AtomicBool::new(false),
+        });
+        let out = Outbound {
+            q,
+            conn,
+            left: Arc::new(Left::default()),
+        };
+        (out, stalled_rx)
+    }
+
+    /// Appends a line without writing it: the caller flushes later (a channel does, at the
+    /// end of its burst). A client whose waiting bytes would pass the limit is disconnected.
+    fn queue(&self, line: &str) {
+        if self.conn.dead.load(Ordering::Acquire) {
+            return;
+        }
+        let mut st = self.q.state.lock().unwrap();
+        if st.buf.len() + line.len() > self.q.limit {
+            drop(st);
+            self.conn.kill("SendQ exceeded");
+            return;
+        }
+        st.buf.extend_from_slice(line.as_bytes());
+    }
+
+    /// Writes what is waiting, as far as the socket takes it now (see [`OutQ::flush`]).
+    fn flush(&self) {
+        self.q.flush();
+    }
+
+    /// Marks the buffer as handed to the [`Flusher`]; false if it already was.
+    fn mark(&self) -> bool {
+        !self.q.pending.swap(true, Ordering::AcqRel)
     }
 
     /// Appends a line and writes it now.
@@ -350,6 +369,75 @@ fn write_all(sock: &WriteHalf, mut buf: &[u8]) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Writes the buffers that channels queued lines into, at the end of the server's turn. A
+/// channel hands over the members it queued lines for when its burst of messages ends
+/// ([`Actor::idle`]); the flusher first lets every other runnable actor and connection take
+/// its turn (one `yield_now`), then writes each buffer once. At load, a client thus gets one
+/// write for everything queued for it during the turn, as an event-loop server writes once per
+/// loop iteration; when the server is idle, the turn is empty and the write follows at once.
+struct Flusher {
+    list: Arc<Mutex<FlushList>>,
+}
+
+#[derive(Default)]
+struct FlushList {
+    dirty: Vec<Arc<OutQ>>,
+    /// A wake-up is in the flusher's mailbox.
+    scheduled: bool,
+}
+
+/// How channels reach the [`Flusher`].
+#[derive(Clone)]
+pub struct Flushes {
+    list: Arc<Mutex<FlushList>>,
+    addr: Addr<()>,
+}
+
+impl Flushes {
+    fn start() -> Flushes {
+        let list = Arc::new(Mutex::new(FlushList::default()));
+        let addr = actor::spawn_with_capacity(1, Flusher { list: list.clone() });
+        Flushes { list, addr }
+    }
+
+    /// Hands `dirty` (buffers marked with [`Outbound::mark`]) to the flusher.
+    fn hand_over(&self, dirty: &mut Vec<Arc<OutQ>>) {
+        let mut l = self.list.lock().unwrap();
+        l.dirty.append(dirty);
+        if l.scheduled {
+            return;
+        }
+        l.scheduled = true;
+        drop(l);
+        if self.addr.try_send(()).is_err() {
+            // The flusher is gone (the server is shutting down): write them here.
+            let batch = std::mem::take(&mut self.list.lock().unwrap().dirty);
+            flush_all(&batch);
+        }
+    }
+}
+
+fn flush_all(batch: &[Arc<OutQ>]) {
+    for q in batch {
+        q.pending.store(false, Ordering::Release);
+        q.flush();
+    }
+}
+
+impl Actor for Flusher {
+    type Msg = ();
+
+    fn handle(&mut self, (): (), _ctx: &mut Ctx<'_, ()>) {
+        coact::yield_now();
+        let batch = {
+            let mut l = self.list.lock().unwrap();
+            l.scheduled = false;
+            std::mem::take(&mut l.dirty)
+        };
+        flush_all(&batch);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -480,6 +568,7 @@ pub enum DirMsg {
 /// The directory actor.
 pub struct Directory {
     config: Arc<Config>,
+    flushes: Flushes,
     users: HashMap<String, UserEntry>,
     channels: HashMap<String, ChanEntry>,
 }
@@ -537,7 +626,12 @@ impl Actor for Directory {
                 if !live && create {
                     let addr = actor::spawn_with_capacity(
                         1024,
-                        Channel::new(name.clone(), self.config.clone(), ctx.addr().clone()),
+                        Channel::new(
+                            name.clone(),
+                            self.config.clone(),
+                            ctx.addr().clone(),
+                            self.flushes.clone(),
+                        ),
                     );
                     self.channels.insert(
                         key.clone(),
@@ -696,12 +790,13 @@ pub struct Channel {
     topic: Option<String>,
     modes: Modes,
     bans: Vec<String>,
-    /// Lines were queued for members since the last flush.
-    unflushed: bool,
+    /// Buffers this channel queued lines into since its last hand-over to the flusher.
+    dirty: Vec<Arc<OutQ>>,
+    flushes: Flushes,
 }
 
 impl Channel {
-    fn new(name: String, config: Arc<Config>, directory: Addr<DirMsg>) -> Self {
+    fn new(name: String, config: Arc<Config>, directory: Addr<DirMsg>, flushes: Flushes) -> Self {
         let modes = Modes {
             topic_ops: true,
             no_external: true,
@@ -715,7 +810,8 @@ impl Channel {
             topic: None,
             modes,
             bans: Vec::new(),
-            unflushed: false,
+            dirty: Vec::new(),
+            flushes,
         }
     }
 
@@ -751,23 +847,23 @@ impl Channel {
         }
     }
 
-    /// Queues `line` for every member (but `except`); the members' buffers are flushed at
-    /// the end of the burst ([`Channel::flush`], from [`Actor::idle`]).
+    /// Queues `line` for every member (but `except`); the [`Flusher`] writes it after this
+    /// channel's burst ends.
     fn broadcast(&mut self, line: &str, except: Option<&str>) {
         for (k, m) in &self.members {
             if Some(k.as_str()) != except {
                 m.out.queue(line);
+                if m.out.mark() {
+                    self.dirty.push(m.out.q.clone());
+                }
             }
         }
-        self.unflushed = true;
     }
 
-    /// Writes what this channel queued for its members.
+    /// Writes what this channel queued for its members, now.
     fn flush(&mut self) {
-        if std::mem::take(&mut self.unflushed) {
-            for m in self.members.values() {
-                m.out.flush();
-            }
+        for m in self.members.values() {
+            m.out.flush();
         }
     }
 
@@ -1006,13 +1102,15 @@ impl Channel {
 impl Actor for Channel {
     type Msg = ChanMsg;
 
-    /// The end of a burst of messages: one write per member for all of it.
+    /// The end of a burst of messages: the flusher writes what it queued.
     fn idle(&mut self, _ctx: &mut Ctx<'_, ChanMsg>) {
-        self.flush();
+        if !self.dirty.is_empty() {
+            self.flushes.hand_over(&mut self.dirty);
+        }
     }
 
     fn stopped(&mut self, _reason: &StopReason) {
-        self.flush();
+        flush_all(&std::mem::take(&mut self.dirty));
     }
 
     fn handle(&mut self, msg: ChanMsg, ctx: &mut Ctx<'_, ChanMsg>) {
@@ -1226,10 +1324,12 @@ impl Actor for Channel {
                     for (mk, m) in &self.members {
                         if *mk != k && told.insert(mk.clone()) {
                             m.out.queue(&line);
+                            if m.out.mark() {
+                                self.dirty.push(m.out.q.clone());
+                            }
                         }
                     }
                     drop(told);
-                    self.unflushed = true;
                     self.leave(&k, ctx);
                 }
                 reply.send(());
@@ -1247,10 +1347,12 @@ impl Actor for Channel {
                     for (mk, other) in &self.members {
                         if told.insert(mk.clone()) {
                             other.out.queue(&line);
+                            if other.out.mark() {
+                                self.dirty.push(other.out.q.clone());
+                            }
                         }
                     }
                     drop(told);
-                    self.unflushed = true;
                     m.who = m.who.renamed(&new);
                     self.members.insert(fold(&new), m);
                 }
