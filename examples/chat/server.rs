@@ -412,8 +412,13 @@ impl Flushes {
         l.scheduled = true;
         drop(l);
         if self.addr.try_send(()).is_err() {
-            // The flusher is gone (the server is shutting down): write them here.
-            let batch = std::mem::take(&mut self.list.lock().unwrap().dirty);
+            // The flusher is gone (the runtime is ending): write them here, and let the next
+            // hand-over try again.
+            let batch = {
+                let mut l = self.list.lock().unwrap();
+                l.scheduled = false;
+                std::mem::take(&mut l.dirty)
+            };
             flush_all(&batch);
         }
     }
