@@ -233,27 +233,39 @@ fn a_coroutine_id_slot_never_yields_a_mix_of_two_ids() {
     });
     let (a, b) = (a.unwrap(), b.unwrap());
     assert_ne!(format!("{a:?}"), format!("{b:?}"));
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // The readers read a fixed number of times while the writer keeps writing until both are
+    // done: the two overlap however the threads are scheduled (no timing assumed).
+    const READS: u64 = 100_000;
+    let start = Arc::new(std::sync::Barrier::new(3));
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let readers: Vec<_> = (0..2)
         .map(|_| {
-            let (slot, stop) = (slot.clone(), stop.clone());
+            let (slot, start, done) = (slot.clone(), start.clone(), done.clone());
             std::thread::spawn(move || {
-                let mut seen = 0u64;
-                while !stop.load(Ordering::Relaxed) {
-                    let got = slot.get();
-                    assert!(got.is_none() || got == Some(a) || got == Some(b), "{got:?}");
-                    seen += 1;
+                start.wait();
+                // Counted as done even if an assertion fails, so the writer stops.
+                let read = std::panic::catch_unwind(|| {
+                    for _ in 0..READS {
+                        let got = slot.get();
+                        assert!(got.is_none() || got == Some(a) || got == Some(b), "{got:?}");
+                    }
+                });
+                done.fetch_add(1, Ordering::Release);
+                if let Err(p) = read {
+                    std::panic::resume_unwind(p);
                 }
-                seen
+                READS
             })
         })
         .collect();
-    for i in 0..200_000 {
+    start.wait();
+    let mut i = 0u64;
+    while done.load(Ordering::Acquire) < 2 {
         slot.set(Some(if i % 2 == 0 { a } else { b }));
+        i += 1;
     }
-    stop.store(true, Ordering::Relaxed);
     let seen: u64 = readers.into_iter().map(|r| r.join().unwrap()).sum();
-    assert!(seen > 0);
+    assert_eq!(seen, 2 * READS);
     slot.set(None);
     assert_eq!(slot.get(), None);
 }
