@@ -541,3 +541,59 @@ fn select_macro_as_the_tail_expression_of_a_block() {
     assert_eq!(poll_once(), Some(7));
     assert_eq!(wait_briefly(), None);
 }
+
+/// Stress for the wake protocol of a `Select` (an event skips the signal's lock while the
+/// select is not waiting, and must still wake it when it is): one persistent `Select` in a
+/// coroutine receives everything four producers send through one-slot channels, so it parks
+/// and is woken over and over, by coroutines (on any worker) and plain threads. A lost wake-up
+/// would hang the test (its time bound fails it); every message arrives once, in order.
+#[test]
+fn a_persistent_select_woken_from_other_threads_never_misses_a_message() {
+    const N: u32 = 20_000;
+    for n in WORKER_COUNTS {
+        let counts = on_workers(n, || {
+            let chans: Vec<_> = (0..4).map(|_| sync_channel::<u32>(1)).collect();
+            let (txs, rxs): (Vec<_>, Vec<_>) = chans.into_iter().unzip();
+            let mut producers = Vec::new();
+            let mut threads = Vec::new();
+            for (k, tx) in txs.into_iter().enumerate() {
+                let produce = move || {
+                    for i in 0..N {
+                        tx.send(i).unwrap();
+                    }
+                };
+                if k % 2 == 0 {
+                    producers.push(coact::spawn(produce));
+                } else {
+                    threads.push(std::thread::spawn(produce));
+                }
+            }
+            let mut sel = Select::new();
+            let idx: Vec<usize> = rxs.iter().map(|r| sel.recv(r)).collect();
+            let mut next = [0u32; 4];
+            let mut open = 4;
+            while open > 0 {
+                let oper = sel.select();
+                let k = idx.iter().position(|&i| i == oper.index()).unwrap();
+                match oper.recv(&rxs[k]) {
+                    Ok(v) => {
+                        assert_eq!(v, next[k], "channel {k} out of order");
+                        next[k] += 1;
+                    }
+                    Err(RecvError) => {
+                        sel.remove(idx[k]);
+                        open -= 1;
+                    }
+                }
+            }
+            for p in producers {
+                p.join().unwrap();
+            }
+            for t in threads {
+                t.join().unwrap();
+            }
+            next
+        });
+        assert_eq!(counts, [N; 4], "workers={n}");
+    }
+}

@@ -40,6 +40,7 @@
 
 use std::fmt;
 use std::marker::PhantomData;
+use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -61,8 +62,26 @@ pub(crate) enum Kind {
 }
 
 /// How channels tell a waiting `Select` that something changed.
+///
+/// `armed` lets an event skip the lock while nobody waits, which is the common case for a
+/// `Select` kept in a busy loop (every send into one of its channels notifies it). The
+/// protocol, with both fences `SeqCst`:
+///
+/// ```text
+/// select                                    notifier
+/// A1. lock: pending = false, waiter = me,   N1. change the state (under the channel's lock,
+///     armed = true                              publishing the message count), or the
+/// A2. fence                                     socket's readiness sequence
+/// A3. check every operation again           N2. fence
+/// A4. park                                  N3. if armed: lock: pending = true, take the
+///                                               waiter, armed = false; unpark it
+/// ```
+/// Either A3 sees N1's change (and the select does not park), or N3 sees A1's `armed` (and
+/// wakes it). `armed` goes back to false when the waiter is taken (by N3 or by `disarm`), so
+/// once one event has been delivered the rest skip the lock until the select arms again.
 pub(crate) struct Signal {
     state: Mutex<SignalState>,
+    armed: AtomicBool,
 }
 
 struct SignalState {
@@ -73,9 +92,15 @@ struct SignalState {
 impl Signal {
     /// Called by a channel (under its lock) when operation `index` may have become ready.
     pub(crate) fn notify(&self, _index: usize) {
+        // Steps N2–N3 (see the type's docs).
+        fence(Ordering::SeqCst);
+        if !self.armed.load(Ordering::Relaxed) {
+            return;
+        }
         let w = {
             let mut s = lock(&self.state);
             s.pending = true;
+            self.armed.store(false, Ordering::Relaxed);
             s.waiter.take()
         };
         if let Some(w) = w {
@@ -83,14 +108,21 @@ impl Signal {
         }
     }
 
+    /// Steps A1–A2: the caller checks every operation after this, then parks.
     fn arm(&self) {
-        let mut s = lock(&self.state);
-        s.pending = false;
-        s.waiter = Some(park::current());
+        {
+            let mut s = lock(&self.state);
+            s.pending = false;
+            s.waiter = Some(park::current());
+            self.armed.store(true, Ordering::Relaxed);
+        }
+        fence(Ordering::SeqCst);
     }
 
     fn disarm(&self) {
-        lock(&self.state).waiter = None;
+        let mut s = lock(&self.state);
+        s.waiter = None;
+        self.armed.store(false, Ordering::Relaxed);
     }
 
     /// Whether an event came since `arm`; re-arms the unparker after a spurious wake.
@@ -98,10 +130,12 @@ impl Signal {
         let mut s = lock(&self.state);
         if s.pending {
             s.waiter = None;
+            self.armed.store(false, Ordering::Relaxed);
             return true;
         }
         if s.waiter.is_none() {
             s.waiter = Some(park::current());
+            self.armed.store(true, Ordering::Relaxed);
         }
         false
     }
@@ -368,6 +402,7 @@ impl<'a> Select<'a> {
                     pending: false,
                     waiter: None,
                 }),
+                armed: AtomicBool::new(false),
             })
         });
     }
