@@ -336,17 +336,8 @@ impl<T> ChanGuard<'_, T> {
     }
 
     /// Moves blocked senders' messages into free room (or to an unclaimed blocked receiver);
-    /// tells send-side selectors about room that is left. With neither (the common case) it
-    /// costs two tests.
-    #[inline]
+    /// tells send-side selectors about room that is left.
     fn pump(&mut self, wakes: &mut Wakes) {
-        if self.send_waiters.is_empty() && self.observers.is_empty() {
-            return;
-        }
-        self.pump_slow(wakes);
-    }
-
-    fn pump_slow(&mut self, wakes: &mut Wakes) {
         while !self.send_waiters.is_empty() {
             let to_receiver = self.recv_waiter.is_some() && !self.recv_claimed;
             if !to_receiver && !self.room() {
