@@ -253,8 +253,9 @@ impl Outbound {
         (out, stalled_rx)
     }
 
-    /// Appends a line without writing it: the caller flushes later (a channel does, at the
-    /// end of its burst). A client whose waiting bytes would pass the limit is disconnected.
+    /// Appends a line without writing it: the caller has it written later (a channel hands
+    /// the buffer to the [`Flusher`] at the end of its burst). A client whose waiting bytes
+    /// would pass the limit is disconnected.
     fn queue(&self, line: &str) {
         if self.conn.dead.load(Ordering::Acquire) {
             return;
