@@ -27,7 +27,7 @@
 use std::collections::{HashMap, HashSet};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use coact::actor::{self, Actor, Addr, AskError, Ctx, ReplyTo, StopReason};
@@ -150,29 +150,25 @@ impl Conn {
     }
 }
 
-/// A client's outbound buffer, shared by every actor that writes to the client. Writing
-/// never blocks the writer: lines are appended under a short lock and written with
-/// non-blocking writes, by whoever flushes. A channel actor appends a burst's lines to all its
-/// members and flushes them once, when its mailbox runs empty ([`Actor::idle`]): one write per
-/// member per burst, straight from the channel, with no wake-up of the member's connection
-/// coroutine. Only when a client's socket stops taking bytes does its connection coroutine
-/// take over the writing (see [`Outbound::drain`]), and past [`Outbound::limit`] waiting bytes
-/// the client counts as not reading and is disconnected ("SendQ exceeded") without slowing
-/// anyone else.
+/// A client's outbound buffer, shared by every actor that writes to the client (cloning a
+/// handle is one reference count). Writing never blocks the writer: lines are appended under
+/// a short lock and written with non-blocking writes, by whoever flushes. A channel appends a
+/// burst's lines to its members' buffers and hands them to the [`Flusher`], which writes each
+/// once per turn of the server, with no wake-up of the members' connection coroutines. Only
+/// when a client's socket stops taking bytes does its connection coroutine take over the
+/// writing (see [`Outbound::drain`]); past `limit` waiting bytes the client counts as not
+/// reading and is disconnected ("SendQ exceeded") without slowing anyone else.
 #[derive(Clone)]
-pub struct Outbound {
-    q: Arc<OutQ>,
-    conn: Arc<Conn>,
-    /// Channels (folded names) the client was removed from by others (KICK), for its
-    /// connection to forget.
-    left: Arc<Left>,
-}
+pub struct Outbound(Arc<OutQ>);
 
 /// What all handles to one client's outbound buffer share.
 struct OutQ {
     state: Mutex<OutState>,
     conn: Arc<Conn>,
-    /// Handed to the [`Flusher`] and not flushed by it yet.
+    /// Channels (folded names) the client was removed from by others (KICK), for its
+    /// connection to forget.
+    left: Left,
+    /// Handed to the [`Flusher`] (or marked by a channel for it) and not written by it yet.
     pending: AtomicBool,
     /// Bytes that may wait before the client counts as not reading.
     limit: usize,
@@ -188,11 +184,84 @@ struct OutState {
     sock: Option<WriteHalf>,
 }
 
-impl OutQ {
-    /// Writes what is waiting, as far as the socket takes it now. If it takes less, the
-    /// connection coroutine is told to finish the job when the socket is writable again.
+impl Outbound {
+    fn new(sock: WriteHalf, conn: Arc<Conn>, sendq: usize) -> (Outbound, Receiver<()>) {
+        let (stalled_tx, stalled_rx) = sync_channel(1);
+        let q = OutQ {
+            state: Mutex::new(OutState {
+                buf: Vec::new(),
+                sock: Some(sock),
+            }),
+            conn,
+            left: Left::default(),
+            pending: AtomicBool::new(false),
+            // `sendq` lines of at most 512 bytes each.
+            limit: sendq.saturating_mul(irc::MAX_LINE),
+            stalled_tx,
+        };
+        (Outbound(Arc::new(q)), stalled_rx)
+    }
+
+    fn conn(&self) -> &Conn {
+        &self.0.conn
+    }
+
+    fn left(&self) -> &Left {
+        &self.0.left
+    }
+
+    /// Appends a line unless the client is gone or the line would pass the limit (then the
+    /// client is disconnected); returns the lock, still held, if it appended.
+    fn append(&self, line: &str) -> Option<MutexGuard<'_, OutState>> {
+        if self.conn().dead.load(Ordering::Acquire) {
+            return None;
+        }
+        let mut st = self.0.state.lock().unwrap();
+        if st.buf.len() + line.len() > self.0.limit {
+            drop(st);
+            self.conn().kill("SendQ exceeded");
+            return None;
+        }
+        st.buf.extend_from_slice(line.as_bytes());
+        Some(st)
+    }
+
+    /// Appends a line without writing it, for the [`Flusher`] to write: the buffer goes into
+    /// `dirty` (the caller's list for the flusher) unless it is in such a list already.
+    fn queue(&self, line: &str, dirty: &mut Vec<Outbound>) {
+        if self.append(line).is_some() && !self.0.pending.swap(true, Ordering::AcqRel) {
+            dirty.push(self.clone());
+        }
+    }
+
+    /// Appends a line and writes it now, in one hold of the lock.
+    fn send(&self, line: &str) {
+        if let Some(st) = self.append(line) {
+            self.write_out(st);
+        }
+    }
+
+    /// [`Outbound::send`] of a formatted line.
+    fn text(&self, s: String) {
+        self.send(&s);
+    }
+
+    /// Writes, for the one whose list holds this buffer (see [`Outbound::queue`]), what was
+    /// queued: a later `queue` puts the buffer in a list again.
+    fn flush_queued(&self) {
+        self.0.pending.store(false, Ordering::Release);
+        self.flush();
+    }
+
+    /// Writes what is waiting, as far as the socket takes it now.
     fn flush(&self) {
-        let mut st = self.state.lock().unwrap();
+        self.write_out(self.0.state.lock().unwrap());
+    }
+
+    /// The body of [`Outbound::flush`], with the lock held. If the socket takes less than
+    /// what waits, the connection coroutine is told to finish the job when the socket is
+    /// writable again.
+    fn write_out(&self, mut st: MutexGuard<'_, OutState>) {
         let OutState { buf, sock } = &mut *st;
         let Some(sock) = sock.as_ref() else {
             return; // stalled: the connection coroutine is draining
@@ -203,17 +272,13 @@ impl OutQ {
                 break false;
             }
             match sock.try_write(&buf[written..]) {
-                Ok(0) => {
-                    drop(st);
-                    self.conn.kill("Write error");
-                    return;
-                }
-                Ok(n) => written += n,
+                Ok(n) if n > 0 => written += n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break true,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => {
+                // A write of nothing, or an error: the connection is broken.
+                _ => {
                     drop(st);
-                    self.conn.kill("Write error");
+                    self.conn().kill("Write error");
                     return;
                 }
             }
@@ -226,80 +291,16 @@ impl OutQ {
         drop(st);
         if stalled {
             // Full means the connection was told already.
-            let _ = self.stalled_tx.try_send(());
+            let _ = self.0.stalled_tx.try_send(());
         }
-    }
-}
-
-impl Outbound {
-    fn new(sock: WriteHalf, conn: Arc<Conn>, sendq: usize) -> (Outbound, Receiver<()>) {
-        let (stalled_tx, stalled_rx) = sync_channel(1);
-        let q = Arc::new(OutQ {
-            state: Mutex::new(OutState {
-                buf: Vec::new(),
-                sock: Some(sock),
-            }),
-            // `sendq` lines of at most 512 bytes each.
-            limit: sendq.saturating_mul(irc::MAX_LINE),
-            stalled_tx,
-            conn: conn.clone(),
-            pending: AtomicBool::new(false),
-        });
-        let out = Outbound {
-            q,
-            conn,
-            left: Arc::new(Left::default()),
-        };
-        (out, stalled_rx)
-    }
-
-    /// Appends a line without writing it: the caller has it written later (a channel hands
-    /// the buffer to the [`Flusher`] at the end of its burst). A client whose waiting bytes
-    /// would pass the limit is disconnected.
-    fn queue(&self, line: &str) {
-        if self.conn.dead.load(Ordering::Acquire) {
-            return;
-        }
-        let mut st = self.q.state.lock().unwrap();
-        if st.buf.len() + line.len() > self.q.limit {
-            drop(st);
-            self.conn.kill("SendQ exceeded");
-            return;
-        }
-        st.buf.extend_from_slice(line.as_bytes());
-    }
-
-    /// Writes what is waiting, as far as the socket takes it now (see [`OutQ::flush`]).
-    fn flush(&self) {
-        self.q.flush();
-    }
-
-    /// Marks the buffer as handed to the [`Flusher`]; false if it already was.
-    fn mark(&self) -> bool {
-        !self.q.pending.swap(true, Ordering::AcqRel)
-    }
-
-    /// Appends a line and writes it now.
-    fn send(&self, line: &str) {
-        self.queue(line);
-        self.flush();
-    }
-
-    /// [`Outbound::send`] of a formatted line.
-    fn text(&self, s: String) {
-        self.send(&s);
     }
 
     /// Appends one of the connection's own replies without writing it. Replies do not count
     /// against the limit, which is for what other actors send: the connection stops reading
     /// while its socket is full instead (see `Client::serve`).
     fn own(&self, line: &str) {
-        self.q
-            .state
-            .lock()
-            .unwrap()
-            .buf
-            .extend_from_slice(line.as_bytes());
+        let mut st = self.0.state.lock().unwrap();
+        st.buf.extend_from_slice(line.as_bytes());
     }
 
     /// Writes everything waiting, parking the calling coroutine (the client's connection)
@@ -309,7 +310,7 @@ impl Outbound {
     fn drain(&self) -> std::io::Result<()> {
         loop {
             let (sock, bytes) = {
-                let mut st = self.q.state.lock().unwrap();
+                let mut st = self.0.state.lock().unwrap();
                 if st.buf.is_empty() {
                     return Ok(());
                 }
@@ -320,7 +321,7 @@ impl Outbound {
                 (sock, std::mem::take(&mut st.buf))
             };
             let r = write_all(&sock, &bytes);
-            self.q.state.lock().unwrap().sock = Some(sock);
+            self.0.state.lock().unwrap().sock = Some(sock);
             r?;
         }
     }
@@ -384,9 +385,24 @@ struct Flusher {
 
 #[derive(Default)]
 struct FlushList {
-    dirty: Vec<Arc<OutQ>>,
+    dirty: Vec<Outbound>,
     /// A wake-up is in the flusher's mailbox.
     scheduled: bool,
+}
+
+impl FlushList {
+    /// Takes every buffer handed over so far and writes each; the next hand-over schedules
+    /// the flusher again.
+    fn write_all(list: &Mutex<FlushList>) {
+        let batch = {
+            let mut l = list.lock().unwrap();
+            l.scheduled = false;
+            std::mem::take(&mut l.dirty)
+        };
+        for out in &batch {
+            out.flush_queued();
+        }
+    }
 }
 
 /// How channels reach the [`Flusher`].
@@ -403,8 +419,8 @@ impl Flushes {
         Flushes { list, addr }
     }
 
-    /// Hands `dirty` (buffers marked with [`Outbound::mark`]) to the flusher.
-    fn hand_over(&self, dirty: &mut Vec<Arc<OutQ>>) {
+    /// Hands `dirty` (buffers queued into with [`Outbound::queue`]) to the flusher.
+    fn hand_over(&self, dirty: &mut Vec<Outbound>) {
         let mut l = self.list.lock().unwrap();
         l.dirty.append(dirty);
         if l.scheduled {
@@ -413,22 +429,9 @@ impl Flushes {
         l.scheduled = true;
         drop(l);
         if self.addr.try_send(()).is_err() {
-            // The flusher is gone (the runtime is ending): write them here, and let the next
-            // hand-over try again.
-            let batch = {
-                let mut l = self.list.lock().unwrap();
-                l.scheduled = false;
-                std::mem::take(&mut l.dirty)
-            };
-            flush_all(&batch);
+            // The flusher is gone (the runtime is ending): write them here.
+            FlushList::write_all(&self.list);
         }
-    }
-}
-
-fn flush_all(batch: &[Arc<OutQ>]) {
-    for q in batch {
-        q.pending.store(false, Ordering::Release);
-        q.flush();
     }
 }
 
@@ -437,12 +440,7 @@ impl Actor for Flusher {
 
     fn handle(&mut self, (): (), _ctx: &mut Ctx<'_, ()>) {
         coact::yield_now();
-        let batch = {
-            let mut l = self.list.lock().unwrap();
-            l.scheduled = false;
-            std::mem::take(&mut l.dirty)
-        };
-        flush_all(&batch);
+        FlushList::write_all(&self.list);
     }
 }
 
@@ -797,7 +795,7 @@ pub struct Channel {
     modes: Modes,
     bans: Vec<String>,
     /// Buffers this channel queued lines into since its last hand-over to the flusher.
-    dirty: Vec<Arc<OutQ>>,
+    dirty: Vec<Outbound>,
     flushes: Flushes,
 }
 
@@ -858,10 +856,7 @@ impl Channel {
     fn broadcast(&mut self, line: &str, except: Option<&str>) {
         for (k, m) in &self.members {
             if Some(k.as_str()) != except {
-                m.out.queue(line);
-                if m.out.mark() {
-                    self.dirty.push(m.out.q.clone());
-                }
+                m.out.queue(line, &mut self.dirty);
             }
         }
     }
@@ -1116,7 +1111,9 @@ impl Actor for Channel {
     }
 
     fn stopped(&mut self, _reason: &StopReason) {
-        flush_all(&std::mem::take(&mut self.dirty));
+        for out in std::mem::take(&mut self.dirty) {
+            out.flush_queued();
+        }
     }
 
     fn handle(&mut self, msg: ChanMsg, ctx: &mut Ctx<'_, ChanMsg>) {
@@ -1264,7 +1261,7 @@ impl Actor for Channel {
                     );
                     return;
                 };
-                t.out.left.push(fold(&self.name));
+                t.out.left().push(fold(&self.name));
                 let reason = reason.unwrap_or_else(|| who.nick.clone());
                 let line = format!(
                     ":{} KICK {} {} :{}\r\n",
@@ -1329,10 +1326,7 @@ impl Actor for Channel {
                     let mut told = notified.lock().unwrap();
                     for (mk, m) in &self.members {
                         if *mk != k && told.insert(mk.clone()) {
-                            m.out.queue(&line);
-                            if m.out.mark() {
-                                self.dirty.push(m.out.q.clone());
-                            }
+                            m.out.queue(&line, &mut self.dirty);
                         }
                     }
                     drop(told);
@@ -1352,10 +1346,7 @@ impl Actor for Channel {
                     let mut told = notified.lock().unwrap();
                     for (mk, other) in &self.members {
                         if told.insert(mk.clone()) {
-                            other.out.queue(&line);
-                            if other.out.mark() {
-                                self.dirty.push(other.out.q.clone());
-                            }
+                            other.out.queue(&line, &mut self.dirty);
                         }
                     }
                     drop(told);
@@ -1502,7 +1493,7 @@ impl Client {
     /// Why the connection was closed from elsewhere, or `otherwise`.
     fn why(&self, otherwise: &str) -> String {
         self.out
-            .conn
+            .conn()
             .why
             .lock()
             .unwrap()
@@ -1535,7 +1526,7 @@ impl Client {
         let mut sel_out = Select::new();
         sel_out.recv(stalled);
         loop {
-            if self.out.conn.dead.load(Ordering::Acquire) {
+            if self.out.conn().dead.load(Ordering::Acquire) {
                 return self.why("Connection closed");
             }
             // Handle what was read, as far as the flood limit allows.
@@ -1567,13 +1558,8 @@ impl Client {
                 return self.why("Write error");
             }
             if let Some(wait) = throttled {
-                // Only a stalled socket is served until a token is due.
-                if sel_out.ready_timeout(wait).is_ok()
-                    && stalled.try_recv().is_ok()
-                    && self.out.drain().is_err()
-                {
-                    return self.why("Write error");
-                }
+                // Only a stalled socket is served (above, next turn) until a token is due.
+                let _ = sel_out.ready_timeout(wait);
                 continue;
             }
             let idle_until = last_heard + self.config.ping_interval;
@@ -1588,9 +1574,7 @@ impl Client {
                 continue;
             };
             if op != readable {
-                if stalled.try_recv().is_ok() && self.out.drain().is_err() {
-                    return self.why("Write error");
-                }
+                // The socket stalled: drained above, next turn.
                 continue;
             }
             let n = match stream.try_read(&mut buf) {
@@ -1613,7 +1597,7 @@ impl Client {
     }
 
     fn command(&mut self, cmd: String, p: Vec<String>) {
-        let kicked = self.out.left.take();
+        let kicked = self.out.left().take();
         for k in kicked {
             self.channels.remove(&k);
             self.touched.remove(&k);
