@@ -125,7 +125,8 @@ impl Signal {
         self.armed.store(false, Ordering::Relaxed);
     }
 
-    /// Whether an event came since `arm`; re-arms the unparker after a spurious wake.
+    /// Whether an event came since `arm` (after a spurious wake the select stays armed: only
+    /// an event takes the waiter, and it sets `pending` as it does).
     fn check(&self) -> bool {
         let mut s = lock(&self.state);
         if s.pending {
@@ -133,10 +134,7 @@ impl Signal {
             self.armed.store(false, Ordering::Relaxed);
             return true;
         }
-        if s.waiter.is_none() {
-            s.waiter = Some(park::current());
-            self.armed.store(true, Ordering::Relaxed);
-        }
+        debug_assert!(s.waiter.is_some(), "an armed select lost its waiter");
         false
     }
 }
