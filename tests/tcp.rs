@@ -1138,3 +1138,50 @@ fn udp_send_to_and_recv_from_between_coroutines() {
         echo.join().unwrap();
     });
 }
+
+#[test]
+fn a_closer_shuts_the_connection_from_another_thread_without_keeping_it_open() {
+    let rt = runtime(2);
+    // The server side's reader parks in a coroutine; a plain thread shuts the connection.
+    let (read_tx, read_rx) = sync_channel(1);
+    let (mut client, w, closer, reader) = rt.block_on(move || {
+        let (client, server_side) = pair();
+        let (mut r, w) = server_side.split();
+        let closer = r.closer();
+        let reader = coact::spawn(move || {
+            let mut buf = [0u8; 64];
+            let first = r.read(&mut buf).map(|n| buf[..n].to_vec());
+            read_tx.send(()).unwrap();
+            let second = r.read(&mut buf);
+            (first, second, r)
+        });
+        (client, w, closer, reader)
+    });
+    assert!(closer.is_open());
+    client.write_all(b"hi").unwrap();
+    read_rx.recv_timeout(IO_TIMEOUT).expect("the first read");
+    let from_thread = closer.clone();
+    thread::spawn(move || from_thread.shutdown(Shutdown::Both).unwrap())
+        .join()
+        .unwrap();
+    let (first, second, r) = reader.join().expect("the reader coroutine");
+    assert_eq!(first.unwrap(), b"hi");
+    assert_eq!(
+        second.unwrap(),
+        0,
+        "a shut down connection reads end of stream"
+    );
+    let mut w = w;
+    assert!(
+        w.write_all(b"after the shutdown").is_err(),
+        "a shut down connection refuses writes"
+    );
+    let mut buf = [0u8; 8];
+    assert_eq!(client.read(&mut buf).unwrap(), 0, "the peer sees the close");
+    // The handle does not hold the descriptor: it closes with the last half.
+    drop((r, w));
+    assert!(!closer.is_open());
+    closer
+        .shutdown(Shutdown::Both)
+        .expect("a shutdown of a closed connection does nothing");
+}

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use coact::actor::{self, Actor, Addr, AskError, Ctx, ReplyTo, StopReason};
-use coact::net::{ReadHalf, TcpListener, TcpStream, WriteHalf};
+use coact::net::{Closer, ReadHalf, TcpListener, TcpStream, WriteHalf};
 use coact::select::Select;
 use coact::sync::mpsc::{sync_channel, Receiver, SyncSender};
 
@@ -132,8 +132,9 @@ pub fn start(listener: TcpListener, config: Config) -> std::io::Result<ServerHan
 
 /// What all handles to one connection share.
 struct Conn {
-    /// A clone of the socket, to close the connection from anywhere.
-    killer: Mutex<Option<TcpStream>>,
+    /// Closes the connection from anywhere (no descriptor of its own: a clone of the socket
+    /// kept for this would double the server's descriptors per client).
+    closer: Closer,
     dead: AtomicBool,
     why: Mutex<Option<String>>,
 }
@@ -143,9 +144,7 @@ impl Conn {
     fn kill(&self, why: &str) {
         if !self.dead.swap(true, Ordering::AcqRel) {
             *self.why.lock().unwrap() = Some(why.to_owned());
-            if let Some(s) = self.killer.lock().unwrap().take() {
-                let _ = s.shutdown(Shutdown::Both);
-            }
+            let _ = self.closer.shutdown(Shutdown::Both);
         }
     }
 }
@@ -1419,9 +1418,8 @@ struct Client {
 /// socket stopped taking what others write to the client (then it drains the buffer).
 fn connection(stream: TcpStream, peer: SocketAddr, dir: Addr<DirMsg>, config: Arc<Config>) {
     let _ = stream.set_nodelay(true);
-    let killer = stream.try_clone().ok();
     let conn = Arc::new(Conn {
-        killer: Mutex::new(killer),
+        closer: stream.closer(),
         dead: AtomicBool::new(false),
         why: Mutex::new(None),
     });

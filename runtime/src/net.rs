@@ -39,7 +39,9 @@
 //! `Sync`: one direction has one waiter slot. To read and write one connection from two
 //! coroutines at once, [`split`](TcpStream::split) it into a [`ReadHalf`] and a [`WriteHalf`],
 //! or [`try_clone`](TcpStream::try_clone) it, which duplicates the descriptor and gives the
-//! clone its own registration.
+//! clone its own registration. To close a connection from anywhere (a server kicking a
+//! client whose coroutine is parked in a read, say), take a [`Closer`]: it costs no
+//! descriptor and does not keep the connection open.
 
 use std::cell::Cell;
 use std::fmt;
@@ -48,7 +50,7 @@ use std::marker::PhantomData;
 use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::reactor::{Direction, IoSlot};
@@ -198,6 +200,13 @@ impl TcpStream {
         self.inner.io.shutdown(how)
     }
 
+    /// A handle that shuts this connection down from any coroutine or thread; see [`Closer`].
+    pub fn closer(&self) -> Closer {
+        Closer {
+            inner: Arc::downgrade(&self.inner),
+        }
+    }
+
     /// Makes blocking reads give up with `TimedOut` after `d` (`None`: wait forever).
     pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
         self.inner.read_timeout.set(d)
@@ -305,6 +314,61 @@ impl fmt::Debug for TcpStream {
     }
 }
 
+/// Shuts a connection down from anywhere: [`TcpStream::closer`], [`ReadHalf::closer`] or
+/// [`WriteHalf::closer`].
+///
+/// It refers to the connection without owning it: it costs no descriptor (where a
+/// [`try_clone`](TcpStream::try_clone) kept for the purpose would cost one per connection),
+/// and once the stream and both its halves are dropped the descriptor closes as usual and the
+/// handle does nothing. A shutdown wakes the connection's parked reader (it reads end of
+/// stream) and fails its writes, whichever coroutines or threads hold the halves. It is `Send`,
+/// `Sync` and cheap to clone.
+///
+/// ```
+/// use std::io::Read;
+/// use std::net::Shutdown;
+/// use coact_runtime::net::{TcpListener, TcpStream};
+///
+/// coact_runtime::run(|| {
+///     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+///     let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+///     let (mut conn, _) = listener.accept().unwrap();
+///     let closer = conn.closer();
+///     let reader = coact_runtime::spawn(move || conn.read(&mut [0u8; 16]).unwrap());
+///     closer.shutdown(Shutdown::Both).unwrap(); // the parked read returns 0
+///     assert_eq!(reader.join().unwrap(), 0);
+/// });
+/// ```
+#[derive(Clone)]
+pub struct Closer {
+    inner: Weak<StreamInner>,
+}
+
+impl Closer {
+    /// Shuts down the read side, the write side or both, if the connection is still open
+    /// (its stream or a half of it is alive); `Ok(())` and nothing done otherwise.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self.inner.upgrade() {
+            // The upgraded reference keeps the descriptor open for the call.
+            Some(inner) => inner.io.shutdown(how),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether the connection's descriptor is still open.
+    pub fn is_open(&self) -> bool {
+        self.inner.strong_count() > 0
+    }
+}
+
+impl fmt::Debug for Closer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Closer")
+            .field("open", &self.is_open())
+            .finish()
+    }
+}
+
 /// The reading half of a [`TcpStream`]; see [`TcpStream::split`].
 pub struct ReadHalf {
     inner: Arc<StreamInner>,
@@ -327,6 +391,13 @@ impl ReadHalf {
     /// Shuts down the read side of the connection.
     pub fn shutdown(&self) -> io::Result<()> {
         self.inner.io.shutdown(Shutdown::Read)
+    }
+
+    /// A handle that shuts the whole connection down from anywhere; see [`Closer`].
+    pub fn closer(&self) -> Closer {
+        Closer {
+            inner: Arc::downgrade(&self.inner),
+        }
     }
 
     pub(crate) fn read_direction(&self) -> &Direction {
@@ -366,6 +437,13 @@ impl WriteHalf {
     /// Shuts down the write side: the peer reads end of stream after what was sent.
     pub fn shutdown(&self) -> io::Result<()> {
         self.inner.io.shutdown(Shutdown::Write)
+    }
+
+    /// A handle that shuts the whole connection down from anywhere; see [`Closer`].
+    pub fn closer(&self) -> Closer {
+        Closer {
+            inner: Arc::downgrade(&self.inner),
+        }
     }
 
     /// The peer's address.

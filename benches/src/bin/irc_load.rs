@@ -407,6 +407,57 @@ fn service(c: &mut Conn, buf: &mut [u8], cx: &mut Ctx<'_>, readable: bool) -> bo
     flush(c)
 }
 
+/// After a setup timeout: names the clients that did not join, sends each a PING and shows
+/// what arrives for them within two seconds (a late JOIN reply then means the server held it;
+/// no PONG either means the connection is stuck).
+fn probe_stuck(conns: &mut [Conn], poll: &mut Poll, events: &mut Events, buf: &mut [u8]) {
+    let stuck: Vec<usize> = (0..conns.len())
+        .filter(|&i| conns[i].state != State::Joined)
+        .collect();
+    for &i in stuck.iter().take(10) {
+        let c = &mut conns[i];
+        eprintln!(
+            "irc_load: probe: c{} is {:?}; unparsed tail {:?}; sending PING",
+            c.gid,
+            c.state,
+            String::from_utf8_lossy(&c.rbuf)
+        );
+        let _ = write!(c.wbuf, "PING :probe\r\n");
+        flush(c);
+    }
+    // `IRC_LOAD_PROBE_SECS` keeps the connections open longer, to inspect the server.
+    let secs = std::env::var("IRC_LOAD_PROBE_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2);
+    let end = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < end {
+        poll.poll(events, Some(Duration::from_millis(100)))
+            .expect("poll");
+        for ev in events.iter() {
+            let i = ev.token().0;
+            if !stuck.contains(&i) {
+                continue;
+            }
+            let c = &mut conns[i];
+            loop {
+                match c.stream.read(buf) {
+                    Ok(0) => {
+                        eprintln!("irc_load: probe: c{}: EOF", c.gid);
+                        break;
+                    }
+                    Ok(k) => {
+                        for l in String::from_utf8_lossy(&buf[..k]).lines() {
+                            eprintln!("irc_load: probe: c{} got {l:?}", c.gid);
+                        }
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+    }
+}
+
 fn open(cx: &Ctx<'_>, poll: &Poll, gid: usize, tok: usize) -> std::io::Result<Conn> {
     let mut stream = TcpStream::connect(cx.o.addr)?;
     let _ = stream.set_nodelay(true);
@@ -480,6 +531,7 @@ fn run_thread(tid: usize, o: Opts, sh: Arc<Shared>) -> Out {
                     "irc_load: thread {tid}: setup timed out, {joined} of {n} joined, {} connected",
                     conns.len()
                 );
+                probe_stuck(&mut conns, &mut poll, &mut events, &mut buf);
             }
             failed = true;
             break;
