@@ -268,6 +268,17 @@ impl Handle {
         worker::current_shared().map(|shared| Handle { shared })
     }
 
+    /// The number of worker threads of the runtime (to keep one helper per worker, say).
+    ///
+    /// ```
+    /// let rt = coact_runtime::Runtime::builder().workers(3).build().unwrap();
+    /// let n = rt.block_on(|| coact_runtime::Handle::current().unwrap().workers());
+    /// assert_eq!(n, 3);
+    /// ```
+    pub fn workers(&self) -> usize {
+        self.shared.remotes.len()
+    }
+
     /// Spawns a coroutine on the runtime.
     ///
     /// # Panics

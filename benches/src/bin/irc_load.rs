@@ -211,11 +211,16 @@ struct Out {
     window_offered: u64,
     window_delivered: u64,
     lat_us: Vec<u32>,
+    /// Deliveries slower than [`SLOW_US`]: (sent, µs into the window; receiver; sender).
+    slow: Vec<(u64, usize, usize)>,
     disconnects: usize,
     max_lag_us: u64,
     late_sends: u64,
     errors: Vec<String>,
 }
+
+/// A delivery slower than this is listed in the report's "slow" line.
+const SLOW_US: u64 = 500_000;
 
 struct Ctx<'a> {
     sh: &'a Shared,
@@ -310,9 +315,11 @@ fn line(c: &mut Conn, l: &[u8], cx: &mut Ctx<'_>, now_us: u64) {
             cx.out.window_delivered += 1;
         }
         if ts >= cx.ws_us && ts < cx.we_us {
-            cx.out
-                .lat_us
-                .push(now_us.saturating_sub(ts).min(u32::MAX as u64) as u32);
+            let lat = now_us.saturating_sub(ts);
+            cx.out.lat_us.push(lat.min(u32::MAX as u64) as u32);
+            if lat > SLOW_US && cx.out.slow.len() < 1 << 20 {
+                cx.out.slow.push((ts - cx.ws_us, c.gid, g));
+            }
         }
         return;
     }
@@ -759,6 +766,7 @@ fn main() {
     let mut sent = vec![0u32; o.clients];
     let (mut wm, mut woff, mut wdel, mut disc, mut lag, mut late) = (0, 0, 0, 0, 0, 0);
     let mut lat = Vec::new();
+    let mut slow: Vec<(u64, usize, usize)> = Vec::new();
     for out in outs {
         for (g, v) in out.counts.into_iter().enumerate() {
             let t = &mut total[g];
@@ -779,6 +787,7 @@ fn main() {
         lag = lag.max(out.max_lag_us);
         late += out.late_sends;
         lat.extend(out.lat_us);
+        slow.extend(out.slow);
         for e in out.errors {
             eprintln!("irc_load: {e}");
         }
@@ -832,6 +841,32 @@ fn main() {
         "  latency (msgs sent in window, {} samples): p50 {p50:.2} ms, p99 {p99:.2} ms, max {pmax:.2} ms",
         lat.len()
     );
+    if !slow.is_empty() {
+        let first = slow.iter().map(|s| s.0).min().unwrap_or(0);
+        let last = slow.iter().map(|s| s.0).max().unwrap_or(0);
+        let distinct = |f: fn(&(u64, usize, usize)) -> usize| {
+            let mut v: Vec<usize> = slow.iter().map(f).collect();
+            v.sort_unstable();
+            v.dedup();
+            v.len()
+        };
+        println!(
+            "  slow (> {} ms): {} deliveries of messages sent {:.0} to {:.0} ms into the window; {} receivers, {} senders, {} channels",
+            SLOW_US / 1000,
+            slow.len(),
+            first as f64 / 1000.0,
+            last as f64 / 1000.0,
+            distinct(|s| s.1),
+            distinct(|s| s.2),
+            {
+                let ch = o.channels;
+                let mut v: Vec<usize> = slow.iter().map(|s| s.2 % ch).collect();
+                v.sort_unstable();
+                v.dedup();
+                v.len()
+            }
+        );
+    }
     println!(
         "  send lag max {:.2} ms, sends >10 ms late {late}",
         lag as f64 / 1000.0
