@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use coact_runtime::sync::mpsc::{self, sync_channel, Receiver, SyncSender};
 
-use crate::cell::{Control, KILL, STOP};
+use crate::cell::{Control, Mailbox, KILL, STOP};
 use crate::reason::{ActorId, Down, StopReason};
 
 /// A typed, cheap-to-clone handle to an actor's mailbox. `Send` and `Sync`.
@@ -18,7 +18,7 @@ use crate::reason::{ActorId, Down, StopReason};
 /// [`send`]: Addr::send
 pub struct Addr<M> {
     tx: SyncSender<M>,
-    ctl: Arc<dyn Control>,
+    ctl: Arc<dyn Mailbox<M>>,
     /// Whether this address counts as a reference from outside the actor. The actor's own
     /// address (in its `Ctx` or `Inbox`) does not: once no counted address is left and its
     /// mailbox is empty, nothing can ever reach the actor and it stops (`Normal`).
@@ -245,7 +245,7 @@ impl Monitor {
 
 impl<M> Addr<M> {
     /// The first external address of a new actor.
-    pub(crate) fn new(tx: SyncSender<M>, ctl: Arc<dyn Control>) -> Self {
+    pub(crate) fn new(tx: SyncSender<M>, ctl: Arc<dyn Mailbox<M>>) -> Self {
         ctl.common()
             .external
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -273,6 +273,9 @@ impl<M> Addr<M> {
     /// Sends a message, parking the caller while the mailbox is full. Fails, giving the
     /// message back, if the actor has stopped.
     pub fn send(&self, msg: M) -> Result<(), SendError<M>> {
+        let Err(msg) = self.ctl.hand_over(msg, &self.tx) else {
+            return Ok(());
+        };
         self.tx.send(msg).map_err(|e| SendError(e.0))?;
         self.ctl.notify();
         Ok(())
@@ -280,6 +283,9 @@ impl<M> Addr<M> {
 
     /// Sends a message if there is room now.
     pub fn try_send(&self, msg: M) -> Result<(), TrySendError<M>> {
+        let Err(msg) = self.ctl.hand_over(msg, &self.tx) else {
+            return Ok(());
+        };
         self.tx.try_send(msg).map_err(|e| match e {
             mpsc::TrySendError::Full(m) => TrySendError::Full(m),
             mpsc::TrySendError::Disconnected(m) => TrySendError::Closed(m),
@@ -290,6 +296,9 @@ impl<M> Addr<M> {
 
     /// Sends a message, parking at most `timeout` for room.
     pub fn send_timeout(&self, msg: M, timeout: Duration) -> Result<(), SendTimeoutError<M>> {
+        let Err(msg) = self.ctl.hand_over(msg, &self.tx) else {
+            return Ok(());
+        };
         self.tx.send_timeout(msg, timeout).map_err(|e| match e {
             mpsc::SendTimeoutError::Timeout(m) => SendTimeoutError::Timeout(m),
             mpsc::SendTimeoutError::Disconnected(m) => SendTimeoutError::Closed(m),
@@ -334,15 +343,17 @@ impl<M> Addr<M> {
         let msg = make(ReplyTo {
             inner: ReplyInner::Local(tx),
         });
-        let sent = match deadline {
-            Some(d) => self.tx.send_deadline(msg, d).map_err(|e| match e {
-                mpsc::SendTimeoutError::Timeout(_) => AskError::Timeout,
-                mpsc::SendTimeoutError::Disconnected(_) => AskError::Closed,
-            }),
-            None => self.tx.send(msg).map_err(|_| AskError::Closed),
-        };
-        sent?;
-        self.ctl.notify();
+        if let Err(msg) = self.ctl.hand_over(msg, &self.tx) {
+            let sent = match deadline {
+                Some(d) => self.tx.send_deadline(msg, d).map_err(|e| match e {
+                    mpsc::SendTimeoutError::Timeout(_) => AskError::Timeout,
+                    mpsc::SendTimeoutError::Disconnected(_) => AskError::Closed,
+                }),
+                None => self.tx.send(msg).map_err(|_| AskError::Closed),
+            };
+            sent?;
+            self.ctl.notify();
+        }
         match deadline {
             Some(d) => rx.recv_deadline(d).map_err(|e| match e {
                 mpsc::RecvTimeoutError::Timeout => AskError::Timeout,
@@ -378,7 +389,7 @@ impl<M> Addr<M> {
         self.ctl.common().stopped_with()
     }
 
-    pub(crate) fn control(&self) -> &Arc<dyn Control> {
-        &self.ctl
+    pub(crate) fn control(&self) -> Arc<dyn Control> {
+        self.ctl.clone()
     }
 }

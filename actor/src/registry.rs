@@ -63,7 +63,8 @@ pub fn register<M: Send + 'static>(
     addr: &Addr<M>,
 ) -> Result<(), RegisterError> {
     let name = name.into();
-    let common = addr.control().common();
+    let control = addr.control();
+    let common = control.common();
     {
         let mut map = lock(names());
         if let Some(e) = map.get(&name) {

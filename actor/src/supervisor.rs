@@ -229,7 +229,7 @@ impl Supervisor {
             Some(Box::new(factory)),
             Some((index, self.fail_tx.clone())),
         );
-        self.children.push(Child::Actor(addr.control().clone()));
+        self.children.push(Child::Actor(addr.control()));
         addr
     }
 

@@ -850,6 +850,12 @@ pub struct SyncSender<T> {
 }
 
 impl<T> SyncSender<T> {
+    /// Whether no message waits in the channel now (buffered, or held by blocked senders).
+    /// Not in std's API; a hint, since others may send or receive at any moment.
+    pub fn is_empty(&self) -> bool {
+        self.chan.len.load(Ordering::Acquire) == 0
+    }
+
     /// Sends a message, parking while the channel is full (for a rendezvous channel, until the
     /// receiver takes it). Fails, giving the message back, once the receiver is gone.
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
