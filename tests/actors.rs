@@ -278,11 +278,17 @@ fn a_message_to_an_idle_actor_is_handed_over_without_taking_mailbox_room() {
     on_workers(1, || {
         let slow = spawn_with_capacity(1, Slow { seen: Vec::new() });
         // Its first activation (which runs `started`) is over once it has answered.
-        assert_eq!(slow.ask(SlowMsg::Seen, GENEROUS).unwrap(), Vec::<u32>::new());
+        assert_eq!(
+            slow.ask(SlowMsg::Seen, GENEROUS).unwrap(),
+            Vec::<u32>::new()
+        );
         // Idle, with an empty mailbox: the first message goes straight to the actor (it is
         // as good as taken, and handled first), so the mailbox's one place is still free.
         assert!(slow.try_send(SlowMsg::Item(1)).is_ok(), "handed over");
-        assert!(slow.try_send(SlowMsg::Item(2)).is_ok(), "the mailbox's one place");
+        assert!(
+            slow.try_send(SlowMsg::Item(2)).is_ok(),
+            "the mailbox's one place"
+        );
         match slow.try_send(SlowMsg::Item(3)) {
             Err(TrySendError::Full(SlowMsg::Item(3))) => {}
             other => panic!(

@@ -467,6 +467,7 @@ impl CoroutineIdSlot {
     }
 
     /// Stores `id` (see the type's docs: stores must not overlap).
+    #[inline]
     pub fn set(&self, id: Option<CoroutineId>) {
         let (runtime, place, gen) = match id {
             Some(c) => (
@@ -523,6 +524,7 @@ impl fmt::Debug for CoroutineIdSlot {
 }
 
 /// The identity of the calling coroutine, if the caller is one.
+#[inline]
 pub fn current_coroutine() -> Option<CoroutineId> {
     worker::current_id().map(|(runtime, worker, key, gen)| CoroutineId {
         runtime,

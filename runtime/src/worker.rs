@@ -988,6 +988,7 @@ pub(crate) fn current_fiber() -> Option<FiberRef> {
 }
 
 /// The running fiber as (runtime id, worker, key, generation), if the caller is one.
+#[inline]
 pub(crate) fn current_id() -> Option<(u64, u32, u32, u32)> {
     with_local(|l| {
         let key = l.current.get();

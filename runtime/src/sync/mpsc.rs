@@ -852,6 +852,7 @@ pub struct SyncSender<T> {
 impl<T> SyncSender<T> {
     /// Whether no message waits in the channel now (buffered, or held by blocked senders).
     /// Not in std's API; a hint, since others may send or receive at any moment.
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.chan.len.load(Ordering::Acquire) == 0
     }
