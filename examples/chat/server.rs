@@ -340,21 +340,16 @@ impl Outbound {
                 st.spare = bytes;
             }
             let drain_waits = std::mem::take(&mut st.drain_waits);
-            match wrote {
-                Wrote::All if !drain_waits => continue,
-                Wrote::All => {}
-                Wrote::Stalled(_) => {}
-                Wrote::Failed => {
-                    drop(st);
-                    self.conn().kill("Write error");
-                    // A waiting drain finds the connection dead.
-                    let _ = self.0.stalled_tx.try_send(());
-                    return;
-                }
+            if matches!(wrote, Wrote::All) && !drain_waits {
+                continue; // write what was appended meanwhile
             }
             drop(st);
-            // The socket is full (its connection drains it when it is writable), or the
-            // connection waits to drain: tell it either way (full means told already).
+            if matches!(wrote, Wrote::Failed) {
+                self.conn().kill("Write error");
+            }
+            // The socket is full (its connection drains it when it is writable), the
+            // connection waits to drain, or it is dead (a waiting drain sees that): tell it
+            // (full means told already).
             let _ = self.0.stalled_tx.try_send(());
             return;
         }
