@@ -202,9 +202,7 @@ impl TcpStream {
 
     /// A handle that shuts this connection down from any coroutine or thread; see [`Closer`].
     pub fn closer(&self) -> Closer {
-        Closer {
-            inner: Arc::downgrade(&self.inner),
-        }
+        Closer::of(&self.inner)
     }
 
     /// Makes blocking reads give up with `TimedOut` after `d` (`None`: wait forever).
@@ -345,6 +343,12 @@ pub struct Closer {
 }
 
 impl Closer {
+    fn of(inner: &Arc<StreamInner>) -> Closer {
+        Closer {
+            inner: Arc::downgrade(inner),
+        }
+    }
+
     /// Shuts down the read side, the write side or both, if the connection is still open
     /// (its stream or a half of it is alive); `Ok(())` and nothing done otherwise.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
@@ -395,9 +399,7 @@ impl ReadHalf {
 
     /// A handle that shuts the whole connection down from anywhere; see [`Closer`].
     pub fn closer(&self) -> Closer {
-        Closer {
-            inner: Arc::downgrade(&self.inner),
-        }
+        Closer::of(&self.inner)
     }
 
     pub(crate) fn read_direction(&self) -> &Direction {
@@ -441,9 +443,7 @@ impl WriteHalf {
 
     /// A handle that shuts the whole connection down from anywhere; see [`Closer`].
     pub fn closer(&self) -> Closer {
-        Closer {
-            inner: Arc::downgrade(&self.inner),
-        }
+        Closer::of(&self.inner)
     }
 
     /// The peer's address.
