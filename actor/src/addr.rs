@@ -392,4 +392,8 @@ impl<M> Addr<M> {
     pub(crate) fn control(&self) -> Arc<dyn Control> {
         self.ctl.clone()
     }
+
+    pub(crate) fn common(&self) -> &crate::cell::Common {
+        self.ctl.common()
+    }
 }

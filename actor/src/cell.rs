@@ -292,11 +292,10 @@ impl<A: Actor> Mailbox<A::Msg> for Cell<A> {
         }
         // Winning the CAS makes this the one party that schedules the next activation, and
         // no activation runs its loop meanwhile: nobody else touches `direct` now.
-        let Some(cell) = self.me.upgrade() else {
-            // Unreachable while an address exists (it holds the cell).
-            self.sched.store(IDLE, Ordering::Release);
-            return Err(msg);
-        };
+        let cell = self
+            .me
+            .upgrade()
+            .expect("the caller's address holds the cell");
         // A message handed over earlier may still wait (its actor failed and awaits a
         // restart): this one queues behind it, in the mailbox. (Read after the CAS, which
         // acquired what the last activation published when it went idle.)

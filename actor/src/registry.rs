@@ -63,8 +63,7 @@ pub fn register<M: Send + 'static>(
     addr: &Addr<M>,
 ) -> Result<(), RegisterError> {
     let name = name.into();
-    let control = addr.control();
-    let common = control.common();
+    let common = addr.common();
     {
         let mut map = lock(names());
         if let Some(e) = map.get(&name) {
