@@ -414,14 +414,15 @@ fn service(c: &mut Conn, buf: &mut [u8], cx: &mut Ctx<'_>, readable: bool) -> bo
     flush(c)
 }
 
-/// After a setup timeout: names the clients that did not join, sends each a PING and shows
-/// what arrives for them within two seconds (a late JOIN reply then means the server held it;
-/// no PONG either means the connection is stuck).
+/// After a setup timeout: names the first ten clients that did not join, sends each a PING
+/// and shows what arrives for them within two seconds (a late JOIN reply then means the server
+/// held it; no PONG either means the connection is stuck).
 fn probe_stuck(conns: &mut [Conn], poll: &mut Poll, events: &mut Events, buf: &mut [u8]) {
     let stuck: Vec<usize> = (0..conns.len())
         .filter(|&i| conns[i].state != State::Joined)
+        .take(10)
         .collect();
-    for &i in stuck.iter().take(10) {
+    for &i in &stuck {
         let c = &mut conns[i];
         eprintln!(
             "irc_load: probe: c{} is {:?}; unparsed tail {:?}; sending PING",
@@ -844,7 +845,7 @@ fn main() {
     if !slow.is_empty() {
         let first = slow.iter().map(|s| s.0).min().unwrap_or(0);
         let last = slow.iter().map(|s| s.0).max().unwrap_or(0);
-        let distinct = |f: fn(&(u64, usize, usize)) -> usize| {
+        let distinct = |f: &dyn Fn(&(u64, usize, usize)) -> usize| {
             let mut v: Vec<usize> = slow.iter().map(f).collect();
             v.sort_unstable();
             v.dedup();
@@ -856,15 +857,9 @@ fn main() {
             slow.len(),
             first as f64 / 1000.0,
             last as f64 / 1000.0,
-            distinct(|s| s.1),
-            distinct(|s| s.2),
-            {
-                let ch = o.channels;
-                let mut v: Vec<usize> = slow.iter().map(|s| s.2 % ch).collect();
-                v.sort_unstable();
-                v.dedup();
-                v.len()
-            }
+            distinct(&|s| s.1),
+            distinct(&|s| s.2),
+            distinct(&|s| s.2 % o.channels),
         );
     }
     println!(
