@@ -73,6 +73,7 @@ mod process;
 mod reason;
 mod recipient;
 pub mod registry;
+mod slot;
 mod supervisor;
 pub mod timer;
 #[cfg(feature = "serde")]
