@@ -1490,3 +1490,116 @@ fn bouncing_actors_do_not_starve_older_tasks() {
         });
     }
 }
+
+/// A rally between two actors that ends after a set number of hits, reported by the last one.
+struct Rally {
+    done: SyncSender<u64>,
+}
+
+/// One hit of a rally: `left` more to go.
+struct Shot {
+    left: u64,
+    back: coact::actor::Addr<Shot>,
+}
+
+impl Actor for Rally {
+    type Msg = Shot;
+    fn handle(&mut self, shot: Shot, ctx: &mut Ctx<'_, Shot>) {
+        if shot.left == 0 {
+            self.done.send(shot.left).unwrap();
+            return;
+        }
+        shot.back
+            .send(Shot {
+                left: shot.left - 1,
+                back: ctx.addr().clone(),
+            })
+            .unwrap();
+    }
+}
+
+/// Every hop of a rally goes to an actor that has just gone idle (or is about to), so it
+/// exercises the hand-over of the schedule between the activation that gives it up and the
+/// sender that takes it, on several workers at once, with extra senders pushing through the
+/// mailboxes meanwhile (a plain thread and coroutines). A message left with no activation, or
+/// two activations of one actor, would hang a rally or lose a count.
+#[test]
+fn rallies_across_workers_lose_no_hit() {
+    const RALLIES: usize = 24;
+    const HITS: u64 = 2_000;
+    const EXTRA: u64 = 500;
+    for n in WORKER_COUNTS {
+        on_workers(n, || {
+            let (done_tx, done_rx) = sync_channel(RALLIES);
+            let counted = Arc::new(AtomicU64::new(0));
+            let mut pairs = Vec::new();
+            for _ in 0..RALLIES {
+                let a = spawn(Rally {
+                    done: done_tx.clone(),
+                });
+                let b = spawn(Rally {
+                    done: done_tx.clone(),
+                });
+                pairs.push((a, b));
+            }
+            for (a, b) in &pairs {
+                a.send(Shot {
+                    left: HITS,
+                    back: b.clone(),
+                })
+                .unwrap();
+            }
+            // Extra traffic into the same actors' mailboxes: shots that end at once, from a
+            // plain thread and from coroutines, while the rallies run.
+            let sinks: Vec<_> = pairs.iter().map(|(a, _)| a.clone()).collect();
+            let (extra_tx, extra_rx) = sync_channel::<()>(1);
+            let thread_sinks = sinks.clone();
+            let thread = std::thread::spawn(move || {
+                for i in 0..EXTRA {
+                    let a = &thread_sinks[i as usize % thread_sinks.len()];
+                    a.send(Shot {
+                        left: 0,
+                        back: a.clone(),
+                    })
+                    .unwrap();
+                }
+                extra_tx.send(()).unwrap();
+            });
+            let coroutines: Vec<_> = (0..4)
+                .map(|k| {
+                    let sinks = sinks.clone();
+                    coact::spawn(move || {
+                        for i in 0..EXTRA {
+                            let a = &sinks[(i as usize + k) % sinks.len()];
+                            a.send(Shot {
+                                left: 0,
+                                back: a.clone(),
+                            })
+                            .unwrap();
+                            if i % 64 == 0 {
+                                coact::yield_now();
+                            }
+                        }
+                    })
+                })
+                .collect();
+            let expected = RALLIES as u64 + 5 * EXTRA;
+            for _ in 0..expected {
+                done_rx
+                    .recv_timeout(GENEROUS)
+                    .expect("every rally and every extra shot ends");
+                counted.fetch_add(1, Ordering::Relaxed);
+            }
+            extra_rx.recv().unwrap();
+            for c in coroutines {
+                c.join().unwrap();
+            }
+            thread.join().unwrap();
+            assert_eq!(counted.load(Ordering::Relaxed), expected);
+            assert!(
+                done_rx.try_recv().is_err(),
+                "no shot ends twice (no message handled by two activations)"
+            );
+        });
+    }
+}

@@ -6,9 +6,10 @@
 //! it spawns the activation) or the activation itself (until it stores `IDLE`), and only that
 //! party reads or writes the slot's contents. Everyone else may only look at [`Slot::is_full`].
 //!
-//! The turns are ordered by the schedule word itself: the activation's `IDLE` store is a release
-//! and the next holder's CAS an acquire, and spawning the activation passes the sender's writes
-//! on through the runtime's task queue (which synchronises like a channel). A lock around the
+//! The turns are ordered by the schedule word itself: the activation gives the schedule up with
+//! a CAS that releases and the next holder takes it with a CAS that acquires, and spawning the
+//! activation passes the sender's writes on through the runtime's task queue (which
+//! synchronises like a channel). A lock around the
 //! slot would only repeat that ordering, at two atomic read-modify-writes per use: four per
 //! hop of a message between two actors.
 
