@@ -57,6 +57,11 @@ impl Tasks {
         }
     }
 
+    /// Whether peers can steal what [`Tasks::push`] queues.
+    pub(crate) fn stealable(&self) -> bool {
+        self.peers
+    }
+
     /// Takes the oldest task.
     pub(crate) fn pop(&self) -> Option<Task> {
         self.deque

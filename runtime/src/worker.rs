@@ -52,7 +52,26 @@
 //! even when fibers are always runnable (the poll then has a zero timeout), and it moves up to
 //! [`START_PER_ROUND`] waiting tasks into the run queue at the start of each round, so a busy
 //! set of fibers cannot starve new ones. If tasks are still waiting after a full round, it
-//! wakes one sleeping peer, which steals half of them.
+//! wakes one sleeping peer, which steals half of them once they are old enough (below).
+//!
+//! # Stealing: only a backlog that has waited
+//!
+//! A task that moves to another worker costs more than a short task's whole run: its memory
+//! (the task, the stack, what it captured) is cold in the thief's cache, its allocation is
+//! freed on another thread, and whatever it touches next (the channel it answers on, its join
+//! state) bounces between the cores. W4 (a thousand coroutines spawned, each sending one
+//! message back) measured 166 ns per spawn on one worker and 530–590 on two when idle peers
+//! stole at once, and an actor fanning out to a thousand others 4× its one-worker time. So a
+//! peer steals only tasks that have waited: each worker stamps its stealable tasks when they
+//! go from none to some (`Remote::backlog_since`), and an idle peer takes half of them only
+//! once that stamp is [`STEAL_AFTER`] old, then stamps them again, so it takes from the same
+//! worker at most once per [`STEAL_AFTER`] while that worker keeps up. A peer with nothing to
+//! do but a young backlog to watch sleeps with a timer for the moment it will be old enough
+//! (`Remote::watching`), and backlog wake-ups skip a peer that already watches. Short tasks
+//! mostly run where they were spawned; a backlog that lasts (long computations, a worker
+//! that falls behind) is shared after [`STEAL_AFTER`] by a peer that is awake, and after
+//! about a millisecond (the poll's granularity) by one that sleeps. That delay is the price:
+//! a task queued behind a long computation may wait that long for a peer to take it.
 //!
 //! # Chaining: a finished fiber runs the next waiting task
 //!
@@ -110,6 +129,10 @@ const START_PER_ROUND: usize = 16;
 /// sides the eventfd write and the `epoll_wait` wake-up (about 1–20 µs on these VMs). The
 /// spin is bounded in time, never open-ended: a preempted vCPU must not make it longer.
 const SPIN: Duration = Duration::from_micros(20);
+/// How long a peer's unstarted tasks must have waited before an idle worker steals them, and
+/// how often it may steal from the same peer while they keep waiting (see "Stealing" in the
+/// module docs).
+const STEAL_AFTER: Duration = Duration::from_micros(100);
 /// Unstarted tasks a fiber may run one after another on its own stack, once its task is done,
 /// before it ends and hands control back to the worker loop (see [`chain_task`]).
 const CHAIN: u32 = 8;
@@ -135,6 +158,8 @@ pub(crate) struct Shared {
     pub(crate) max_stacks: usize,
     /// Unique among the runtimes of this process (see [`runtime_by_id`]).
     pub(crate) id: u64,
+    /// The origin of the workers' backlog stamps (`Remote::backlog_since`).
+    epoch: Instant,
 }
 
 /// Every runtime of the process that is still alive, by id: how a [`CoroutineId`], which
@@ -169,6 +194,14 @@ pub(crate) struct Remote {
     waker: mio::Waker,
     /// Steals from this worker's unstarted tasks.
     stealer: Stealer<Task>,
+    /// When (nanoseconds after `Shared::epoch`) this worker's stealable tasks last went from
+    /// none to some, or a peer last stole from them: peers steal only once it is
+    /// [`STEAL_AFTER`] old. A hint for balance, never needed for progress: the owner runs its
+    /// own tasks in any case.
+    backlog_since: AtomicU64,
+    /// True while the worker sleeps with a timer set to steal a peer's backlog once it is old
+    /// enough: waking it for a backlog would only make it sleep again.
+    watching: AtomicBool,
     /// Bumped before and after every fiber resume, so it is odd exactly while a fiber runs
     /// (read by the watchdog).
     pub(crate) progress: AtomicU64,
@@ -211,6 +244,8 @@ impl Shared {
                 sleeping: AtomicBool::new(false),
                 waker,
                 stealer: deque.stealer(),
+                backlog_since: AtomicU64::new(0),
+                watching: AtomicBool::new(false),
                 progress: AtomicU64::new(0),
             });
             parts.push(WorkerParts {
@@ -228,6 +263,7 @@ impl Shared {
             stack_size,
             max_stacks,
             id,
+            epoch: Instant::now(),
         });
         crate::sync::lock(&RUNTIMES).push((id, Arc::downgrade(&shared)));
         Ok((shared, parts))
@@ -247,6 +283,21 @@ impl Shared {
                 return;
             }
         }
+    }
+
+    /// Tells a sleeping peer of `owner`'s backlog: wakes one that sleeps without a timer for
+    /// it (a peer already watching a backlog wakes on its own when the tasks are old enough).
+    fn wake_for_backlog(&self, owner: usize) {
+        for (i, r) in self.remotes.iter().enumerate() {
+            if i != owner && !r.watching.load(Ordering::Relaxed) && r.wake_if_sleeping() {
+                return;
+            }
+        }
+    }
+
+    /// Nanoseconds since this runtime's epoch (for backlog stamps).
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Starts the shutdown: every worker cancels its fibers and exits.
@@ -419,6 +470,7 @@ impl Local {
             self.drain_inbox();
             if self.tasks.is_empty() && !self.shared.injector.is_empty() {
                 let _ = self.shared.injector.steal_batch(self.tasks.deque());
+                self.stamp_backlog();
             }
             let shutting_down = self.shared.shutdown.load(Ordering::Acquire);
             if shutting_down {
@@ -469,7 +521,7 @@ impl Local {
                     self.start(t);
                 }
                 if !self.tasks.is_empty() {
-                    self.shared.wake_one(self.index);
+                    self.shared.wake_for_backlog(self.index);
                 }
             }
 
@@ -516,14 +568,25 @@ impl Local {
                 if !self.remote().inbox.is_empty()
                     || !self.shared.injector.is_empty()
                     || (!shutting_down && self.shared.shutdown.load(Ordering::Relaxed))
-                    || (!shutting_down && self.peer_has_tasks())
                 {
                     timeout = Some(Duration::ZERO);
+                } else if !shutting_down {
+                    // A peer's backlog: steal now if it is old enough, else sleep no longer
+                    // than until it is.
+                    match self.steal_wait() {
+                        Some(Duration::ZERO) => timeout = Some(Duration::ZERO),
+                        Some(wait) => {
+                            timeout = Some(timeout.map_or(wait, |t| t.min(wait)));
+                            self.remote().watching.store(true, Ordering::Relaxed);
+                        }
+                        None => {}
+                    }
                 }
             }
             // Step W5.
             self.reactor.poll(timeout);
             self.remote().sleeping.store(false, Ordering::Relaxed);
+            self.remote().watching.store(false, Ordering::Relaxed);
             self.fire_timers();
         }
         self.pool.borrow_mut().trim();
@@ -567,13 +630,40 @@ impl Local {
         }
     }
 
-    /// Whether a peer holds unstarted tasks this worker could steal.
-    fn peer_has_tasks(&self) -> bool {
-        self.shared
-            .remotes
-            .iter()
-            .enumerate()
-            .any(|(i, r)| i != self.index && !r.stealer.is_empty())
+    /// When this worker may steal from a peer: `None` if no peer holds unstarted tasks,
+    /// `Some(Duration::ZERO)` if one holds a backlog old enough to steal from now, else how
+    /// long until the oldest is.
+    fn steal_wait(&self) -> Option<Duration> {
+        let mut now = None;
+        let mut wait: Option<Duration> = None;
+        for (i, r) in self.shared.remotes.iter().enumerate() {
+            if i == self.index || r.stealer.is_empty() {
+                continue;
+            }
+            let now = *now.get_or_insert_with(|| self.shared.now_ns());
+            let age = now.saturating_sub(r.backlog_since.load(Ordering::Relaxed));
+            let left = STEAL_AFTER.saturating_sub(Duration::from_nanos(age));
+            wait = Some(wait.map_or(left, |w| w.min(left)));
+        }
+        wait
+    }
+
+    /// Queues a task behind this worker's others, stamping the backlog if it starts one.
+    fn queue_task(&self, task: Task) {
+        let starts_backlog = self.tasks.stealable() && self.tasks.is_empty();
+        self.tasks.push(task);
+        if starts_backlog {
+            self.stamp_backlog();
+        }
+    }
+
+    /// Records that this worker's stealable tasks, none a moment ago, are a backlog from now.
+    fn stamp_backlog(&self) {
+        if self.tasks.stealable() && !self.tasks.is_empty() {
+            self.remote()
+                .backlog_since
+                .store(self.shared.now_ns(), Ordering::Relaxed);
+        }
     }
 
     /// A task to start: local first, then the injector, then a peer's.
@@ -584,15 +674,38 @@ impl Local {
         loop {
             let mut retry = false;
             match self.shared.injector.steal_batch_and_pop(self.tasks.deque()) {
-                Steal::Success(t) => return Some(t),
+                Steal::Success(t) => {
+                    self.stamp_backlog();
+                    return Some(t);
+                }
                 Steal::Retry => retry = true,
                 Steal::Empty => {}
             }
             let n = self.shared.remotes.len();
+            let mut now = None;
             for off in 1..n {
                 let r = &self.shared.remotes[(self.index + off) % n];
-                match r.stealer.steal_batch_and_pop(self.tasks.deque()) {
-                    Steal::Success(t) => return Some(t),
+                if r.stealer.is_empty() {
+                    continue;
+                }
+                // Only a backlog that has waited (see "Stealing" in the module docs).
+                let now = *now.get_or_insert_with(|| self.shared.now_ns());
+                let age = now.saturating_sub(r.backlog_since.load(Ordering::Relaxed));
+                if Duration::from_nanos(age) < STEAL_AFTER {
+                    continue;
+                }
+                // Half of what waits there (an old backlog is worth sharing evenly).
+                match r
+                    .stealer
+                    .steal_batch_with_limit_and_pop(self.tasks.deque(), usize::MAX)
+                {
+                    Steal::Success(t) => {
+                        // The peer's next steal waits again; what came here is a backlog
+                        // of this worker's, new to its peers.
+                        r.backlog_since.store(now, Ordering::Relaxed);
+                        self.remote().backlog_since.store(now, Ordering::Relaxed);
+                        return Some(t);
+                    }
                     Steal::Retry => retry = true,
                     Steal::Empty => {}
                 }
@@ -652,7 +765,7 @@ impl Local {
                         "{e}; new coroutines wait for a free stack"
                     );
                 }
-                self.tasks.push(task);
+                self.queue_task(task);
                 return;
             }
         };
@@ -934,10 +1047,11 @@ pub(crate) fn chain_task() -> Option<Task> {
         }
         let task = l.pop_local()?;
         l.chained.set(chained + 1);
-        // More tasks wait behind this one: a sleeping peer should take its share now, as the
-        // worker loop would ask it to after a full round (chained tasks never end a round).
+        // More tasks wait behind this one: a sleeping peer should know, as the worker loop
+        // would tell it after a full round (chained tasks never end a round), and take its
+        // share if they are still waiting when they are old enough.
         if !l.tasks.is_empty() {
-            l.shared.wake_one(l.index);
+            l.shared.wake_for_backlog(l.index);
         }
         let gen = l.next_gen.get().wrapping_add(1);
         l.next_gen.set(gen);
@@ -1084,11 +1198,11 @@ pub(crate) fn unpark(f: FiberRef) {
 /// Queues a task on `shared`'s runtime: on the calling worker if it belongs to it, else
 /// through the injector.
 ///
-/// A worker that builds up a backlog of its own spawns wakes a sleeping peer to steal from it
-/// at once ([`START_PER_ROUND`] waiting tasks or more), rather than only when a full round of
-/// its loop ends: it starts waiting tasks quickly, and a started task never moves, so a
-/// late peer would find nothing left to take. A short queue (one activation, a reply) wakes
-/// nobody, so message passing stays on one worker.
+/// A worker that builds up a backlog of its own spawns ([`START_PER_ROUND`] waiting tasks or
+/// more) tells a sleeping peer at once, rather than only when a full round of its loop ends:
+/// the peer then sleeps until the backlog is old enough to steal (see "Stealing" in the
+/// module docs), and takes half of what still waits then. A short queue (one activation, a
+/// reply) wakes nobody, so message passing stays on one worker.
 pub(crate) fn submit(shared: &Arc<Shared>, task: Task) {
     let task = match with_local(|l| Arc::ptr_eq(&l.shared, shared)) {
         Some(true) => {
@@ -1096,9 +1210,9 @@ pub(crate) fn submit(shared: &Arc<Shared>, task: Task) {
                 let Some(older) = l.slot.replace(Some(task)) else {
                     return;
                 };
-                l.tasks.push(older);
+                l.queue_task(older);
                 if l.tasks.len() >= START_PER_ROUND {
-                    l.shared.wake_one(l.index);
+                    l.shared.wake_for_backlog(l.index);
                 }
             });
             return;
