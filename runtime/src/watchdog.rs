@@ -8,6 +8,11 @@
 //! with the same count for longer than the threshold is reported once per stall, by default
 //! as a `tracing` warning (see [`Builder::stall_threshold`](crate::Builder::stall_threshold) and
 //! [`Builder::on_stall`](crate::Builder::on_stall)).
+//!
+//! The watchdog also keeps such a worker's waiting tasks from waiting on it: a worker seen
+//! running the same coroutine on two ticks in a row, with tasks a peer could steal, gets a
+//! sleeping peer woken to take them (a worker asks for help itself only at a backlog of 16
+//! or at the end of a round of its loop, and a coroutine that computes never ends the round).
 
 use std::fmt;
 use std::sync::atomic::Ordering;
@@ -72,7 +77,11 @@ pub(crate) fn start(
                         *last = progress;
                         *since = now;
                         *reported = false;
-                    } else if !*reported && now.duration_since(*since) >= threshold {
+                        continue;
+                    }
+                    // The same coroutine since the last tick.
+                    shared.rescue_backlog(i);
+                    if !*reported && now.duration_since(*since) >= threshold {
                         *reported = true;
                         hook(&Stall {
                             worker: i,

@@ -323,6 +323,16 @@ impl Shared {
     pub(crate) fn is_shutting_down(&self) -> bool {
         self.shutdown.load(Ordering::Relaxed)
     }
+
+    /// Called by the watchdog for a worker it saw run one coroutine for a whole tick: that
+    /// worker will not start its waiting tasks soon, and it wakes a peer only at a backlog of
+    /// [`START_PER_ROUND`] or at the end of a round. So if it has stealable tasks, a sleeping
+    /// peer is woken (even one watching a backlog): they have waited a tick, so it takes half.
+    pub(crate) fn rescue_backlog(&self, owner: usize) {
+        if !self.remotes[owner].stealer.is_empty() {
+            self.wake_one(owner);
+        }
+    }
 }
 
 /// What one worker thread takes with it when it starts.
