@@ -89,3 +89,32 @@ fn tasks_queued_behind_a_long_computation_are_taken_by_an_idle_peer() {
         "the tasks that ran while worker {main_worker} computed ran on {ran_on:?}"
     );
 }
+
+#[test]
+fn a_spawned_coroutine_runs_beside_its_spawner_while_the_spawner_computes() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let (main_worker, forked_on) = on_workers(2, || {
+        let ran = Arc::new(AtomicBool::new(false));
+        let flag = ran.clone();
+        // Fork and join: the forked half must not wait for the spawner to block.
+        let forked = coact::spawn(move || {
+            let w = coact::current_worker().expect("inside a coroutine");
+            flag.store(true, Ordering::SeqCst);
+            w
+        });
+        let main_worker = coact::current_worker().expect("inside a coroutine");
+        let start = Instant::now();
+        while !ran.load(Ordering::SeqCst) {
+            std::hint::black_box(spin_work(1_000));
+            assert!(
+                start.elapsed() < Duration::from_secs(20),
+                "the spawned coroutine did not run while its spawner computed"
+            );
+        }
+        (main_worker, forked.join().unwrap())
+    });
+    assert_ne!(main_worker, forked_on);
+}
