@@ -84,8 +84,9 @@
 //!
 //! A task submitted by one of the worker's own coroutines waits in a slot of its own, not in
 //! the deque (an actor's activation or a detached coroutine; a coroutine spawned with a
-//! `JoinHandle` on a worker with peers goes to the deque, see [`submit`]); submitting another moves the older one to the deque. The next task started (by
-//! the loop or by chaining) is the slot's. In message passing that task is the activation of
+//! `JoinHandle` on a worker with peers goes to the deque, see [`submit`]); submitting another
+//! moves the older one to the deque. The next task started (by the loop or by chaining) is
+//! the slot's. In message passing that task is the activation of
 //! the actor just sent to, so a hop costs no operation on the shared deque (ping-pong between
 //! two actors: 235 to 166 ns per round trip with this and allocation-free activations). Two
 //! costs, bounded: the slot's task goes ahead of older ones at most [`SLOT_STREAK`] times in a
