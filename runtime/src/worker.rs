@@ -217,6 +217,13 @@ impl Remote {
         self.wake_if_sleeping();
     }
 
+    /// How long until this worker's stealable tasks are old enough for a peer to steal
+    /// (zero: now), at `now` (nanoseconds after `Shared::epoch`).
+    fn steal_after(&self, now: u64) -> Duration {
+        let age = now.saturating_sub(self.backlog_since.load(Ordering::Relaxed));
+        STEAL_AFTER.saturating_sub(Duration::from_nanos(age))
+    }
+
     /// Wakes the worker if it announced sleep; true if this call did.
     fn wake_if_sleeping(&self) -> bool {
         if self.sleeping.load(Ordering::Relaxed) && self.sleeping.swap(false, Ordering::AcqRel) {
@@ -652,21 +659,21 @@ impl Local {
             if i == self.index || r.stealer.is_empty() {
                 continue;
             }
-            let now = *now.get_or_insert_with(|| self.shared.now_ns());
-            let age = now.saturating_sub(r.backlog_since.load(Ordering::Relaxed));
-            let left = STEAL_AFTER.saturating_sub(Duration::from_nanos(age));
+            let left = r.steal_after(*now.get_or_insert_with(|| self.shared.now_ns()));
             wait = Some(wait.map_or(left, |w| w.min(left)));
         }
         wait
     }
 
-    /// Queues a task behind this worker's others, stamping the backlog if it starts one.
-    fn queue_task(&self, task: Task) {
+    /// Queues a task behind this worker's others, stamping the backlog if it starts one;
+    /// true if it did (only a worker with peers has stealable tasks).
+    fn queue_task(&self, task: Task) -> bool {
         let starts_backlog = self.tasks.stealable() && self.tasks.is_empty();
         self.tasks.push(task);
         if starts_backlog {
             self.stamp_backlog();
         }
+        starts_backlog
     }
 
     /// Records that this worker's stealable tasks, none a moment ago, are a backlog from now.
@@ -702,8 +709,7 @@ impl Local {
                 }
                 // Only a backlog that has waited (see "Stealing" in the module docs).
                 let now = *now.get_or_insert_with(|| self.shared.now_ns());
-                let age = now.saturating_sub(r.backlog_since.load(Ordering::Relaxed));
-                if Duration::from_nanos(age) < STEAL_AFTER {
+                if !r.steal_after(now).is_zero() {
                     continue;
                 }
                 // Half of what waits there (an old backlog is worth sharing evenly).
@@ -777,7 +783,7 @@ impl Local {
                         "{e}; new coroutines wait for a free stack"
                     );
                 }
-                self.queue_task(task);
+                let _ = self.queue_task(task);
                 return;
             }
         };
@@ -1225,9 +1231,7 @@ pub(crate) fn submit(shared: &Arc<Shared>, task: Task) {
         Some(true) => {
             with_local(move |l| {
                 if l.tasks.stealable() && matches!(task, Task::Joined(_)) {
-                    let starts_backlog = l.tasks.is_empty();
-                    l.queue_task(task);
-                    if starts_backlog || l.tasks.len() >= START_PER_ROUND {
+                    if l.queue_task(task) || l.tasks.len() >= START_PER_ROUND {
                         l.shared.wake_for_backlog(l.index);
                     }
                     return;
@@ -1235,7 +1239,7 @@ pub(crate) fn submit(shared: &Arc<Shared>, task: Task) {
                 let Some(older) = l.slot.replace(Some(task)) else {
                     return;
                 };
-                l.queue_task(older);
+                let _ = l.queue_task(older);
                 if l.tasks.len() >= START_PER_ROUND {
                     l.shared.wake_for_backlog(l.index);
                 }
