@@ -1,18 +1,40 @@
-//! Spawned CPU-bound coroutines are spread over more than one worker, and tasks queued
-//! behind a coroutine that computes without yielding are taken by an idle peer.
+//! Spawned CPU-bound coroutines are spread over more than one worker; tasks queued behind a
+//! coroutine that computes without yielding are taken by an idle peer, and so is a coroutine
+//! its spawner forks before computing (spawn, compute, join runs in parallel).
 //!
-//! Alone in its test binary: a peer steals only a backlog that has waited (see "Stealing" in
-//! `runtime/src/worker.rs`), so the spread depends on the peer getting a CPU in time, and the
-//! other tests of a shared binary would compete for the machine's cores with it.
+//! Alone in its test binary, and its tests take turns: a peer steals only a backlog that has
+//! waited (see "Stealing" in `runtime/src/worker.rs`), so the spread depends on the peer
+//! getting a CPU in time, and tests running beside it would compete for the machine's cores.
 
 mod common;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
+use coact::sync::mpsc::channel;
 use common::{on_workers, spin_work};
+
+/// Held by each test for its whole run (see the module docs).
+fn alone() -> MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Computes on the calling coroutine, never blocking or yielding (so its worker runs nothing
+/// else meanwhile), until `done()`; fails with `what` after 20 seconds.
+fn compute_until(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        std::hint::black_box(spin_work(1_000));
+        assert!(start.elapsed() < Duration::from_secs(20), "{what}");
+    }
+}
 
 #[test]
 fn cpu_bound_coroutines_run_on_more_than_one_worker() {
+    let _alone = alone();
     const COROUTINES: usize = 64;
     let seen = on_workers(2, || {
         let handles: Vec<_> = (0..COROUTINES)
@@ -46,44 +68,37 @@ fn cpu_bound_coroutines_run_on_more_than_one_worker() {
 
 #[test]
 fn tasks_queued_behind_a_long_computation_are_taken_by_an_idle_peer() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::{Arc, Mutex};
-    use std::time::{Duration, Instant};
-
+    let _alone = alone();
     let (main_worker, ran_on) = on_workers(2, || {
-        let done = Arc::new(AtomicUsize::new(0));
-        let ran_on = Arc::new(Mutex::new(Vec::new()));
-        // Three tasks: the newest stays in the spawning worker's slot (never stolen), the
-        // other two wait in its deque, fewer than the backlog that makes a worker ask for help.
-        let handles: Vec<_> = (0..3)
-            .map(|_| {
-                let (done, ran_on) = (done.clone(), ran_on.clone());
-                coact::spawn(move || {
-                    let w = coact::current_worker().expect("inside a coroutine");
-                    ran_on.lock().unwrap().push(w);
-                    done.fetch_add(1, Ordering::SeqCst);
-                })
-            })
-            .collect();
+        let (tx, rx) = channel::<usize>();
+        // Three detached tasks (as actor activations are): the newest stays in the spawning
+        // worker's slot (never stolen), the other two wait where peers can steal them, fewer
+        // than the backlog that makes a worker ask for help. (A coroutine spawned with a
+        // handle would tell a sleeping peer itself: see the fork test below.)
+        let handle = coact::Handle::current().expect("inside a runtime");
+        for _ in 0..3 {
+            let tx = tx.clone();
+            handle.spawn_detached(move || {
+                let w = coact::current_worker().expect("inside a coroutine");
+                tx.send(w).unwrap();
+            });
+        }
         let main_worker = coact::current_worker().expect("inside a coroutine");
-        // Compute without blocking or yielding: this worker runs nothing else meanwhile, so
-        // the two queued tasks can only run if the other worker takes them. Bounded: without
-        // that, this loop would only end at the limit.
-        let start = Instant::now();
-        while done.load(Ordering::SeqCst) < 2 {
-            std::hint::black_box(spin_work(1_000));
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "queued tasks were not taken while their worker computed"
-            );
-        }
-        let ran_on = ran_on.lock().unwrap().clone();
-        for h in handles {
-            h.join().unwrap();
-        }
+        // This worker runs nothing else meanwhile, so the two queued tasks can only run if
+        // the other worker takes them.
+        let mut ran_on = Vec::new();
+        compute_until(
+            "queued tasks were not taken while their worker computed",
+            || {
+                ran_on.extend(rx.try_iter());
+                ran_on.len() >= 2
+            },
+        );
+        // The third, from the slot, runs once this coroutine waits.
+        ran_on.push(rx.recv().unwrap());
         (main_worker, ran_on)
     });
-    assert!(ran_on.len() >= 2, "{ran_on:?}");
+    assert_eq!(ran_on.len(), 3, "{ran_on:?}");
     assert!(
         ran_on[..2].iter().all(|&w| w != main_worker),
         "the tasks that ran while worker {main_worker} computed ran on {ran_on:?}"
@@ -92,10 +107,7 @@ fn tasks_queued_behind_a_long_computation_are_taken_by_an_idle_peer() {
 
 #[test]
 fn a_spawned_coroutine_runs_beside_its_spawner_while_the_spawner_computes() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-    use std::time::{Duration, Instant};
-
+    let _alone = alone();
     let (main_worker, forked_on) = on_workers(2, || {
         let ran = Arc::new(AtomicBool::new(false));
         let flag = ran.clone();
@@ -106,14 +118,10 @@ fn a_spawned_coroutine_runs_beside_its_spawner_while_the_spawner_computes() {
             w
         });
         let main_worker = coact::current_worker().expect("inside a coroutine");
-        let start = Instant::now();
-        while !ran.load(Ordering::SeqCst) {
-            std::hint::black_box(spin_work(1_000));
-            assert!(
-                start.elapsed() < Duration::from_secs(20),
-                "the spawned coroutine did not run while its spawner computed"
-            );
-        }
+        compute_until(
+            "the spawned coroutine did not run while its spawner computed",
+            || ran.load(Ordering::SeqCst),
+        );
         (main_worker, forked.join().unwrap())
     });
     assert_ne!(main_worker, forked_on);
