@@ -60,7 +60,7 @@
 //! (the task, the stack, what it captured) is cold in the thief's cache, its allocation is
 //! freed on another thread, and whatever it touches next (the channel it answers on, its join
 //! state) bounces between the cores. W4 (a thousand coroutines spawned, each sending one
-//! message back) measured 166 ns per spawn on one worker and 530–590 on two when idle peers
+//! message back) measured 165–198 ns per spawn on one worker and 521–596 on two when idle peers
 //! stole at once, and an actor fanning out to a thousand others 4× its one-worker time. So a
 //! peer steals only tasks that have waited: each worker stamps its stealable tasks when they
 //! go from none to some (`Remote::backlog_since`), and an idle peer takes half of them only
