@@ -55,10 +55,12 @@
 //! two atomic read-modify-writes, about 6 ns apiece on this project's machines. Likewise the
 //! activation's reference to the cell is not cloned from the cell and dropped per activation:
 //! it is lent (`Cell::lease`) by the activation that ends to whoever schedules the next one. A
-//! hop from one actor to another is then three atomic read-modify-writes: the sender's CAS, the
-//! fence that records the activation's coroutine for `kill` (`Common::set_running`) and the
+//! hop from one actor to another is then two atomic read-modify-writes: the sender's CAS and the
 //! activation's closing CAS. Ping-pong between two actors went from about 160 to 94 ns per
-//! round trip with these changes (alternating runs, one worker, one machine). So an activation
+//! round trip with these changes (alternating runs, one worker, one machine). Recording the
+//! activation's coroutine for `kill` (`Common::set_running`) takes no fence either: its
+//! handshake with `kill` is an asymmetric one (`coact_runtime::barrier`), where the rare
+//! `kill` pays for the fence with a system call. So an activation
 //! gives the schedule up (`go_idle`) only after its last use of that state, and sees whether
 //! its mailbox is empty through a sender of its own (`Cell::probe`) rather than through the
 //! receiver that the next activation may already hold.
@@ -71,11 +73,11 @@
 //! it handles nothing until its supervisor restarts it (its mailbox keeps every message).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{fence, AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use coact_runtime::sync::mpsc::{Receiver, SyncSender, TryRecvError};
-use coact_runtime::{Cancelled, CoroutineId, CoroutineIdSlot, Handle};
+use coact_runtime::{barrier, Cancelled, CoroutineId, CoroutineIdSlot, Handle};
 
 use crate::reason::{panic_text, ActorId, Down, StopReason};
 use crate::slot::{Held, Slot};
@@ -158,18 +160,20 @@ impl Common {
         }
     }
 
-    /// Records the coroutine of a new activation (or none). The fence orders the record
-    /// before the caller's next read of the request flags: a `KILL` set meanwhile is either
-    /// seen there or finds this record (`cancel_running` fences likewise). Records never
-    /// overlap: an actor has one activation (or one process coroutine) at a time.
+    /// Records the coroutine of a new activation (or none). The light barrier, paired with the
+    /// heavy one in `cancel_running`, orders the record before the caller's next read of the
+    /// request flags: a `KILL` set meanwhile is either seen there or finds this record. (The
+    /// pair is as strong as a `fence(SeqCst)` on each side; the activation, which runs per
+    /// message, pays nothing, and `kill` pays a system call.) Records never overlap: an actor
+    /// has one activation (or one process coroutine) at a time.
     pub(crate) fn set_running(&self, id: Option<CoroutineId>) {
         self.running.set(id);
-        fence(Ordering::SeqCst);
+        barrier::light();
     }
 
     /// Cancels the running coroutine, if any. Called after setting `KILL`.
     pub(crate) fn cancel_running(&self) {
-        fence(Ordering::SeqCst);
+        barrier::heavy();
         if let Some(id) = self.running.get() {
             id.cancel();
         }

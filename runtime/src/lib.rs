@@ -83,6 +83,7 @@
 //! Install a `tracing` subscriber to see them. (A stack overflow is the exception: it aborts
 //! the process with a message on stderr, since nothing else can run at that point.)
 
+pub mod barrier;
 mod fiber;
 mod join;
 pub mod net;

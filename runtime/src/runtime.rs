@@ -102,6 +102,8 @@ impl Builder {
             None => thread::available_parallelism().map_or(1, |n| n.get()),
         };
         stack::install_overflow_handler();
+        // Before any worker thread exists, so that every coroutine's thread sees the outcome.
+        crate::barrier::init();
         let max_stacks = self.max_stacks.unwrap_or_else(stack::default_max_stacks);
         let (shared, parts) = Shared::new(workers, self.stack_size, max_stacks)?;
         // Built first, so that an error below tears down what already started (by dropping
