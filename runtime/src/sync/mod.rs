@@ -5,6 +5,7 @@
 //! from a plain thread, it blocks the thread. Both kinds of caller can share one channel or
 //! mutex.
 
+mod fastlock;
 pub mod mpsc;
 mod mutex;
 

@@ -23,7 +23,8 @@
 //!
 //! # How it works
 //!
-//! One `std::sync::Mutex` per channel guards its state: the buffer, the waiting receiver (there
+//! One lock per channel guards its state (a futex lock whose release is a plain store, see
+//! `fastlock.rs`): the buffer, the waiting receiver (there
 //! is at most one, since the [`Receiver`] is neither `Clone` nor `Sync`), the queue of waiting
 //! senders, and the persistent registrations of [`Select`](crate::select::Select)s. (The sender
 //! count is an atomic beside it, so cloning and dropping senders takes no lock.) A blocked
@@ -45,14 +46,14 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 
 use crate::park::{self, Park, Unparker, Waiter};
 use crate::select::{Kind, Signal};
-use crate::sync::lock;
+use crate::sync::fastlock::{FastGuard, FastLock};
 
 /// An error of [`SyncSender::send_timeout`]; either way the message comes back.
 #[derive(PartialEq, Eq, Clone, Copy)]
@@ -157,7 +158,7 @@ struct State<T> {
 
 /// The channel shared by both ends.
 pub(crate) struct Chan<T> {
-    state: Mutex<State<T>>,
+    state: FastLock<State<T>>,
     /// Live `Sender`s and `SyncSender`s. Kept outside the lock, so that cloning and dropping
     /// a sender cost one atomic operation; the drop that takes it to zero then takes the lock
     /// to disconnect. Readers load it under the lock: a drop to zero either happened before
@@ -173,7 +174,7 @@ pub(crate) struct Chan<T> {
 /// The channel lock, held. Releasing it first publishes the message count in `Chan::len`,
 /// so every change made under the lock is reflected there before the lock is free.
 struct ChanGuard<'a, T> {
-    state: MutexGuard<'a, State<T>>,
+    state: FastGuard<'a, State<T>>,
     chan: &'a Chan<T>,
 }
 
@@ -366,7 +367,7 @@ impl<T> ChanGuard<'_, T> {
 impl<T> Chan<T> {
     fn new(cap: usize) -> Arc<Chan<T>> {
         Arc::new(Chan {
-            state: Mutex::new(State {
+            state: FastLock::new(State {
                 buf: VecDeque::new(),
                 cap,
                 reserved: 0,
@@ -383,7 +384,7 @@ impl<T> Chan<T> {
 
     fn lock(&self) -> ChanGuard<'_, T> {
         ChanGuard {
-            state: lock(&self.state),
+            state: self.state.lock(),
             chan: self,
         }
     }
