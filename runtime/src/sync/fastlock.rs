@@ -1,53 +1,72 @@
-//! The lock inside each channel: a futex lock whose release is a plain store.
+//! The lock inside each channel: a futex lock whose release is a plain store while nobody has
+//! had to sleep on it.
 //!
 //! A channel operation holds its channel's lock for a few dozen instructions, and almost always
 //! finds it free. `std::sync::Mutex` then costs two atomic read-modify-writes per hold: the
 //! acquiring CAS, and the releasing swap that learns whether anyone sleeps on the lock. On this
-//! project's machines each costs about 6 ns, as much as the rest of a channel operation. Here
-//! the release is a store (free on x86) followed by a look at a separate count of sleepers;
-//! the store-then-load order that look needs is the light side of an asymmetric barrier
-//! ([`crate::barrier`]), whose heavy side is paid by a thread about to sleep on the lock,
-//! which is rare and already about to make a system call.
+//! project's machines each costs about 6 ns, as much as the rest of a channel operation. Here,
+//! until a thread first has to sleep on the lock, the release is a store (free on x86) followed
+//! by a look at the lock's mode; the store-then-load order that look needs is the light side
+//! of an asymmetric barrier ([`crate::barrier`]), and the first thread that has to sleep pays
+//! the heavy side once, switching the lock for good to the classic futex protocol (a release is
+//! a swap that tells whether to wake someone). A lock that sees contention thus behaves like
+//! `std`'s from then on; one that never does keeps the cheaper release.
 //!
 //! # Protocol
 //!
-//! - Acquire: CAS `state` 0 → 1. If that fails, retry for a short while (the holder releases
-//!   within nanoseconds unless it was preempted), then sleep:
-//!   S1. add one to `sleepers`;
-//!   S2. heavy barrier;
-//!   S3. CAS `state` 0 → 1: done if it succeeds (take the count back);
-//!   S4. else futex-wait while `state` is 1, and go to S3.
-//! - Release: R1. store `state` = 0; R2. light barrier; R3. if `sleepers` is not 0, futex-wake
-//!   one.
+//! `state` is 0 (free), 1 (held) or 2 (held, and someone may sleep on it); `mode` is `FAST`,
+//! `ARMING` or `ARMED`, and only ever moves forward.
 //!
-//! No sleeper is missed: take a sleeper whose S3 read 1, and the release R that follows the
-//! holding it saw. R's store R1 cannot have been globally visible before S2's barrier ran on
-//! R's CPU (S3 comes after S2 and still read 1), so R's R2–R3 come after that barrier and R3
-//! reads the count S1 raised before S2: R wakes a sleeper. The futex-wait in S4 compares
-//! `state` with 1 inside the kernel, so a release between S3 and S4 makes it return at once.
-//! Every woken sleeper either takes the lock (and its own release wakes the next) or sleeps
-//! again behind a holder whose release will wake one: nobody sleeps forever.
+//! - Acquire: CAS `state` 0 → 1. If that fails, watch `state` for a short while (the holder
+//!   releases within nanoseconds unless it was preempted) and CAS again if it was freed; then:
+//!   A1. unless `mode` is `ARMED`: store `ARMING` (if `FAST`), heavy barrier, store `ARMED`;
+//!   A2. swap `state` to 2: acquired if it was 0;
+//!   A3. else futex-wait while `state` is 2, watch it a short while again, and go to A2.
+//!   (This is `std`'s futex mutex, with the arming step added.)
+//! - Release in mode `FAST`: R1. store `state` = 0; R2. light barrier; R3. if `mode` is no
+//!   longer `FAST`, futex-wake one.
+//! - Release otherwise: swap `state` to 0; if it was 2, futex-wake one.
+//!
+//! No sleeper is missed. After mode `ARMED`, this is the classic protocol: a sleeper marks
+//! `state` 2 before it waits, the futex-wait compares `state` with 2 inside the kernel, and a
+//! release that clears a 2 wakes one (who marks 2 again as it retries). What remains is a
+//! release that took the `FAST` path while a sleeper armed the lock. Say the sleeper's A2
+//! found the lock held: the release R1 of that hold cannot have been globally visible before
+//! the heavy barrier of A1 ran on the releaser's CPU (A2 comes after A1 and still found the
+//! lock held), so the releaser's R2–R3 come after that barrier and see `mode` past `FAST`
+//! (stored before the barrier): it wakes one. A sleeper that skipped the barrier saw `ARMED`,
+//! stored after a completed barrier, so the same holds for it. Every woken sleeper either takes
+//! the lock (and, having marked it 2, wakes the next as it releases) or waits again behind a
+//! holder whose release will wake one.
 
 use std::cell::UnsafeCell;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use crate::barrier;
 
 /// How many times an acquire retries before it sleeps.
 const SPINS: u32 = 100;
 
+/// Nobody has slept on the lock: releases are stores.
+const FAST: u8 = 0;
+/// A thread is switching the lock to the classic protocol (its heavy barrier is under way).
+const ARMING: u8 = 1;
+/// The lock follows the classic protocol for good.
+const ARMED: u8 = 2;
+
 /// A mutual-exclusion lock for short critical sections (see the module's docs).
 pub(crate) struct FastLock<T> {
-    /// 0: free; 1: held.
+    /// 0: free; 1: held; 2: held, and someone may sleep on it.
     state: AtomicU32,
-    /// Threads in the sleeping part of an acquire (S1 to S3).
-    sleepers: AtomicU32,
+    /// `FAST`, `ARMING` or `ARMED`.
+    mode: AtomicU8,
     data: UnsafeCell<T>,
 }
 
-// SAFETY: the lock hands out access to `data` to one guard at a time (the CAS in `lock` and
-// the release in the guard's drop), so sharing the lock shares nothing but `T`s moved under it.
+// SAFETY: the lock hands out access to `data` to one guard at a time (the CAS or swap that
+// takes `state` from 0, and the release in the guard's drop), so sharing the lock shares
+// nothing but `T`s moved under it.
 unsafe impl<T: Send> Send for FastLock<T> {}
 // SAFETY: as above.
 unsafe impl<T: Send> Sync for FastLock<T> {}
@@ -56,7 +75,7 @@ impl<T> FastLock<T> {
     pub(crate) const fn new(data: T) -> Self {
         FastLock {
             state: AtomicU32::new(0),
-            sleepers: AtomicU32::new(0),
+            mode: AtomicU8::new(FAST),
             data: UnsafeCell::new(data),
         }
     }
@@ -76,41 +95,59 @@ impl<T> FastLock<T> {
 
     #[cold]
     fn lock_contended(&self) {
-        for _ in 0..SPINS {
-            std::hint::spin_loop();
-            if self.state.load(Ordering::Relaxed) == 0
-                && self
-                    .state
-                    .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-            {
-                return;
-            }
-        }
-        // S1, S2.
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        barrier::heavy();
-        loop {
-            // S3.
-            if self
+        let mut state = self.spin();
+        if state == 0
+            && self
                 .state
                 .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
-            {
-                self.sleepers.fetch_sub(1, Ordering::Relaxed);
+        {
+            return;
+        }
+        // A1.
+        if self.mode.load(Ordering::Acquire) != ARMED {
+            let _ = self
+                .mode
+                .compare_exchange(FAST, ARMING, Ordering::SeqCst, Ordering::Relaxed);
+            barrier::heavy();
+            self.mode.store(ARMED, Ordering::Release);
+            state = self.state.load(Ordering::Relaxed);
+        }
+        loop {
+            // A2 (a `state` of 2 already says that the holder's release wakes someone).
+            if state != 2 && self.state.swap(2, Ordering::Acquire) == 0 {
                 return;
             }
-            // S4.
-            futex::wait(&self.state, 1);
+            // A3.
+            futex::wait(&self.state, 2);
+            state = self.spin();
         }
     }
 
-    /// R1–R3.
+    /// Waits a little while the lock is held by someone with nobody asleep on it (the holder
+    /// is likely running and about to release); returns the state last seen.
+    fn spin(&self) -> u32 {
+        let mut left = SPINS;
+        loop {
+            let state = self.state.load(Ordering::Relaxed);
+            if state != 1 || left == 0 {
+                return state;
+            }
+            std::hint::spin_loop();
+            left -= 1;
+        }
+    }
+
     #[inline]
     fn unlock(&self) {
-        self.state.store(0, Ordering::Release);
-        barrier::light();
-        if self.sleepers.load(Ordering::Relaxed) != 0 {
+        if self.mode.load(Ordering::Relaxed) == FAST {
+            // R1–R3.
+            self.state.store(0, Ordering::Release);
+            barrier::light();
+            if self.mode.load(Ordering::Relaxed) != FAST {
+                futex::wake_one(&self.state);
+            }
+        } else if self.state.swap(0, Ordering::Release) == 2 {
             futex::wake_one(&self.state);
         }
     }
@@ -218,7 +255,7 @@ mod tests {
             t.join().expect("a counting thread");
         }
         assert_eq!(*lock.lock(), 200_000);
-        assert_eq!(lock.sleepers.load(Ordering::Relaxed), 0);
+        assert_eq!(lock.state.load(Ordering::Relaxed), 0);
     }
 
     /// A holder that keeps the lock across a long pause makes the others sleep (past the
