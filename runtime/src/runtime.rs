@@ -300,15 +300,7 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        if self.shared.is_shutting_down() {
-            return Err(io::Error::other(
-                "coact: cannot spawn: the runtime has ended",
-            ));
-        }
-        stack::reserve(self.shared.max_stacks)?;
-        let (task, cell) = joint(f, Reservation);
-        worker::submit(&self.shared, Task::Joined(task));
-        Ok(JoinHandle { cell })
+        try_spawn_on(&self.shared, f)
     }
 }
 
@@ -594,9 +586,27 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    Handle::current()
+    // Through the worker's own reference to the runtime: cloning a `Handle` and dropping it
+    // would cost two atomic read-modify-writes on a counter every worker shares.
+    worker::with_current_shared(|shared| try_spawn_on(shared, f))
         .expect("coact: spawn called outside a runtime; use Runtime::spawn or Handle::spawn")
-        .try_spawn(f)
+}
+
+/// [`Handle::try_spawn`] on a runtime's shared state.
+fn try_spawn_on<F, T>(shared: &Arc<Shared>, f: F) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    if shared.is_shutting_down() {
+        return Err(io::Error::other(
+            "coact: cannot spawn: the runtime has ended",
+        ));
+    }
+    stack::reserve(shared.max_stacks)?;
+    let (task, cell) = joint(f, Reservation);
+    worker::submit(shared, Task::Joined(task));
+    Ok(JoinHandle { cell })
 }
 
 /// Starts a runtime with the default settings, runs `f` as its first coroutine and returns its

@@ -1251,6 +1251,13 @@ pub(crate) fn submit(shared: &Arc<Shared>, task: Task) {
     shared.inject(task);
 }
 
+/// Runs `f` with the runtime the caller runs on, if it is a worker thread (no reference count
+/// is taken).
+#[inline]
+pub(crate) fn with_current_shared<R>(f: impl FnOnce(&Arc<Shared>) -> R) -> Option<R> {
+    with_local(|l| f(&l.shared))
+}
+
 /// The runtime the caller runs on, if it is a worker thread.
 pub(crate) fn current_shared() -> Option<Arc<Shared>> {
     with_local(|l| l.shared.clone())
