@@ -128,26 +128,29 @@ mod tests {
         let a = Arc::new(AtomicUsize::new(0));
         let b = Arc::new(AtomicUsize::new(0));
         let start = Arc::new(Barrier::new(2));
-        let (a2, b2, s2) = (a.clone(), b.clone(), start.clone());
-        let hot = std::thread::spawn(move || {
-            let mut seen = Vec::with_capacity(ROUNDS);
-            for round in 1..=ROUNDS {
-                s2.wait();
-                a2.store(round, Ordering::Relaxed);
-                light();
-                seen.push(b2.load(Ordering::Relaxed) >= round);
-                s2.wait();
-            }
-            seen
-        });
-        let mut seen = Vec::with_capacity(ROUNDS);
-        for round in 1..=ROUNDS {
-            start.wait();
-            b.store(round, Ordering::Relaxed);
-            heavy();
-            seen.push(a.load(Ordering::Relaxed) >= round);
-            start.wait();
+        // One side of each round: store this side's flag, fence, look at the other's.
+        fn side(
+            mine: &AtomicUsize,
+            theirs: &AtomicUsize,
+            start: &Barrier,
+            fence: fn(),
+        ) -> Vec<bool> {
+            (1..=ROUNDS)
+                .map(|round| {
+                    start.wait();
+                    mine.store(round, Ordering::Relaxed);
+                    fence();
+                    let saw = theirs.load(Ordering::Relaxed) >= round;
+                    start.wait();
+                    saw
+                })
+                .collect()
         }
+        let hot = {
+            let (a, b, start) = (a.clone(), b.clone(), start.clone());
+            std::thread::spawn(move || side(&a, &b, &start, light))
+        };
+        let seen = side(&b, &a, &start, heavy);
         let hot_seen = hot.join().expect("the hot thread");
         for (round, (h, r)) in hot_seen.iter().zip(&seen).enumerate() {
             assert!(
