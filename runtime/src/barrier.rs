@@ -13,8 +13,10 @@
 //! after `heavy`, or the hot side's load comes after the fence and sees the rare side's store.
 //!
 //! Where the kernel does not offer the command (not Linux, an old kernel, a sandbox that
-//! refuses it), both functions are `fence(SeqCst)`. The command is registered when the first
-//! runtime is built, before any of its threads start.
+//! refuses it), both functions are `fence(SeqCst)`. Both sides must agree on which case holds:
+//! the command is registered (once, by [`init`]) when the first runtime is built or the first
+//! channel is made, so everything that pairs the two barriers exists only after the answer is
+//! known, and every thread that reaches it sees the answer.
 //!
 //! ```
 //! use std::sync::atomic::{AtomicBool, Ordering};
@@ -58,8 +60,9 @@ pub fn heavy() {
     fence(Ordering::SeqCst);
 }
 
-/// Registers the process for expedited barriers, once. Called when a runtime is built, before
-/// its worker threads start, so every coroutine's thread sees the outcome.
+/// Registers the process for expedited barriers, once. Called when a runtime is built (before
+/// its worker threads start) and when a channel is made, so that whatever relies on the pair
+/// of barriers is made after the outcome is known. Cheap after the first call (one load).
 pub(crate) fn init() {
     INIT.call_once(|| {
         if sys::register() {

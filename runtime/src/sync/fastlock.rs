@@ -4,7 +4,7 @@
 //! A channel operation holds its channel's lock for a few dozen instructions, and almost always
 //! finds it free. `std::sync::Mutex` then costs two atomic read-modify-writes per hold: the
 //! acquiring CAS, and the releasing swap that learns whether anyone sleeps on the lock. On this
-//! project's machines each costs about 6 ns, as much as the rest of a channel operation. Here,
+//! project's machines each costs about 5 ns, as much as the rest of a channel operation. Here,
 //! until a thread first has to sleep on the lock, the release is a store (free on x86) followed
 //! by a look at the lock's mode; the store-then-load order that look needs is the light side
 //! of an asymmetric barrier ([`crate::barrier`]), and the first thread that has to sleep pays
