@@ -1227,28 +1227,31 @@ pub(crate) fn unpark(f: FiberRef) {
 /// should run in parallel. It goes where peers can steal it, and when it starts a backlog a
 /// sleeping peer is told, so one takes it if it is still waiting [`STEAL_AFTER`] later.
 pub(crate) fn submit(shared: &Arc<Shared>, task: Task) {
-    let task = match with_local(|l| Arc::ptr_eq(&l.shared, shared)) {
-        Some(true) => {
-            with_local(move |l| {
-                if l.tasks.stealable() && matches!(task, Task::Joined(_)) {
-                    if l.queue_task(task) || l.tasks.len() >= START_PER_ROUND {
-                        l.shared.wake_for_backlog(l.index);
-                    }
-                    return;
-                }
-                let Some(older) = l.slot.replace(Some(task)) else {
-                    return;
-                };
-                let _ = l.queue_task(older);
-                if l.tasks.len() >= START_PER_ROUND {
-                    l.shared.wake_for_backlog(l.index);
-                }
-            });
+    // One look at the thread's worker; the task is still here afterwards if it is not one of
+    // this runtime's.
+    let mut task = Some(task);
+    with_local(|l| {
+        if !Arc::ptr_eq(&l.shared, shared) {
             return;
         }
-        _ => task,
-    };
-    shared.inject(task);
+        let task = task.take().expect("the closure runs at most once");
+        let forked = l.tasks.stealable() && matches!(task, Task::Joined(_));
+        let queued = if forked {
+            task
+        } else {
+            let Some(older) = l.slot.replace(Some(task)) else {
+                return;
+            };
+            older
+        };
+        let started_backlog = l.queue_task(queued);
+        if (forked && started_backlog) || l.tasks.len() >= START_PER_ROUND {
+            l.shared.wake_for_backlog(l.index);
+        }
+    });
+    if let Some(task) = task {
+        shared.inject(task);
+    }
 }
 
 /// Runs `f` with the runtime the caller runs on, if it is a worker thread (no reference count
