@@ -13,10 +13,11 @@
 //! after `heavy`, or the hot side's load comes after the fence and sees the rare side's store.
 //!
 //! Where the kernel does not offer the command (not Linux, an old kernel, a sandbox that
-//! refuses it), both functions are `fence(SeqCst)`. Both sides must agree on which case holds:
-//! the command is registered (once, by [`init`]) when the first runtime is built or the first
-//! channel is made, so everything that pairs the two barriers exists only after the answer is
-//! known, and every thread that reaches it sees the answer.
+//! refuses it), both functions are `fence(SeqCst)`. A light side that skipped its fence is
+//! always met by a heavy side that used the command: the registration only ever goes from
+//! "not yet" to "done", and `heavy` settles it before it looks. The command is registered
+//! when the first runtime is built, before its threads start, so that hot paths take the cheap
+//! branch from the start.
 //!
 //! ```
 //! use std::sync::atomic::{AtomicBool, Ordering};
@@ -50,7 +51,12 @@ pub fn light() {
 
 /// The rare side's fence: makes every running thread of the process execute a full fence
 /// (a system call that costs microseconds), then fences this thread.
+///
+/// It settles the registration first ([`init`]), so it always knows the final answer: a
+/// [`light`] that skipped its fence (it saw the command registered) is always paired with a
+/// `heavy` that uses the command, whatever the order in which threads first got here.
 pub fn heavy() {
+    init();
     if EXPEDITED.load(Ordering::Acquire) && !sys::private_expedited() {
         // Registered commands do not fail; if the kernel ever says otherwise, hot sides that
         // skipped their fence cannot be trusted, and continuing could lose a kill silently.
@@ -60,9 +66,8 @@ pub fn heavy() {
     fence(Ordering::SeqCst);
 }
 
-/// Registers the process for expedited barriers, once. Called when a runtime is built (before
-/// its worker threads start) and when a channel is made, so that whatever relies on the pair
-/// of barriers is made after the outcome is known. Cheap after the first call (one load).
+/// Registers the process for expedited barriers, once: when a runtime is built (before its
+/// worker threads start) and by every [`heavy`]. Cheap after the first call (one load).
 pub(crate) fn init() {
     INIT.call_once(|| {
         if sys::register() {

@@ -102,7 +102,8 @@ impl Builder {
             None => thread::available_parallelism().map_or(1, |n| n.get()),
         };
         stack::install_overflow_handler();
-        // Before any worker thread exists, so that every coroutine's thread sees the outcome.
+        // Before any worker thread exists, so that the light barriers on hot paths (an actor's
+        // activation, a channel's release) take their cheap branch from the start.
         crate::barrier::init();
         let max_stacks = self.max_stacks.unwrap_or_else(stack::default_max_stacks);
         let (shared, parts) = Shared::new(workers, self.stack_size, max_stacks)?;

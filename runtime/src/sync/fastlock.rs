@@ -45,7 +45,7 @@ use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
 use crate::barrier;
 
-/// How many times an acquire retries before it sleeps.
+/// How many times an acquire looks at a held lock before it sleeps.
 const SPINS: u32 = 100;
 
 /// Nobody has slept on the lock: releases are stores.

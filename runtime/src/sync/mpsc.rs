@@ -366,10 +366,6 @@ impl<T> ChanGuard<'_, T> {
 
 impl<T> Chan<T> {
     fn new(cap: usize) -> Arc<Chan<T>> {
-        // The lock's two barriers must agree on whether the kernel's expedited barrier is in
-        // use: deciding it before the first lock exists means every thread that ever reaches a
-        // lock sees the same answer.
-        crate::barrier::init();
         Arc::new(Chan {
             state: FastLock::new(State {
                 buf: VecDeque::new(),
