@@ -18,13 +18,14 @@
 //! See [`coact_runtime`] for the guide to runtimes, coroutines, channels, `Mutex` and select.
 #![forbid(unsafe_code)]
 
+/// `select` is both the module of `Select` and the `select!` macro; `barrier` holds the
+/// asymmetric memory barriers the runtime and the actors build on.
+pub use coact_runtime::{barrier, select, sync, time};
 pub use coact_runtime::{
     current_coroutine, current_worker, in_coroutine, live_coroutines, panicking, run, spawn,
     spawn_detached, try_spawn, yield_now, Builder, Cancelled, CoroutineId, CoroutineIdSlot, Handle,
     JoinHandle, Runnable, Runtime, Stall, DEFAULT_STACK_SIZE,
 };
-/// `select` is both the module of `Select` and the `select!` macro.
-pub use coact_runtime::{select, sync, time};
 
 /// Networking: the coroutine-aware sockets of [`coact_runtime::net`] (`TcpStream`,
 /// `TcpListener`, `UdpSocket`...) and distribution from [`coact_net`]: [`Node`](net::Node)s
