@@ -175,6 +175,67 @@ fn messages_from_each_sender_arrive_in_the_order_sent() {
     }
 }
 
+#[test]
+fn send_batch_keeps_each_senders_order_through_a_full_mailbox() {
+    const COROUTINES: u32 = 4;
+    const PER_SENDER: u64 = 3_000;
+    // Batches of 1 to 37 messages, with single sends between them, into a mailbox of 8: most
+    // batches fill it part-way and park for the rest.
+    fn feed(a: &coact::actor::Addr<FifoMsg>, sender: u32) {
+        let mut seq = 0;
+        let mut size = 1;
+        while seq < PER_SENDER {
+            let end = (seq + size).min(PER_SENDER);
+            let mut batch: std::collections::VecDeque<FifoMsg> = (seq..end)
+                .map(|seq| FifoMsg::Item { sender, seq })
+                .collect();
+            a.send_batch(&mut batch).unwrap();
+            assert!(batch.is_empty());
+            seq = end;
+            if seq < PER_SENDER {
+                a.send(FifoMsg::Item { sender, seq }).unwrap();
+                seq += 1;
+            }
+            size = size % 37 + 1;
+        }
+    }
+    for n in WORKER_COUNTS {
+        on_workers(n, || {
+            let checker = spawn_with_capacity(8, FifoChecker::default());
+            let joins: Vec<_> = (0..COROUTINES)
+                .map(|s| {
+                    let a = checker.clone();
+                    coact::spawn(move || feed(&a, s))
+                })
+                .collect();
+            let a = checker.clone();
+            let thread = std::thread::spawn(move || feed(&a, COROUTINES));
+            for j in joins {
+                j.join().unwrap();
+            }
+            thread.join().unwrap();
+            let (violations, total, next) = checker.ask(FifoMsg::Report, GENEROUS).unwrap();
+            assert_eq!(violations, 0, "some sender's messages arrived out of order");
+            assert_eq!(total, u64::from(COROUTINES + 1) * PER_SENDER);
+            assert!(next.values().all(|&v| v == PER_SENDER));
+        });
+    }
+}
+
+#[test]
+fn send_batch_to_a_stopped_actor_gives_the_messages_back() {
+    on_workers(1, || {
+        let a = spawn(FifoChecker::default());
+        let down = a.monitor();
+        a.stop();
+        assert_eq!(down.recv().reason, StopReason::Stopped);
+        let mut batch: std::collections::VecDeque<FifoMsg> =
+            (0..5).map(|seq| FifoMsg::Item { sender: 0, seq }).collect();
+        assert!(a.send_batch(&mut batch).is_err());
+        assert_eq!(batch.len(), 5);
+    });
+}
+
 struct Slow {
     seen: Vec<u32>,
 }

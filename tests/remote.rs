@@ -358,6 +358,51 @@ fn a_message_of_the_wrong_type_closes_only_that_link() {
     });
 }
 
+/// A number that refuses to decode when it is 13 (it encodes as a plain `u64`): bad input a
+/// well-behaved node can send.
+#[derive(Serialize, Debug, PartialEq)]
+struct Picky(u64);
+
+impl<'de> Deserialize<'de> for Picky {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match u64::deserialize(d)? {
+            13 => Err(serde::de::Error::custom("13 is refused")),
+            n => Ok(Picky(n)),
+        }
+    }
+}
+
+#[test]
+fn messages_before_a_frame_that_does_not_decode_are_all_delivered() {
+    // The link reader decodes messages in batches: the good ones read before the bad one,
+    // even in the same read, reach the actor before the link closes.
+    common::on_workers(2, || {
+        const N: u64 = 1_000;
+        let a = node("picky-a");
+        let b = node("b");
+        let (tx, rx) = channel::<u64>();
+        a.export(
+            "picky",
+            spawn_process(move |inbox: Inbox<Picky>| {
+                while let Some(Picky(n)) = inbox.recv() {
+                    tx.send(n).unwrap();
+                }
+            }),
+        );
+        let peer = b.connect(a.local_addr());
+        let picky = peer.lookup::<Picky>("picky", T).unwrap();
+        let watch = picky.monitor();
+        for n in (100..100 + N).chain([13]) {
+            picky.send(Picky(n)).unwrap();
+        }
+        let down = watch.recv_timeout(T).expect("the link goes down");
+        assert!(matches!(down.reason, StopReason::NodeDown(_)), "{down:?}");
+        for n in 100..100 + N {
+            assert_eq!(rx.recv_timeout(T), Ok(n));
+        }
+    });
+}
+
 /// Asks `Hold` in a coroutine (the actor keeps the reply) and returns when the actor has it.
 fn pending_ask(
     counter: &coact::net::RemoteAddr<Msg>,

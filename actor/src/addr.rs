@@ -1,5 +1,6 @@
 //! Addresses: how anyone sends to, asks, watches, stops or kills an actor.
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -278,6 +279,58 @@ impl<M> Addr<M> {
         };
         self.tx.send(msg).map_err(|e| SendError(e.0))?;
         self.ctl.notify();
+        Ok(())
+    }
+
+    /// Sends every message in `msgs`, oldest first, parking the caller while the mailbox is
+    /// full: the same as [`send`](Addr::send) of each in turn, but the mailbox's lock is taken
+    /// once for each run of messages that fit, and the actor is woken once per run. Fails if
+    /// the actor has stopped, leaving the messages not sent in `msgs`.
+    ///
+    /// ```
+    /// use coact_actor::{spawn, Actor, Ctx, ReplyTo};
+    /// use std::collections::VecDeque;
+    /// use std::time::Duration;
+    ///
+    /// struct Sum(u64);
+    /// enum Msg { Add(u64), Get(ReplyTo<u64>) }
+    /// impl Actor for Sum {
+    ///     type Msg = Msg;
+    ///     fn handle(&mut self, msg: Msg, _ctx: &mut Ctx<'_, Msg>) {
+    ///         match msg {
+    ///             Msg::Add(n) => self.0 += n,
+    ///             Msg::Get(reply) => { reply.send(self.0); }
+    ///         }
+    ///     }
+    /// }
+    ///
+    /// coact_runtime::run(|| {
+    ///     let sum = spawn(Sum(0));
+    ///     let mut batch: VecDeque<Msg> = (1..=100).map(Msg::Add).collect();
+    ///     sum.send_batch(&mut batch).unwrap();
+    ///     assert!(batch.is_empty());
+    ///     assert_eq!(sum.ask(Msg::Get, Duration::from_secs(5)), Ok(5050));
+    /// });
+    /// ```
+    pub fn send_batch(&self, msgs: &mut VecDeque<M>) -> Result<(), SendError<()>> {
+        if let Some(first) = msgs.pop_front() {
+            if let Err(first) = self.ctl.hand_over(first, &self.tx) {
+                msgs.push_front(first);
+            }
+        }
+        while !msgs.is_empty() {
+            if self.tx.try_send_from(msgs).map_err(|_| SendError(()))? > 0 {
+                self.ctl.notify();
+            }
+            // The mailbox is full (the notifications above scheduled the actor to empty it):
+            // wait for room with one message, then fill again.
+            let Some(msg) = msgs.pop_front() else { break };
+            if let Err(e) = self.tx.send(msg) {
+                msgs.push_front(e.0);
+                return Err(SendError(()));
+            }
+            self.ctl.notify();
+        }
         Ok(())
     }
 

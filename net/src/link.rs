@@ -713,7 +713,7 @@ fn deliver_send(
     send: &SendIn<'_>,
 ) -> Result<(), String> {
     match node.export_cached(send.name, cache)? {
-        Some(export) => (export.deliver)(send.payload, &send.replies, session),
+        Some(inbox) => inbox.push(send.payload, &send.replies, session),
         None => {
             for &id in send.replies.iter() {
                 if let Ok(b) = encode_frame(&Frame::Reply { id, payload: None }) {
@@ -725,7 +725,28 @@ fn deliver_send(
     }
 }
 
+/// Reads and acts on frames until the link fails or closes; returns why. Messages that arrived
+/// are delivered even when a later frame ends the link (bad input loses nothing accepted).
 fn reader(rd: &mut impl Read, node: &Arc<NodeInner>, session: &Arc<Session>) -> String {
+    let mut cache: ExportCache = None;
+    let why = read_frames(rd, node, session, &mut cache);
+    flush(&mut cache);
+    why
+}
+
+/// Delivers what the reader's inbox holds.
+fn flush(cache: &mut ExportCache) {
+    if let Some((_, _, inbox)) = cache {
+        inbox.flush();
+    }
+}
+
+fn read_frames(
+    rd: &mut impl Read,
+    node: &Arc<NodeInner>,
+    session: &Arc<Session>,
+    cache: &mut ExportCache,
+) -> String {
     let max = session.max_frame;
     // Frames are small and many: read the socket in large chunks (one syscall for many
     // frames), and decode `Send` frames in place.
@@ -734,11 +755,14 @@ fn reader(rd: &mut impl Read, node: &Arc<NodeInner>, session: &Arc<Session>) -> 
     // Frames read but not yet added to the counters (they are published before each read
     // that may wait, so an idle link's counters are exact).
     let mut uncounted = 0;
-    let mut cache: ExportCache = None;
     loop {
-        if uncounted > 0 && !frames.has_frame() {
-            c.frames_received.fetch_add(uncounted, Ordering::Relaxed);
-            uncounted = 0;
+        if !frames.has_frame() {
+            // The next read may wait: deliver what is held first.
+            flush(cache);
+            if uncounted > 0 {
+                c.frames_received.fetch_add(uncounted, Ordering::Relaxed);
+                uncounted = 0;
+            }
         }
         let body = frames.next(rd, max, |n| {
             c.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
@@ -761,12 +785,14 @@ fn reader(rd: &mut impl Read, node: &Arc<NodeInner>, session: &Arc<Session>) -> 
         if let Some(send) = decode_send(body) {
             let delivered = send
                 .map_err(bad)
-                .and_then(|send| deliver_send(node, session, &mut cache, &send));
+                .and_then(|send| deliver_send(node, session, cache, &send));
             match delivered {
                 Ok(()) => continue,
                 Err(why) => return why,
             }
         }
+        // Any other frame (a reply, a lookup) acts at once: messages before it go first.
+        flush(cache);
         let frame = match decode::<Frame>(body, max) {
             Ok(f) => f,
             Err(e) => return bad(e),
@@ -798,7 +824,7 @@ fn reader(rd: &mut impl Read, node: &Arc<NodeInner>, session: &Arc<Session>) -> 
                     payload: &payload,
                     replies,
                 };
-                if let Err(why) = deliver_send(node, session, &mut cache, &send) {
+                if let Err(why) = deliver_send(node, session, cache, &send) {
                     return why;
                 }
                 Ok(())

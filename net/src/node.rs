@@ -1,7 +1,7 @@
 //! Nodes: a listener, the exported actors, and the links to other nodes.
 
 use std::any::type_name;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
@@ -95,18 +95,88 @@ impl fmt::Debug for NodeConfig {
     }
 }
 
-/// Decodes a message for an exported actor (its payload, and the reply ids the sender listed
-/// in it) and delivers it.
-type Deliver = dyn Fn(&[u8], &[u64], &Arc<Session>) -> Result<(), String> + Send + Sync;
+/// A link reader's inbox for one exported actor: decodes the messages of `Send` frames and
+/// delivers them in batches (see [`Inbox::push`]).
+pub(crate) trait Inbox: Send {
+    /// Decodes a message (its payload, and the reply ids the sender listed in it) and holds it
+    /// for the next [`flush`](Inbox::flush), flushing first when [`BATCH`] are held. An error
+    /// (the message does not decode) closes the link with that reason.
+    fn push(
+        &mut self,
+        payload: &[u8],
+        replies: &[u64],
+        session: &Arc<Session>,
+    ) -> Result<(), String>;
+    /// Delivers the messages held, oldest first, parking while the actor's mailbox is full.
+    /// An actor that has stopped drops them (and their `ReplyTo`s: their askers fail at once).
+    fn flush(&mut self);
+}
+
+/// The most messages an [`Inbox`] holds before it delivers them. A reader also delivers before
+/// each read that may wait and before any frame that is not a message, so a batch never
+/// outwaits the bytes at hand, and delivery keeps the order of the link's frames.
+pub(crate) const BATCH: usize = 64;
+
+/// Makes a link reader's inbox for an export.
+type OpenInbox = dyn Fn() -> Box<dyn Inbox> + Send + Sync;
 
 /// A link reader's memory of the last export it delivered to: the name, the exports'
-/// generation it was looked up in, and the export. Saves a lock and a hash per message.
-pub(crate) type ExportCache = Option<(String, u64, Export)>;
+/// generation it was looked up in, and its inbox for that export. Saves a lock and a hash per
+/// message. Flush the inbox before dropping or replacing it (`NodeInner::export_cached` does).
+pub(crate) type ExportCache = Option<(String, u64, Box<dyn Inbox>)>;
 
 #[derive(Clone)]
 pub(crate) struct Export {
     type_name: &'static str,
-    pub(crate) deliver: Arc<Deliver>,
+    open: Arc<OpenInbox>,
+}
+
+/// The inbox of an export of actors taking `M`.
+struct TypedInbox<M> {
+    addr: Addr<M>,
+    /// The export's name, for error messages.
+    name: Arc<str>,
+    max: usize,
+    held: VecDeque<M>,
+}
+
+impl<M> Inbox for TypedInbox<M>
+where
+    M: DeserializeOwned + Send + 'static,
+{
+    fn push(
+        &mut self,
+        payload: &[u8],
+        replies: &[u64],
+        session: &Arc<Session>,
+    ) -> Result<(), String> {
+        let decoded = if replies.is_empty() {
+            // No reply slot inside (one the sender did not list fails to decode).
+            frame::decode(payload, self.max)
+        } else {
+            let s = session.clone();
+            let sinks: SinkMaker = Box::new(move |id| s.reply_sink(id));
+            wire::decoding(sinks, || frame::decode(payload, self.max))
+        };
+        let msg: M = decoded.map_err(|e| {
+            format!(
+                "bad input: a message for {:?} does not decode as {}: {e}",
+                self.name,
+                type_name::<M>()
+            )
+        })?;
+        if self.held.len() >= BATCH {
+            self.flush();
+        }
+        self.held.push_back(msg);
+        Ok(())
+    }
+
+    fn flush(&mut self) {
+        if !self.held.is_empty() && self.addr.send_batch(&mut self.held).is_err() {
+            self.held.clear();
+        }
+    }
 }
 
 pub(crate) struct NodeInner {
@@ -134,18 +204,25 @@ impl NodeInner {
         &self,
         name: &[u8],
         cache: &'c mut ExportCache,
-    ) -> Result<Option<&'c Export>, String> {
+    ) -> Result<Option<&'c mut Box<dyn Inbox>>, String> {
         let gen = self.exports_gen.load(Ordering::Acquire);
         let hit = matches!(cache, Some((n, g, _)) if *g == gen && n.as_bytes() == name);
         if !hit {
+            // What the old inbox holds arrived first: it goes out first.
+            if let Some((_, _, inbox)) = cache {
+                inbox.flush();
+            }
             let name = std::str::from_utf8(name).map_err(|_| {
                 "bad input: a frame that does not decode: a name that is not UTF-8".to_owned()
             })?;
-            let exports = lock(&self.exports);
-            let gen = self.exports_gen.load(Ordering::Acquire);
-            *cache = exports.get(name).map(|e| (name.to_owned(), gen, e.clone()));
+            let export = {
+                let exports = lock(&self.exports);
+                let gen = self.exports_gen.load(Ordering::Acquire);
+                exports.get(name).map(|e| (gen, e.open.clone()))
+            };
+            *cache = export.map(|(gen, open)| (name.to_owned(), gen, open()));
         }
-        Ok(cache.as_ref().map(|(_, _, e)| e))
+        Ok(cache.as_mut().map(|(_, _, inbox)| inbox))
     }
 
     pub(crate) fn lookup_answer(&self, name: &str, type_name: &str) -> LookupAnswer {
@@ -245,31 +322,18 @@ impl Node {
     {
         let name = name.into();
         let max = self.inner.config.max_frame;
-        let shown = name.clone();
-        let deliver =
-            move |payload: &[u8], replies: &[u64], session: &Arc<Session>| -> Result<(), String> {
-                let decoded = if replies.is_empty() {
-                    // No reply slot inside (one the sender did not list fails to decode).
-                    frame::decode(payload, max)
-                } else {
-                    let s = session.clone();
-                    let sinks: SinkMaker = Box::new(move |id| s.reply_sink(id));
-                    wire::decoding(sinks, || frame::decode(payload, max))
-                };
-                let msg: M = decoded.map_err(|e| {
-                    format!(
-                        "bad input: a message for {shown:?} does not decode as {}: {e}",
-                        type_name::<M>()
-                    )
-                })?;
-                // An actor that has stopped drops the message (and any ReplyTo in it: its asker
-                // fails at once).
-                let _ = addr.send(msg);
-                Ok(())
-            };
+        let shown: Arc<str> = name.as_str().into();
+        let open = move || -> Box<dyn Inbox> {
+            Box::new(TypedInbox {
+                addr: addr.clone(),
+                name: shown.clone(),
+                max,
+                held: VecDeque::new(),
+            })
+        };
         let export = Export {
             type_name: type_name::<M>(),
-            deliver: Arc::new(deliver),
+            open: Arc::new(open),
         };
         let mut exports = lock(&self.inner.exports);
         exports.insert(name, export);

@@ -403,6 +403,28 @@ impl<T> Chan<T> {
         r
     }
 
+    /// Moves messages off the front of `msgs` while each finds room or a waiting receiver,
+    /// all under one lock hold; `Err` (nothing moved) once the receiver is gone.
+    fn try_send_from(&self, msgs: &mut VecDeque<T>) -> Result<usize, SendError<()>> {
+        let mut wakes = Wakes::default();
+        let mut moved = 0;
+        {
+            let mut s = self.lock();
+            if !s.receiver {
+                return Err(SendError(()));
+            }
+            while let Some(msg) = msgs.pop_front() {
+                if let Err(msg) = s.deliver(msg, false, &mut wakes) {
+                    msgs.push_front(msg);
+                    break;
+                }
+                moved += 1;
+            }
+        }
+        wakes.run();
+        Ok(moved)
+    }
+
     fn send_deadline(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
         let mut wakes = Wakes::default();
         let mut s = self.lock();
@@ -870,6 +892,29 @@ impl<T> SyncSender<T> {
     /// waiting), else gives it back.
     pub fn try_send(&self, t: T) -> Result<(), TrySendError<T>> {
         self.chan.try_send(t)
+    }
+
+    /// Moves messages off the front of `msgs` into the channel for as long as there is room
+    /// (or a receiver waiting for one), in order and under one hold of the channel's lock, and
+    /// returns how many moved. Never parks: what did not fit stays in `msgs`. Fails, moving
+    /// nothing, once the receiver is gone. Not in std's API: a producer with many messages at
+    /// hand pays the channel's lock once per batch instead of once per message.
+    ///
+    /// ```
+    /// use std::collections::VecDeque;
+    /// use coact_runtime::sync::mpsc::sync_channel;
+    ///
+    /// let (tx, rx) = sync_channel(2);
+    /// let mut batch: VecDeque<u32> = (1..=3).collect();
+    /// assert_eq!(tx.try_send_from(&mut batch), Ok(2));
+    /// assert_eq!(batch, [3]);
+    /// assert_eq!(rx.try_iter().collect::<Vec<_>>(), [1, 2]);
+    /// drop(rx);
+    /// assert!(tx.try_send_from(&mut batch).is_err());
+    /// assert_eq!(batch, [3]);
+    /// ```
+    pub fn try_send_from(&self, msgs: &mut VecDeque<T>) -> Result<usize, SendError<()>> {
+        self.chan.try_send_from(msgs)
     }
 
     /// Like [`send`](SyncSender::send), but gives up after `timeout`.
