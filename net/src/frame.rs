@@ -177,48 +177,11 @@ pub(crate) fn encode_frame(frame: &Frame) -> Result<Vec<u8>, String> {
     Ok(out)
 }
 
-/// Runs `$body` with `$c` bound to bincode's standard configuration limited to at least
-/// `$limit` bytes (the smallest of 64 KiB, 1 MiB, 16 MiB, 256 MiB or 4 GiB that covers it:
-/// bincode takes its limit as a constant).
-macro_rules! with_limit {
-    ($limit:expr, |$c:ident| $body:expr) => {{
-        let limit: usize = $limit;
-        let std = config::standard();
-        if limit <= 64 << 10 {
-            let $c = std.with_limit::<{ 64 << 10 }>();
-            $body
-        } else if limit <= 1 << 20 {
-            let $c = std.with_limit::<{ 1 << 20 }>();
-            $body
-        } else if limit <= 16 << 20 {
-            let $c = std.with_limit::<{ 16 << 20 }>();
-            $body
-        } else if limit <= 256 << 20 {
-            let $c = std.with_limit::<{ 256 << 20 }>();
-            $body
-        } else {
-            let $c = std.with_limit::<{ u32::MAX as usize }>();
-            $body
-        }
-    }};
-}
-
-/// Checks that a decode used all of `len` bytes.
-fn whole<T>(r: Result<(T, usize), bincode::error::DecodeError>, len: usize) -> Result<T, String> {
-    let (v, read) = r.map_err(|e| e.to_string())?;
-    if read != len {
-        return Err(format!("{} trailing bytes", len - read));
-    }
-    Ok(v)
-}
-
-/// Decodes all of `bytes` as a `T`, with a bincode decode limit of at least `limit`. Trailing
-/// bytes are an error.
-pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8], limit: usize) -> Result<T, String> {
-    with_limit!(limit, |c| whole(
-        bincode::serde::decode_from_slice(bytes, c),
-        bytes.len()
-    ))
+/// Decodes all of `bytes` as a `T` (bincode's standard format, see [`crate::de`]). Trailing
+/// bytes are an error. Every allocation is bounded by `bytes`, which a link bounds by its
+/// maximum frame size.
+pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
+    crate::de::from_slice(bytes)
 }
 
 /// The variant index of [`Frame::Send`] (bincode writes an index below 251 as one byte).
@@ -462,8 +425,7 @@ pub(crate) fn read_frame(r: &mut impl Read, max_frame: usize) -> Result<Frame, R
     }
     let mut buf = vec![0u8; len];
     r.read_exact(&mut buf).map_err(ReadError::Io)?;
-    decode(&buf, max_frame)
-        .map_err(|e| ReadError::Bad(format!("a frame that does not decode: {e}")))
+    decode(&buf).map_err(|e| ReadError::Bad(format!("a frame that does not decode: {e}")))
 }
 
 /// Decodes a byte string the way a link does (length prefixes and all, up to 16 MiB frames),
@@ -476,7 +438,7 @@ pub fn decode_frame_for_fuzzing(data: &[u8]) -> usize {
     while let Ok(body) = frames.next(&mut r, 16 << 20, |_| {}) {
         let ok = match decode_send(body) {
             Some(send) => send.is_ok(),
-            None => decode::<Frame>(body, 16 << 20).is_ok(),
+            None => decode::<Frame>(body).is_ok(),
         };
         if !ok {
             break;
@@ -684,7 +646,7 @@ mod tests {
                     }
                     _ => body.push(r.next() as u8),
                 }
-                let theirs = decode::<Frame>(&body, 1 << 20);
+                let theirs = decode::<Frame>(&body);
                 match decode_send(&body) {
                     None => assert!(!matches!(theirs, Ok(Frame::Send { .. }))),
                     Some(Ok(ours)) => match (std::str::from_utf8(ours.name), theirs) {

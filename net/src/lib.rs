@@ -103,6 +103,7 @@
 //! them in one piece instead of one byte at a time, which doubled the one-way rate of 64-byte
 //! messages in coact's benchmark (BENCHMARKS.md).
 
+mod de;
 mod frame;
 mod link;
 mod node;

@@ -793,7 +793,7 @@ fn read_frames(
         }
         // Any other frame (a reply, a lookup) acts at once: messages before it go first.
         flush(cache);
-        let frame = match decode::<Frame>(body, max) {
+        let frame = match decode::<Frame>(body) {
             Ok(f) => f,
             Err(e) => return bad(e),
         };

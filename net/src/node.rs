@@ -136,7 +136,6 @@ struct TypedInbox<M> {
     addr: Addr<M>,
     /// The export's name, for error messages.
     name: Arc<str>,
-    max: usize,
     held: VecDeque<M>,
 }
 
@@ -152,11 +151,11 @@ where
     ) -> Result<(), String> {
         let decoded = if replies.is_empty() {
             // No reply slot inside (one the sender did not list fails to decode).
-            frame::decode(payload, self.max)
+            frame::decode(payload)
         } else {
             let s = session.clone();
             let sinks: SinkMaker = Box::new(move |id| s.reply_sink(id));
-            wire::decoding(sinks, || frame::decode(payload, self.max))
+            wire::decoding(sinks, || frame::decode(payload))
         };
         let msg: M = decoded.map_err(|e| {
             format!(
@@ -321,13 +320,11 @@ impl Node {
         M: Serialize + DeserializeOwned + Send + 'static,
     {
         let name = name.into();
-        let max = self.inner.config.max_frame;
         let shown: Arc<str> = name.as_str().into();
         let open = move || -> Box<dyn Inbox> {
             Box::new(TypedInbox {
                 addr: addr.clone(),
                 name: shown.clone(),
-                max,
                 held: VecDeque::new(),
             })
         };
