@@ -208,11 +208,18 @@ fn send_batch_keeps_each_senders_order_through_a_full_mailbox() {
                     coact::spawn(move || feed(&a, s))
                 })
                 .collect();
+            // The thread says it is done through a coact channel: joining it from this
+            // coroutine while it still sends would block the worker its actor needs.
+            let (thread_done_tx, thread_done_rx) = sync_channel::<()>(1);
             let a = checker.clone();
-            let thread = std::thread::spawn(move || feed(&a, COROUTINES));
+            let thread = std::thread::spawn(move || {
+                feed(&a, COROUTINES);
+                thread_done_tx.send(()).unwrap();
+            });
             for j in joins {
                 j.join().unwrap();
             }
+            thread_done_rx.recv().unwrap();
             thread.join().unwrap();
             let (violations, total, next) = checker.ask(FifoMsg::Report, GENEROUS).unwrap();
             assert_eq!(violations, 0, "some sender's messages arrived out of order");
