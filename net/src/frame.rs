@@ -187,26 +187,6 @@ pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
 /// The variant index of [`Frame::Send`] (bincode writes an index below 251 as one byte).
 const SEND: u8 = 5;
 
-/// The fields of a [`Frame::Send`], borrowed, for encoding: the encoding of a `Send` frame is
-/// its variant byte followed by this struct's encoding. The hot path of a link encodes this
-/// instead of a `Frame`, so that a message costs no copy of its name and payload.
-#[derive(Serialize, Debug)]
-pub(crate) struct SendRef<'a> {
-    /// The name the receiving actor is exported under.
-    pub(crate) name: &'a str,
-    /// The encoded message.
-    #[serde(serialize_with = "as_byte_string")]
-    pub(crate) payload: &'a [u8],
-    /// The reply ids inside the payload.
-    pub(crate) replies: &'a [u64],
-}
-
-/// Serialises a byte slice as one byte string (the same bincode bytes as a sequence of
-/// `u8`s, written in one piece).
-fn as_byte_string<S: serde::Serializer>(v: &&[u8], s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_bytes(v)
-}
-
 /// A decoded `Send` frame, its name and payload borrowed from the bytes it was read from.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) struct SendIn<'a> {
@@ -283,20 +263,70 @@ pub(crate) fn decode_send(body: &[u8]) -> Option<Result<SendIn<'_>, String>> {
     Some(fields())
 }
 
-/// Appends a `Send` frame (length prefix included) to `out`.
-pub(crate) fn encode_send(out: &mut Vec<u8>, send: &SendRef<'_>) -> Result<(), String> {
+/// Appends `v` as bincode's standard configuration writes a `u64` (a varint).
+fn put_varint(out: &mut Vec<u8>, v: u64) {
+    if v < 251 {
+        out.push(v as u8);
+    } else if let Ok(v) = u16::try_from(v) {
+        out.push(251);
+        out.extend_from_slice(&v.to_le_bytes());
+    } else if let Ok(v) = u32::try_from(v) {
+        out.push(252);
+        out.extend_from_slice(&v.to_le_bytes());
+    } else {
+        out.push(253);
+        out.extend_from_slice(&v.to_le_bytes());
+    }
+}
+
+/// A `Send` frame being built in place, with the bytes of [`Frame::Send`]'s bincode encoding:
+/// [`begin_send`] writes the length prefix's room, the variant and the name, and the room for
+/// the payload's length; the caller appends the payload (encoding the message straight into
+/// the frame); [`SendHead::finish`] writes the payload's length, the reply ids and the
+/// frame's length. A message costs no copy of its payload and no serde pass over the frame.
+pub(crate) struct SendHead {
+    /// Where the frame starts (its length prefix).
+    at: usize,
+    /// Where the payload's length goes (one byte is kept for it).
+    len_at: usize,
+}
+
+/// Starts a `Send` frame to the export `name` at the end of `out`.
+pub(crate) fn begin_send(out: &mut Vec<u8>, name: &str) -> SendHead {
     let at = out.len();
     out.extend_from_slice(&[0, 0, 0, 0, SEND]);
-    if let Err(e) = bincode::serde::encode_into_std_write(send, out, config::standard()) {
-        out.truncate(at);
-        return Err(e.to_string());
+    put_varint(out, name.len() as u64);
+    out.extend_from_slice(name.as_bytes());
+    let len_at = out.len();
+    out.push(0);
+    SendHead { at, len_at }
+}
+
+impl SendHead {
+    /// Ends the frame: everything after the head is its payload. On an error (a frame over
+    /// 4 GiB) the frame is taken off `out` again.
+    pub(crate) fn finish(self, out: &mut Vec<u8>, replies: &[u64]) -> Result<(), String> {
+        let payload = (out.len() - self.len_at - 1) as u64;
+        if payload < 251 {
+            out[self.len_at] = payload as u8;
+        } else {
+            // A longer varint: the payload moves up by a few bytes (rare for small messages,
+            // and cheap beside encoding a large one).
+            let mut wide = Vec::with_capacity(9);
+            put_varint(&mut wide, payload);
+            out.splice(self.len_at..self.len_at + 1, wide);
+        }
+        put_varint(out, replies.len() as u64);
+        for &id in replies {
+            put_varint(out, id);
+        }
+        let Ok(len) = u32::try_from(out.len() - self.at - 4) else {
+            out.truncate(self.at);
+            return Err("frame longer than 4 GiB".to_owned());
+        };
+        out[self.at..self.at + 4].copy_from_slice(&len.to_be_bytes());
+        Ok(())
     }
-    let Ok(len) = u32::try_from(out.len() - at - 4) else {
-        out.truncate(at);
-        return Err("frame longer than 4 GiB".to_owned());
-    };
-    out[at..at + 4].copy_from_slice(&len.to_be_bytes());
-    Ok(())
 }
 
 /// Reads frames from a byte stream through one buffer: each read asks for as much as the
@@ -587,12 +617,9 @@ mod tests {
     fn the_hand_written_send_encoding_is_bincodes() {
         for (name, payload, replies) in sends() {
             let mut ours = vec![0xAA]; // appends after what is there
-            let send = SendRef {
-                name: &name,
-                payload: &payload,
-                replies: &replies,
-            };
-            encode_send(&mut ours, &send).unwrap();
+            let head = begin_send(&mut ours, &name);
+            ours.extend_from_slice(&payload);
+            head.finish(&mut ours, &replies).unwrap();
             let theirs = encode_frame(&Frame::Send {
                 name: name.clone(),
                 payload: payload.clone(),

@@ -18,7 +18,7 @@ use coact_runtime::sync::mpsc::{sync_channel, RecvTimeoutError};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-use crate::frame::{self, encode_frame, encode_send, Frame, LookupAnswer, SendRef};
+use crate::frame::{self, encode_frame, Frame, LookupAnswer};
 use crate::link::{LinkCore, LinkStats, Session};
 use crate::outq::{PushError, Wait};
 
@@ -29,15 +29,13 @@ const SCRATCH_KEEP: usize = 64 << 10;
 static NEXT_REPLY_ID: AtomicU64 = AtomicU64::new(1);
 
 thread_local! {
-    /// Where a thread encodes a message's payload (reused, so encoding allocates nothing).
-    static SCRATCH: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
-    /// Where a thread builds the frame around the payload (reused likewise).
+    /// Where a thread builds a message's frame (reused, so encoding allocates nothing).
     static FRAME: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
     /// The replies registered by the encoding under way on this thread, with their ids.
     static PENDING: RefCell<Vec<(u64, PendingReply)>> = const { RefCell::new(Vec::new()) };
 }
 
-/// One of the thread's reused buffers ([`SCRATCH`] or [`FRAME`]), taken for as long as it is
+/// The thread's reused frame buffer ([`FRAME`]), taken for as long as it is
 /// needed and given back when dropped (kept if not too large). A send that parks for room
 /// keeps its frame buffer meanwhile; another send on the thread then makes its own.
 struct Scratch {
@@ -292,7 +290,8 @@ impl<M: Serialize> RemoteAddr<M> {
     fn encode(&self, msg: &M) -> Result<(Scratch, Vec<u64>), String> {
         // Taken, not borrowed: a `Serialize` impl that sends through another address while
         // being encoded then gets a buffer of its own.
-        let mut payload = Scratch::take(&SCRATCH);
+        let mut out = Scratch::take(&FRAME);
+        let head = frame::begin_send(&mut out.buf, &self.name);
         let mark = PENDING.with(|p| p.borrow().len());
         let registrar: Registrar = Box::new(|p| {
             let id = NEXT_REPLY_ID.fetch_add(1, Ordering::Relaxed);
@@ -300,26 +299,20 @@ impl<M: Serialize> RemoteAddr<M> {
             id
         });
         let encoded = wire::encoding(registrar, || {
-            bincode::serde::encode_into_std_write(msg, &mut payload.buf, frame::config())
+            bincode::serde::encode_into_std_write(msg, &mut out.buf, frame::config())
         });
         // On an error below, the pending replies are dropped: their askers fail at once.
         let pending = PENDING.with(|p| p.borrow_mut().split_off(mark));
         let ids: Vec<u64> = pending.iter().map(|(id, _)| *id).collect();
         encoded.map_err(|e| e.to_string())?;
-        let mut frame = Scratch::take(&FRAME);
-        let send = SendRef {
-            name: &self.name,
-            payload: &payload.buf,
-            replies: &ids,
-        };
-        encode_send(&mut frame.buf, &send)?;
-        let len = frame.buf.len() - 4;
+        head.finish(&mut out.buf, &ids)?;
+        let len = out.buf.len() - 4;
         if len > self.session.max_frame {
             return Err(format!("a message of {len} bytes is over max_frame"));
         }
         // Registered before the frame can be queued, so a reply cannot beat it.
         self.session.register_replies(pending);
-        Ok((frame, ids))
+        Ok((out, ids))
     }
 
     /// Encodes `msg` and queues its frame, waiting for room as `wait` allows; returns the
