@@ -77,7 +77,9 @@
 //!
 //! # The wire
 //!
-//! Frames are a `u32` big-endian length and a bincode payload; a length over
+//! Frames are a `u32` big-endian length and a payload in bincode 2's standard format (encoded
+//! by bincode, decoded by coact's own deserializer for that format, which allocates each byte
+//! string once and never more than the frame's bytes); a length over
 //! [`NodeConfig::max_frame`] closes the link before anything is allocated. A link starts
 //! with a handshake in which both sides prove, with HMAC-SHA256 over fresh random challenges,
 //! that they know the cluster's [`NodeConfig::secret`]; nothing else is processed before both
@@ -97,7 +99,9 @@
 //! # Speed
 //!
 //! Messages queued on a link while its writer is busy leave in one write, and the reader
-//! takes many frames per read; encoding and decoding a message are the per-message work left.
+//! takes many frames per read and hands each run of messages for one actor to its mailbox in
+//! one go ([`Addr::send_batch`](coact_actor::Addr::send_batch)); encoding and decoding a
+//! message are the per-message work left.
 //! Mark byte payloads as byte strings (`#[serde(with = "serde_bytes")]` on a `Vec<u8>` field,
 //! with the `serde_bytes` crate): the bytes on the wire are the same, but serde then copies
 //! them in one piece instead of one byte at a time, which doubled the one-way rate of 64-byte
