@@ -9,12 +9,11 @@
 //! non-waiting push) until the writer takes the batch. The wait registers under the same lock
 //! that the writer takes the batch under, so a wake-up cannot be missed.
 
-use std::sync::Mutex;
 use std::time::Instant;
 
 use coact_runtime::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
+use coact_runtime::sync::FastLock;
 
-use crate::link::lock;
 
 /// How long a push may wait for room.
 #[derive(Clone, Copy, Debug)]
@@ -60,7 +59,7 @@ pub(crate) struct Batch {
 
 /// The queue.
 pub(crate) struct OutQueue {
-    state: Mutex<State>,
+    state: FastLock<State>,
     bell: SyncSender<()>,
     limit: u64,
 }
@@ -70,7 +69,7 @@ impl OutQueue {
     pub(crate) fn new(limit: usize) -> (OutQueue, Receiver<()>) {
         let (bell, rings) = sync_channel(1);
         let q = OutQueue {
-            state: Mutex::new(State {
+            state: FastLock::new(State {
                 buf: Vec::new(),
                 frames: 0,
                 closed: false,
@@ -87,7 +86,7 @@ impl OutQueue {
     pub(crate) fn push(&self, frame: &[u8], wait: Wait) -> Result<(), PushError> {
         loop {
             let room = {
-                let mut st = lock(&self.state);
+                let mut st = self.state.lock();
                 if st.closed || st.finish {
                     return Err(PushError::Closed);
                 }
@@ -129,7 +128,7 @@ impl OutQueue {
     /// is not finishing.
     pub(crate) fn take(&self, into: &mut Vec<u8>) -> Option<Batch> {
         let (batch, waiting) = {
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             if st.frames == 0 && !st.finish {
                 return None;
             }
@@ -152,7 +151,7 @@ impl OutQueue {
     /// Tells the writer to write what is queued and then shut the write side; no more frames
     /// are taken.
     pub(crate) fn finish(&self) {
-        lock(&self.state).finish = true;
+        self.state.lock().finish = true;
         let _ = self.bell.try_send(());
     }
 
@@ -160,7 +159,7 @@ impl OutQueue {
     /// fail). What is queued is dropped.
     pub(crate) fn close(&self) {
         let waiting = {
-            let mut st = lock(&self.state);
+            let mut st = self.state.lock();
             st.closed = true;
             st.buf = Vec::new();
             st.frames = 0;
@@ -172,7 +171,7 @@ impl OutQueue {
 
     /// Whether the queue takes no more frames.
     pub(crate) fn is_closed(&self) -> bool {
-        let st = lock(&self.state);
+        let st = self.state.lock();
         st.closed || st.finish
     }
 }
@@ -198,7 +197,7 @@ mod tests {
     ) -> coact_runtime::JoinHandle<Result<(), PushError>> {
         let q2 = q.clone();
         let h = coact_runtime::spawn(move || q2.push(frame, Wait::Forever));
-        while lock(&q.state).waiting.is_empty() {
+        while q.state.lock().waiting.is_empty() {
             coact_runtime::yield_now();
         }
         h

@@ -55,8 +55,21 @@ const ARMING: u8 = 1;
 /// The lock follows the classic protocol for good.
 const ARMED: u8 = 2;
 
-/// A mutual-exclusion lock for short critical sections (see the module's docs).
-pub(crate) struct FastLock<T> {
+/// A mutual-exclusion lock for short critical sections that never block while the lock is
+/// held (see the module's docs): coact's channels use it, and so may code that guards a few
+/// instructions' worth of work on a hot path. A waiter spins briefly and then blocks its
+/// thread (not only its coroutine), so holding the guard across anything that can wait is a
+/// mistake; use [`Mutex`](crate::sync::Mutex) for that. There is no poisoning: a panic while
+/// the guard is held releases the lock.
+///
+/// ```
+/// use coact_runtime::sync::FastLock;
+///
+/// let queue = FastLock::new(Vec::new());
+/// queue.lock().push(1);
+/// assert_eq!(*queue.lock(), [1]);
+/// ```
+pub struct FastLock<T> {
     /// 0: free; 1: held; 2: held, and someone may sleep on it.
     state: AtomicU32,
     /// `FAST`, `ARMING` or `ARMED`.
@@ -72,7 +85,8 @@ unsafe impl<T: Send> Send for FastLock<T> {}
 unsafe impl<T: Send> Sync for FastLock<T> {}
 
 impl<T> FastLock<T> {
-    pub(crate) const fn new(data: T) -> Self {
+    /// A free lock around `data`.
+    pub const fn new(data: T) -> Self {
         FastLock {
             state: AtomicU32::new(0),
             mode: AtomicU8::new(FAST),
@@ -82,7 +96,8 @@ impl<T> FastLock<T> {
 
     /// Acquires the lock, blocking the thread while another holds it.
     #[inline]
-    pub(crate) fn lock(&self) -> FastGuard<'_, T> {
+    /// Takes the lock, waiting while another holds it.
+    pub fn lock(&self) -> FastGuard<'_, T> {
         if self
             .state
             .compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed)
@@ -154,7 +169,7 @@ impl<T> FastLock<T> {
 }
 
 /// Access to a [`FastLock`]'s data; releases the lock when dropped.
-pub(crate) struct FastGuard<'a, T> {
+pub struct FastGuard<'a, T> {
     lock: &'a FastLock<T>,
 }
 

@@ -9,6 +9,7 @@ mod fastlock;
 pub mod mpsc;
 mod mutex;
 
+pub use fastlock::{FastGuard, FastLock};
 pub use mutex::{Mutex, MutexGuard};
 pub use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 
