@@ -403,6 +403,74 @@ fn messages_before_a_frame_that_does_not_decode_are_all_delivered() {
     });
 }
 
+/// A recursive message: a newtype around an option of itself.
+#[derive(Serialize, Deserialize)]
+struct Nest(Option<Box<Nest>>);
+
+impl Nest {
+    fn new(levels: usize) -> Nest {
+        (0..levels).fold(Nest(None), |inner, _| Nest(Some(Box::new(inner))))
+    }
+
+    fn levels(&self) -> usize {
+        let mut n = 0;
+        let mut at = self;
+        while let Some(inner) = &at.0 {
+            n += 1;
+            at = inner;
+        }
+        n
+    }
+}
+
+#[test]
+fn a_message_nested_too_deep_closes_only_its_link_and_a_deep_one_within_the_bound_arrives() {
+    let logs = logs();
+    common::on_workers(2, || {
+        let a = node("nest-a");
+        let b = node("b");
+        let (tx, rx) = channel::<usize>();
+        a.export(
+            "nest",
+            spawn_process(move |inbox: Inbox<Nest>| {
+                while let Some(n) = inbox.recv() {
+                    tx.send(n.levels()).unwrap();
+                }
+            }),
+        );
+        let peer = b.connect(a.local_addr());
+        let nest = peer.lookup::<Nest>("nest", T).unwrap();
+        // 31 levels are 62 levels of nesting for the decoder, within its bound of 64: they
+        // decode on the link reader's coroutine stack (the default size) and arrive.
+        nest.send(Nest::new(31)).unwrap();
+        assert_eq!(rx.recv_timeout(T), Ok(31));
+        // 20,000 levels: refused, and only this link closes (no stack overflow). Built, sent
+        // and dropped on a thread with a large stack: encoding and dropping recurse too.
+        let watch = nest.monitor();
+        let deep = nest.clone();
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn(move || deep.send(Nest::new(20_000)).unwrap())
+            .unwrap()
+            .join()
+            .unwrap();
+        let down = watch.recv_timeout(T).expect("the link goes down");
+        assert!(matches!(down.reason, StopReason::NodeDown(_)), "{down:?}");
+        let logged = String::from_utf8_lossy(&logs.lock().unwrap()).into_owned();
+        assert!(
+            logged
+                .lines()
+                .any(|l| l.contains("node=\"nest-a\"") && l.contains("nested deeper")),
+            "no warning with the reason in the log:\n{logged}"
+        );
+        // The node carries on: the link comes back and a message gets through.
+        assert!(peer.wait_up(T));
+        let nest = peer.lookup::<Nest>("nest", T).unwrap();
+        nest.send(Nest::new(3)).unwrap();
+        assert_eq!(rx.recv_timeout(T), Ok(3));
+    });
+}
+
 /// Asks `Hold` in a coroutine (the actor keeps the reply) and returns when the actor has it.
 fn pending_ask(
     counter: &coact::net::RemoteAddr<Msg>,

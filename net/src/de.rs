@@ -18,6 +18,10 @@
 //!
 //! Every allocation is bounded by the input: a length past the bytes left is an error before
 //! anything is allocated, and serde's collections reserve at most what a hint can prove.
+//! Nesting is bounded too: a value nested deeper than [`MAX_DEPTH`] (an option in an option
+//! in ..., which a recursive message type allows and each level of which costs a byte) is
+//! refused, where bincode would recurse until a coroutine's stack overflowed and the process
+//! aborted.
 
 use std::fmt;
 
@@ -51,9 +55,17 @@ impl Error {
     }
 }
 
+/// How deeply values may nest (options, sequences, maps, structs, enums and newtypes within
+/// one another). Each level takes stack in serde's generated code (about half a KiB in a debug
+/// build, less optimised), and a link reader runs on a coroutine stack, 64 KiB by default.
+pub(crate) const MAX_DEPTH: u32 = 64;
+
 /// Decodes all of `bytes` as a `T`; trailing bytes are an error.
 pub(crate) fn from_slice<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, String> {
-    let mut d = Decoder { rest: bytes };
+    let mut d = Decoder {
+        rest: bytes,
+        depth: 0,
+    };
     let v = T::deserialize(&mut d).map_err(|e| e.0)?;
     if !d.rest.is_empty() {
         return Err(format!("{} trailing bytes", d.rest.len()));
@@ -64,6 +76,8 @@ pub(crate) fn from_slice<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T
 /// The deserializer: the bytes not yet read.
 struct Decoder<'de> {
     rest: &'de [u8],
+    /// How many values the one being decoded is nested in.
+    depth: u32,
 }
 
 /// The widest varint tag each integer type accepts.
@@ -72,6 +86,18 @@ const TAG_U32: u8 = 252;
 const TAG_U64: u8 = 253;
 
 impl<'de> Decoder<'de> {
+    /// Decodes a value nested in the current one, within [`MAX_DEPTH`].
+    #[inline]
+    fn nested<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R, Error>) -> Result<R, Error> {
+        if self.depth >= MAX_DEPTH {
+            return Err(Error(format!("values nested deeper than {MAX_DEPTH}")));
+        }
+        self.depth += 1;
+        let r = f(self);
+        self.depth -= 1;
+        r
+    }
+
     #[inline]
     fn take(&mut self, n: usize) -> Result<&'de [u8], Error> {
         if n > self.rest.len() {
@@ -260,7 +286,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     fn deserialize_option<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
         match self.byte()? {
             0 => v.visit_none(),
-            1 => v.visit_some(self),
+            1 => self.nested(|d| v.visit_some(d)),
             b => Err(Error(format!("an invalid Option tag {b}"))),
         }
     }
@@ -282,19 +308,16 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         _: &'static str,
         v: V,
     ) -> Result<V::Value, Error> {
-        v.visit_newtype_struct(self)
+        self.nested(|d| v.visit_newtype_struct(d))
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
         let left = self.count()?;
-        v.visit_seq(Elements { de: self, left })
+        self.nested(|de| v.visit_seq(Elements { de, left }))
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, v: V) -> Result<V::Value, Error> {
-        v.visit_seq(Elements {
-            de: self,
-            left: len,
-        })
+        self.nested(|de| v.visit_seq(Elements { de, left: len }))
     }
 
     fn deserialize_tuple_struct<V: Visitor<'de>>(
@@ -303,15 +326,12 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         len: usize,
         v: V,
     ) -> Result<V::Value, Error> {
-        v.visit_seq(Elements {
-            de: self,
-            left: len,
-        })
+        self.nested(|de| v.visit_seq(Elements { de, left: len }))
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
         let left = self.count()?;
-        v.visit_map(Elements { de: self, left })
+        self.nested(|de| v.visit_map(Elements { de, left }))
     }
 
     fn deserialize_struct<V: Visitor<'de>>(
@@ -320,10 +340,8 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         fields: &'static [&'static str],
         v: V,
     ) -> Result<V::Value, Error> {
-        v.visit_seq(Elements {
-            de: self,
-            left: fields.len(),
-        })
+        let left = fields.len();
+        self.nested(|de| v.visit_seq(Elements { de, left }))
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -332,7 +350,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         _: &'static [&'static str],
         v: V,
     ) -> Result<V::Value, Error> {
-        v.visit_enum(self)
+        self.nested(|d| v.visit_enum(d))
     }
 
     fn deserialize_identifier<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Error> {
@@ -677,6 +695,39 @@ mod tests {
             agree::<Shape>(&bytes);
             agree::<BTreeMap<u8, bool>>(&bytes);
         }
+    }
+
+    /// A recursive type: each level is a newtype around an option (two levels of nesting).
+    #[derive(Debug, PartialEq, Serialize, Deserialize)]
+    struct Nest(Option<Box<Nest>>);
+
+    /// The stack the deepest value accepted must decode in: a coroutine's default.
+    const STACK_PROBE: usize = 64 << 10;
+
+    fn nest(levels: usize) -> Nest {
+        (0..levels).fold(Nest(None), |inner, _| Nest(Some(Box::new(inner))))
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        // Within the bound: decodes.
+        let ok = nest(super::MAX_DEPTH as usize / 2 - 1);
+        let bytes = encode(&ok);
+        assert_eq!(from_slice::<Nest>(&bytes), Ok(ok));
+        // At the bound it decodes within a coroutine's default stack, even in a debug build
+        // (the hungriest: about 0.5 KiB per level there; 40 KiB of thread stack overflowed).
+        std::thread::Builder::new()
+            .stack_size(STACK_PROBE)
+            .spawn(move || assert!(from_slice::<Nest>(&bytes).is_ok()))
+            .unwrap()
+            .join()
+            .unwrap();
+        // A million levels (a byte each, the encoding of `Some`): refused at the bound, with
+        // no deep recursion.
+        let mut deep = vec![1u8; 1_000_000];
+        deep.push(0);
+        let e = from_slice::<Nest>(&deep).unwrap_err();
+        assert!(e.contains("nested deeper than"), "{e}");
     }
 
     #[test]

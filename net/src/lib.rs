@@ -79,7 +79,9 @@
 //!
 //! Frames are a `u32` big-endian length and a payload in bincode 2's standard format (encoded
 //! by bincode, decoded by coact's own deserializer for that format, which allocates each byte
-//! string once and never more than the frame's bytes); a length over
+//! string once and never more than the frame's bytes, and refuses values nested more than 64
+//! deep, options, sequences, structs and enums counted alike, so that a recursive message type
+//! cannot overflow the reader's stack); a length over
 //! [`NodeConfig::max_frame`] closes the link before anything is allocated. A link starts
 //! with a handshake in which both sides prove, with HMAC-SHA256 over fresh random challenges,
 //! that they know the cluster's [`NodeConfig::secret`]; nothing else is processed before both

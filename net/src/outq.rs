@@ -14,7 +14,6 @@ use std::time::Instant;
 use coact_runtime::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use coact_runtime::sync::FastLock;
 
-
 /// How long a push may wait for room.
 #[derive(Clone, Copy, Debug)]
 pub(crate) enum Wait {
