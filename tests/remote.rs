@@ -313,6 +313,25 @@ fn unexported_names_and_wrong_types_are_refused() {
     });
 }
 
+/// Exports under `name` on `node` a process actor that passes `what` of each message on;
+/// returns where they go.
+fn export_forwarder<M, R>(node: &Node, name: &str, what: fn(M) -> R) -> Receiver<R>
+where
+    M: Serialize + serde::de::DeserializeOwned + Send + 'static,
+    R: Send + 'static,
+{
+    let (tx, rx) = channel::<R>();
+    node.export(
+        name,
+        spawn_process(move |inbox: Inbox<M>| {
+            while let Some(m) = inbox.recv() {
+                tx.send(what(m)).unwrap();
+            }
+        }),
+    );
+    rx
+}
+
 #[test]
 fn a_message_of_the_wrong_type_closes_only_that_link() {
     let logs = logs();
@@ -320,15 +339,7 @@ fn a_message_of_the_wrong_type_closes_only_that_link() {
         let a = node("wrong-type-a");
         let b = node("b");
         let c = node("c");
-        let (tx, rx) = channel::<u64>();
-        a.export(
-            "x",
-            spawn_process(move |inbox: Inbox<u64>| {
-                while let Some(m) = inbox.recv() {
-                    tx.send(m).unwrap();
-                }
-            }),
-        );
+        let rx = export_forwarder(&a, "x", |m: u64| m);
         a.export("counter", spawn(Counter::new()));
         let peer = b.connect(a.local_addr());
         let x = peer.lookup::<u64>("x", T).unwrap();
@@ -380,15 +391,7 @@ fn messages_before_a_frame_that_does_not_decode_are_all_delivered() {
         const N: u64 = 1_000;
         let a = node("picky-a");
         let b = node("b");
-        let (tx, rx) = channel::<u64>();
-        a.export(
-            "picky",
-            spawn_process(move |inbox: Inbox<Picky>| {
-                while let Some(Picky(n)) = inbox.recv() {
-                    tx.send(n).unwrap();
-                }
-            }),
-        );
+        let rx = export_forwarder(&a, "picky", |Picky(n)| n);
         let peer = b.connect(a.local_addr());
         let picky = peer.lookup::<Picky>("picky", T).unwrap();
         let watch = picky.monitor();
@@ -429,15 +432,7 @@ fn a_message_nested_too_deep_closes_only_its_link_and_a_deep_one_within_the_boun
     common::on_workers(2, || {
         let a = node("nest-a");
         let b = node("b");
-        let (tx, rx) = channel::<usize>();
-        a.export(
-            "nest",
-            spawn_process(move |inbox: Inbox<Nest>| {
-                while let Some(n) = inbox.recv() {
-                    tx.send(n.levels()).unwrap();
-                }
-            }),
-        );
+        let rx = export_forwarder(&a, "nest", |n: Nest| n.levels());
         let peer = b.connect(a.local_addr());
         let nest = peer.lookup::<Nest>("nest", T).unwrap();
         // 31 levels are 62 levels of nesting for the decoder, within its bound of 64: they

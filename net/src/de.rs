@@ -376,6 +376,17 @@ struct Elements<'a, 'de> {
     left: usize,
 }
 
+impl<'de> Elements<'_, 'de> {
+    /// The next element (or map key), or `None` once all are taken.
+    fn next<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Error> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        seed.deserialize(&mut *self.de).map(Some)
+    }
+}
+
 impl<'de> SeqAccess<'de> for Elements<'_, 'de> {
     type Error = Error;
 
@@ -383,11 +394,7 @@ impl<'de> SeqAccess<'de> for Elements<'_, 'de> {
         &mut self,
         seed: T,
     ) -> Result<Option<T::Value>, Error> {
-        if self.left == 0 {
-            return Ok(None);
-        }
-        self.left -= 1;
-        seed.deserialize(&mut *self.de).map(Some)
+        self.next(seed)
     }
 
     fn size_hint(&self) -> Option<usize> {
@@ -402,11 +409,7 @@ impl<'de> MapAccess<'de> for Elements<'_, 'de> {
         &mut self,
         seed: K,
     ) -> Result<Option<K::Value>, Error> {
-        if self.left == 0 {
-            return Ok(None);
-        }
-        self.left -= 1;
-        seed.deserialize(&mut *self.de).map(Some)
+        self.next(seed)
     }
 
     fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Error> {
@@ -468,6 +471,7 @@ mod tests {
     use serde::{Deserialize, Serialize};
 
     use super::from_slice;
+    use crate::testing::Rng;
 
     /// What bincode's own decoder makes of `bytes`, all of them (with a limit, without which
     /// it would try to allocate whatever length the bytes claim).
@@ -567,15 +571,12 @@ mod tests {
         maybe: Option<(u8, i32)>,
     }
 
-    /// A small deterministic generator (xorshift).
-    struct Rng(u64);
+    /// Random values of the test types.
+    struct Values(Rng);
 
-    impl Rng {
+    impl Values {
         fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
+            self.0.next()
         }
 
         /// A number of any width, biased to the varint boundaries.
@@ -633,7 +634,7 @@ mod tests {
 
     #[test]
     fn values_bincode_encodes_decode_to_themselves() {
-        let mut rng = Rng(0x2545_F491_4F6C_DD1D);
+        let mut rng = Values(Rng(0x2545_F491_4F6C_DD1D));
         for _ in 0..300 {
             round_trip(rng.record());
         }

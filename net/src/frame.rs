@@ -481,6 +481,7 @@ pub fn decode_frame_for_fuzzing(data: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::Rng;
 
     /// The frame enum as it was with plain `Vec<u8>` payloads: the byte-string encoding must
     /// produce the very same bytes, so older and newer nodes still understand each other.
@@ -575,20 +576,6 @@ mod tests {
             read_frame(&mut &bytes[..], 1 << 20),
             Err(ReadError::Bad(_))
         ));
-    }
-
-    /// A small deterministic generator for the tests below.
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            self.0
-        }
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
     }
 
     fn sends() -> Vec<(String, Vec<u8>, Vec<u64>)> {

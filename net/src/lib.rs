@@ -115,6 +115,8 @@ mod link;
 mod node;
 mod outq;
 mod remote;
+#[cfg(test)]
+mod testing;
 
 pub use link::LinkStats;
 pub use node::{Node, NodeConfig};
