@@ -40,6 +40,7 @@
 //! holder whose release will wake one.
 
 use std::cell::UnsafeCell;
+use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 
@@ -68,6 +69,17 @@ const ARMED: u8 = 2;
 /// let queue = FastLock::new(Vec::new());
 /// queue.lock().push(1);
 /// assert_eq!(*queue.lock(), [1]);
+/// ```
+///
+/// A guard can be shared between threads only if the data can (`T: Sync`), as with `std`:
+///
+/// ```compile_fail
+/// use std::cell::Cell;
+/// use coact_runtime::sync::FastLock;
+///
+/// fn shared<S: Sync>(_: &S) {}
+/// let lock = FastLock::new(Cell::new(0));
+/// shared(&lock.lock());
 /// ```
 pub struct FastLock<T> {
     /// 0: free; 1: held; 2: held, and someone may sleep on it.
@@ -105,7 +117,10 @@ impl<T> FastLock<T> {
         {
             self.lock_contended();
         }
-        FastGuard { lock: self }
+        FastGuard {
+            lock: self,
+            _not_auto: PhantomData,
+        }
     }
 
     #[cold]
@@ -171,7 +186,17 @@ impl<T> FastLock<T> {
 /// Access to a [`FastLock`]'s data; releases the lock when dropped.
 pub struct FastGuard<'a, T> {
     lock: &'a FastLock<T>,
+    /// Opts out of the automatic `Send` and `Sync` (a shared reference to the lock is `Sync`
+    /// for any `T: Send`, but sharing the guard shares `&T`): both are declared below.
+    _not_auto: PhantomData<*const ()>,
 }
+
+// SAFETY: moving the guard to another thread moves the access to `T` there (needing
+// `T: Send`); the lock may be released from any thread (a futex word, no owner).
+unsafe impl<T: Send> Send for FastGuard<'_, T> {}
+// SAFETY: sharing the guard shares `&T` (through `Deref`), which needs `T: Sync`, as for
+// `std::sync::MutexGuard`.
+unsafe impl<T: Sync> Sync for FastGuard<'_, T> {}
 
 impl<T> Deref for FastGuard<'_, T> {
     type Target = T;
