@@ -260,6 +260,45 @@ fn zero_capacity_send_completes_only_when_received() {
     }
 }
 
+#[test]
+fn try_send_from_moves_what_fits_in_order_and_no_more() {
+    for n in WORKER_COUNTS {
+        on_workers(n, || {
+            // A bound of 3: three of five move, the rest stay, in order.
+            let (tx, rx) = sync_channel::<u32>(3);
+            let mut batch: std::collections::VecDeque<u32> = (1..=5).collect();
+            assert_eq!(tx.try_send_from(&mut batch), Ok(3));
+            assert_eq!(batch, [4, 5]);
+            assert_eq!(
+                tx.try_send_from(&mut batch),
+                Ok(0),
+                "no room, nothing moves"
+            );
+            assert_eq!((rx.recv(), rx.recv()), (Ok(1), Ok(2)));
+            assert_eq!(tx.try_send_from(&mut batch), Ok(2));
+            assert!(batch.is_empty());
+            assert_eq!(rx.try_iter().collect::<Vec<_>>(), [3, 4, 5]);
+
+            // A rendezvous: one message goes to a receiver blocked in `recv`, and only one.
+            let (tx, rx) = sync_channel::<u32>(0);
+            let receiver = coact::spawn(move || rx.recv());
+            let mut batch: std::collections::VecDeque<u32> = (10..13).collect();
+            let mut tries = 0;
+            while tx.try_send_from(&mut batch) == Ok(0) {
+                tries += 1;
+                assert!(tries < 100_000, "the receiver never blocked");
+                coact::yield_now();
+            }
+            assert_eq!(batch, [11, 12]);
+            assert_eq!(receiver.join().unwrap(), Ok(10));
+
+            // Once the receiver is gone, nothing moves.
+            assert!(tx.try_send_from(&mut batch).is_err());
+            assert_eq!(batch, [11, 12]);
+        });
+    }
+}
+
 /// Same rendezvous with a plain thread on each side in turn.
 #[test]
 fn zero_capacity_rendezvous_between_thread_and_coroutine() {
