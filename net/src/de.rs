@@ -168,6 +168,15 @@ impl<'de> Decoder<'de> {
         self.take(n)
     }
 
+    /// Visits the next `len` values as a sequence (a tuple, a struct's fields, a sequence
+    /// whose length was read).
+    fn elements<V: Visitor<'de>>(&mut self, len: usize, v: V) -> Result<V::Value, Error> {
+        v.visit_seq(Elements {
+            de: self,
+            left: len,
+        })
+    }
+
     fn str(&mut self) -> Result<&'de str, Error> {
         std::str::from_utf8(self.bytes()?).map_err(|e| Error(format!("a string: {e}")))
     }
@@ -272,7 +281,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     }
 
     fn deserialize_string<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        v.visit_borrowed_str(self.str()?)
+        self.deserialize_str(v)
     }
 
     fn deserialize_bytes<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
@@ -312,12 +321,12 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     }
 
     fn deserialize_seq<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        let left = self.count()?;
-        self.nested(|de| v.visit_seq(Elements { de, left }))
+        let len = self.count()?;
+        self.deserialize_tuple(len, v)
     }
 
     fn deserialize_tuple<V: Visitor<'de>>(self, len: usize, v: V) -> Result<V::Value, Error> {
-        self.nested(|de| v.visit_seq(Elements { de, left: len }))
+        self.nested(|d| d.elements(len, v))
     }
 
     fn deserialize_tuple_struct<V: Visitor<'de>>(
@@ -326,7 +335,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         len: usize,
         v: V,
     ) -> Result<V::Value, Error> {
-        self.nested(|de| v.visit_seq(Elements { de, left: len }))
+        self.deserialize_tuple(len, v)
     }
 
     fn deserialize_map<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
@@ -340,8 +349,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
         fields: &'static [&'static str],
         v: V,
     ) -> Result<V::Value, Error> {
-        let left = fields.len();
-        self.nested(|de| v.visit_seq(Elements { de, left }))
+        self.deserialize_tuple(fields.len(), v)
     }
 
     fn deserialize_enum<V: Visitor<'de>>(
@@ -444,10 +452,7 @@ impl<'de> VariantAccess<'de> for &mut Decoder<'de> {
     }
 
     fn tuple_variant<V: Visitor<'de>>(self, len: usize, v: V) -> Result<V::Value, Error> {
-        v.visit_seq(Elements {
-            de: self,
-            left: len,
-        })
+        self.elements(len, v)
     }
 
     fn struct_variant<V: Visitor<'de>>(
@@ -455,10 +460,7 @@ impl<'de> VariantAccess<'de> for &mut Decoder<'de> {
         fields: &'static [&'static str],
         v: V,
     ) -> Result<V::Value, Error> {
-        v.visit_seq(Elements {
-            de: self,
-            left: fields.len(),
-        })
+        self.elements(fields.len(), v)
     }
 }
 
