@@ -62,19 +62,15 @@ pub(crate) const MAX_DEPTH: u32 = 64;
 
 /// Decodes all of `bytes` as a `T`; trailing bytes are an error.
 pub(crate) fn from_slice<'de, T: Deserialize<'de>>(bytes: &'de [u8]) -> Result<T, String> {
-    let mut d = Decoder {
-        rest: bytes,
-        depth: 0,
-    };
+    let mut d = Decoder::new(bytes);
     let v = T::deserialize(&mut d).map_err(|e| e.0)?;
-    if !d.rest.is_empty() {
-        return Err(format!("{} trailing bytes", d.rest.len()));
-    }
+    d.end().map_err(|e| e.0)?;
     Ok(v)
 }
 
-/// The deserializer: the bytes not yet read.
-struct Decoder<'de> {
+/// The deserializer: the bytes not yet read. Frames read their own fields through it too
+/// (see `frame::decode_send`).
+pub(crate) struct Decoder<'de> {
     rest: &'de [u8],
     /// How many values the one being decoded is nested in.
     depth: u32,
@@ -86,6 +82,30 @@ const TAG_U32: u8 = 252;
 const TAG_U64: u8 = 253;
 
 impl<'de> Decoder<'de> {
+    /// A decoder of `bytes`.
+    #[inline]
+    pub(crate) fn new(bytes: &'de [u8]) -> Self {
+        Decoder {
+            rest: bytes,
+            depth: 0,
+        }
+    }
+
+    /// Fails if bytes are left.
+    #[inline]
+    pub(crate) fn end(&self) -> Result<(), Error> {
+        match self.rest.len() {
+            0 => Ok(()),
+            n => Err(Error(format!("{n} trailing bytes"))),
+        }
+    }
+
+    /// A `u64` (a varint).
+    #[inline]
+    pub(crate) fn u64(&mut self) -> Result<u64, Error> {
+        self.varint(TAG_U64, "a u64")
+    }
+
     /// Decodes a value nested in the current one, within [`MAX_DEPTH`].
     #[inline]
     fn nested<R>(&mut self, f: impl FnOnce(&mut Self) -> Result<R, Error>) -> Result<R, Error> {
@@ -151,7 +171,8 @@ impl<'de> Decoder<'de> {
     }
 
     /// A length of elements, each taking at least a byte as far as the check goes.
-    fn count(&mut self) -> Result<usize, Error> {
+    #[inline]
+    pub(crate) fn count(&mut self) -> Result<usize, Error> {
         let n = self.len()?;
         if n > self.rest.len() {
             return Err(Error(format!(
@@ -162,8 +183,9 @@ impl<'de> Decoder<'de> {
         Ok(n)
     }
 
+    /// A length-prefixed byte string, borrowed.
     #[inline]
-    fn bytes(&mut self) -> Result<&'de [u8], Error> {
+    pub(crate) fn bytes(&mut self) -> Result<&'de [u8], Error> {
         let n = self.len()?;
         self.take(n)
     }
@@ -244,7 +266,7 @@ impl<'de> de::Deserializer<'de> for &mut Decoder<'de> {
     }
 
     fn deserialize_u64<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {
-        v.visit_u64(self.varint(TAG_U64, "a u64")?)
+        v.visit_u64(self.u64()?)
     }
 
     fn deserialize_u128<V: Visitor<'de>>(self, v: V) -> Result<V::Value, Error> {

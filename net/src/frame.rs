@@ -10,6 +10,8 @@ use bincode::config;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::de::{self, Decoder};
+
 /// The magic of a `Hello`.
 pub(crate) const MAGIC: [u8; 5] = *b"COACT";
 /// The protocol version this crate speaks.
@@ -181,7 +183,7 @@ pub(crate) fn encode_frame(frame: &Frame) -> Result<Vec<u8>, String> {
 /// bytes are an error. Every allocation is bounded by `bytes`, which a link bounds by its
 /// maximum frame size.
 pub(crate) fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    crate::de::from_slice(bytes)
+    de::from_slice(bytes)
 }
 
 /// The variant index of [`Frame::Send`] (bincode writes an index below 251 as one byte).
@@ -198,69 +200,33 @@ pub(crate) struct SendIn<'a> {
     pub(crate) replies: Vec<u64>,
 }
 
-/// Takes a varint (bincode's standard configuration, as for a `u64` or a length) off the
-/// front of `b`. Like bincode, it accepts the longer forms of small values.
-fn take_varint(b: &mut &[u8]) -> Result<u64, String> {
-    fn fixed<const N: usize>(rest: &[u8]) -> Result<([u8; N], &[u8]), String> {
-        let (x, r) = rest
-            .split_first_chunk::<N>()
-            .ok_or("the frame ends early")?;
-        Ok((*x, r))
-    }
-    let (&first, rest) = b.split_first().ok_or("the frame ends early")?;
-    let (v, rest) = match first {
-        0..=250 => (u64::from(first), rest),
-        251 => fixed::<2>(rest).map(|(x, r)| (u64::from(u16::from_le_bytes(x)), r))?,
-        252 => fixed::<4>(rest).map(|(x, r)| (u64::from(u32::from_le_bytes(x)), r))?,
-        253 => fixed::<8>(rest).map(|(x, r)| (u64::from_le_bytes(x), r))?,
-        _ => return Err(format!("an invalid varint tag {first}")),
-    };
-    *b = rest;
-    Ok(v)
-}
-
-/// Takes a length-prefixed byte string off the front of `b`.
-fn take_bytes<'a>(b: &mut &'a [u8]) -> Result<&'a [u8], String> {
-    let len = take_varint(b)?;
-    let len = usize::try_from(len)
-        .ok()
-        .filter(|&l| l <= b.len())
-        .ok_or("a length past the end of the frame")?;
-    let (v, rest) = b.split_at(len);
-    *b = rest;
-    Ok(v)
-}
-
 /// If `body` (a frame without its length prefix) is a `Send` frame, decodes it without
 /// copying its name or payload; `None` for any other frame. This reads bincode's encoding of
-/// `Frame::Send` directly (tests hold it to bincode's): it is the one frame a busy link
-/// carries millions of.
+/// `Frame::Send` directly, field by field through the message decoder's reader (tests hold it
+/// to bincode's): it is the one frame a busy link carries millions of.
 pub(crate) fn decode_send(body: &[u8]) -> Option<Result<SendIn<'_>, String>> {
-    let mut b = body.strip_prefix(&[SEND])?;
-    let mut fields = || {
-        let name = take_bytes(&mut b)?;
-        let payload = take_bytes(&mut b)?;
-        let n = take_varint(&mut b)?;
-        // Every id takes at least a byte: a count past the bytes left is refused before
-        // anything is allocated for it.
-        let n = usize::try_from(n)
-            .ok()
-            .filter(|&n| n <= b.len())
-            .ok_or("more reply ids than bytes left")?;
-        let mut replies = Vec::with_capacity(n);
-        for _ in 0..n {
-            replies.push(take_varint(&mut b)?);
-        }
-        if !b.is_empty() {
-            return Err(format!("{} trailing bytes", b.len()));
-        }
-        Ok(SendIn {
-            name,
-            payload,
-            replies,
-        })
-    };
-    Some(fields())
+    let fields = Decoder::new(body.strip_prefix(&[SEND])?);
+    Some(send_fields(fields).map_err(|e| e.to_string()))
+}
+
+/// The fields of a `Send` frame after its variant byte.
+#[inline]
+fn send_fields(mut d: Decoder<'_>) -> Result<SendIn<'_>, de::Error> {
+    let name = d.bytes()?;
+    let payload = d.bytes()?;
+    // Every id takes at least a byte: a count past the bytes left is refused before anything
+    // is allocated for it.
+    let n = d.count()?;
+    let mut replies = Vec::with_capacity(n);
+    for _ in 0..n {
+        replies.push(d.u64()?);
+    }
+    d.end()?;
+    Ok(SendIn {
+        name,
+        payload,
+        replies,
+    })
 }
 
 /// Appends `v` as bincode's standard configuration writes a `u64` (a varint).
