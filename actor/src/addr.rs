@@ -322,14 +322,15 @@ impl<M> Addr<M> {
             if self.tx.try_send_from(msgs).map_err(|_| SendError(()))? > 0 {
                 self.ctl.notify();
             }
-            // The mailbox is full (the notifications above scheduled the actor to empty it):
-            // wait for room with one message, then fill again.
-            let Some(msg) = msgs.pop_front() else { break };
-            if let Err(e) = self.tx.send(msg) {
-                msgs.push_front(e.0);
-                return Err(SendError(()));
+            // Whatever is left found the mailbox full (the notifications above scheduled the
+            // actor to empty it): wait for room with one message, then fill again.
+            if let Some(msg) = msgs.pop_front() {
+                self.tx.send(msg).map_err(|e| {
+                    msgs.push_front(e.0);
+                    SendError(())
+                })?;
+                self.ctl.notify();
             }
-            self.ctl.notify();
         }
         Ok(())
     }

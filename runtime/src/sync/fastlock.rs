@@ -108,7 +108,6 @@ impl<T> FastLock<T> {
 
     /// Acquires the lock, blocking the thread while another holds it.
     #[inline]
-    /// Takes the lock, waiting while another holds it.
     pub fn lock(&self) -> FastGuard<'_, T> {
         if self
             .state
