@@ -8,13 +8,10 @@
 //! result; dropping it unrun (the runtime ended first) closes the slot, so the joiner learns at
 //! once instead of waiting forever.
 //!
-//! The closure lives outside the lock: only the one `Joined` ever touches it (it runs or
-//! abandons the task once, by value), so taking it costs no atomic operation. The lock guards
-//! what the two sides share, the result and the joiner's waiter; it is a [`FastLock`], whose
-//! release is a plain store, since a spawn is on the hot path of coroutine-heavy code.
+//! The lock is a [`FastLock`], whose release is a plain store: a spawn takes it twice (to take
+//! the closure, to store the result), on the hot path of coroutine-heavy code.
 
 use std::any::Any;
-use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
@@ -32,8 +29,9 @@ impl Drop for Reservation {
     }
 }
 
-/// What the task and the joiner share.
-struct State<T> {
+struct State<F, T> {
+    /// The closure, until it runs (or is dropped unrun), with its slot of the cap.
+    task: Option<(F, Reservation)>,
     value: Option<thread::Result<T>>,
     /// The task was dropped without running.
     closed: bool,
@@ -43,33 +41,15 @@ struct State<T> {
 
 /// The closure of a joinable coroutine and its result slot.
 pub(crate) struct Joint<F, T> {
-    /// The closure, until it runs (or is dropped unrun), with its slot of the cap. Touched
-    /// only through the task's one [`Joined`].
-    task: UnsafeCell<Option<(F, Reservation)>>,
-    state: FastLock<State<T>>,
+    state: FastLock<State<F, T>>,
 }
 
-// SAFETY: `task` is touched only by the one `Joined` (see `JoinTask`), which may move between
-// threads before it runs: that moves an `F`, which is `Send`. Everything else is behind the
-// lock.
-unsafe impl<F: Send, T: Send> Sync for Joint<F, T> {}
-
 /// The worker's view of a [`Joint`]: something to run once.
-///
-/// # Safety
-/// Only the one [`Joined`] made with the joint calls these, and only one of them, once: the
-/// task's closure is read without a lock.
 pub(crate) trait JoinTask: Send + Sync {
     /// Runs the closure (catching its panic) and stores the result.
-    ///
-    /// # Safety
-    /// See the trait: called once, by the joint's `Joined`, and not after `abandon`.
-    unsafe fn run(&self);
-    /// Drops the closure unrun and closes the slot.
-    ///
-    /// # Safety
-    /// See the trait: called once, by the joint's `Joined`, and not after `run`.
-    unsafe fn abandon(&self);
+    fn run(&self);
+    /// Drops the closure unrun, if it has not run, and closes the slot.
+    fn abandon(&self);
 }
 
 /// The joiner's view of a [`Joint`].
@@ -87,8 +67,7 @@ impl Joined {
     /// Runs the task.
     pub(crate) fn run(mut self) {
         if let Some(r) = self.0.take() {
-            // SAFETY: this is the joint's one `Joined`, consumed here: the only call.
-            unsafe { r.run() };
+            r.run();
         }
     }
 }
@@ -96,9 +75,7 @@ impl Joined {
 impl Drop for Joined {
     fn drop(&mut self) {
         if let Some(r) = self.0.take() {
-            // SAFETY: this is the joint's one `Joined`, and it did not run (`run` took the
-            // joint out): the only call.
-            unsafe { r.abandon() };
+            r.abandon();
         }
     }
 }
@@ -110,8 +87,8 @@ where
     T: Send + 'static,
 {
     let j = Arc::new(Joint {
-        task: UnsafeCell::new(Some((f, reservation))),
         state: FastLock::new(State {
+            task: Some((f, reservation)),
             value: None,
             closed: false,
             waiter: None,
@@ -142,10 +119,8 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    unsafe fn run(&self) {
-        // SAFETY: the caller is the one `Joined`, calling once (the trait's contract): nobody
-        // else touches `task`.
-        let Some((f, reservation)) = (unsafe { (*self.task.get()).take() }) else {
+    fn run(&self) {
+        let Some((f, reservation)) = self.state.lock().task.take() else {
             return;
         };
         let r = catch_unwind(AssertUnwindSafe(f));
@@ -153,9 +128,8 @@ where
         drop(reservation);
     }
 
-    unsafe fn abandon(&self) {
-        // SAFETY: as in `run`.
-        let task = unsafe { (*self.task.get()).take() };
+    fn abandon(&self) {
+        let task = self.state.lock().task.take();
         if task.is_some() {
             // The closure's destructors run here, outside the lock.
             drop(task);
