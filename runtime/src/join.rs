@@ -8,10 +8,13 @@
 //! result; dropping it unrun (the runtime ended first) closes the slot, so the joiner learns at
 //! once instead of waiting forever.
 //!
-//! The lock is a [`FastLock`], whose release is a plain store: a spawn takes it twice (to take
-//! the closure, to store the result), on the hot path of coroutine-heavy code.
+//! The closure lives outside the lock: only the one `Joined` ever touches it (it runs or
+//! abandons the task once, by value), so taking it costs no atomic operation. The lock guards
+//! what the two sides share, the result and the joiner's waiter; it is a [`FastLock`], whose
+//! release is a plain store, since a spawn is on the hot path of coroutine-heavy code.
 
 use std::any::Any;
+use std::cell::UnsafeCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::thread;
@@ -29,9 +32,8 @@ impl Drop for Reservation {
     }
 }
 
-struct State<F, T> {
-    /// The closure, until it runs (or is dropped unrun), with its slot of the cap.
-    task: Option<(F, Reservation)>,
+/// What the task and the joiner share.
+struct State<T> {
     value: Option<thread::Result<T>>,
     /// The task was dropped without running.
     closed: bool,
@@ -41,15 +43,33 @@ struct State<F, T> {
 
 /// The closure of a joinable coroutine and its result slot.
 pub(crate) struct Joint<F, T> {
-    state: FastLock<State<F, T>>,
+    /// The closure, until it runs (or is dropped unrun), with its slot of the cap. Touched
+    /// only through the task's one [`Joined`].
+    task: UnsafeCell<Option<(F, Reservation)>>,
+    state: FastLock<State<T>>,
 }
 
+// SAFETY: `task` is touched only by the one `Joined` (see `JoinTask`), which may move between
+// threads before it runs: that moves an `F`, which is `Send`. Everything else is behind the
+// lock.
+unsafe impl<F: Send, T: Send> Sync for Joint<F, T> {}
+
 /// The worker's view of a [`Joint`]: something to run once.
+///
+/// # Safety
+/// Only the one [`Joined`] made with the joint calls these, and only one of them, once: the
+/// task's closure is read without a lock.
 pub(crate) trait JoinTask: Send + Sync {
     /// Runs the closure (catching its panic) and stores the result.
-    fn run(&self);
-    /// Drops the closure unrun, if it has not run, and closes the slot.
-    fn abandon(&self);
+    ///
+    /// # Safety
+    /// See the trait: called once, by the joint's `Joined`, and not after `abandon`.
+    unsafe fn run(&self);
+    /// Drops the closure unrun and closes the slot.
+    ///
+    /// # Safety
+    /// See the trait: called once, by the joint's `Joined`, and not after `run`.
+    unsafe fn abandon(&self);
 }
 
 /// The joiner's view of a [`Joint`].
@@ -67,7 +87,8 @@ impl Joined {
     /// Runs the task.
     pub(crate) fn run(mut self) {
         if let Some(r) = self.0.take() {
-            r.run();
+            // SAFETY: this is the joint's one `Joined`, consumed here: the only call.
+            unsafe { r.run() };
         }
     }
 }
@@ -75,7 +96,9 @@ impl Joined {
 impl Drop for Joined {
     fn drop(&mut self) {
         if let Some(r) = self.0.take() {
-            r.abandon();
+            // SAFETY: this is the joint's one `Joined`, and it did not run (`run` took the
+            // joint out): the only call.
+            unsafe { r.abandon() };
         }
     }
 }
@@ -87,8 +110,8 @@ where
     T: Send + 'static,
 {
     let j = Arc::new(Joint {
+        task: UnsafeCell::new(Some((f, reservation))),
         state: FastLock::new(State {
-            task: Some((f, reservation)),
             value: None,
             closed: false,
             waiter: None,
@@ -119,8 +142,10 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    fn run(&self) {
-        let Some((f, reservation)) = self.state.lock().task.take() else {
+    unsafe fn run(&self) {
+        // SAFETY: the caller is the one `Joined`, calling once (the trait's contract): nobody
+        // else touches `task`.
+        let Some((f, reservation)) = (unsafe { (*self.task.get()).take() }) else {
             return;
         };
         let r = catch_unwind(AssertUnwindSafe(f));
@@ -128,8 +153,9 @@ where
         drop(reservation);
     }
 
-    fn abandon(&self) {
-        let task = self.state.lock().task.take();
+    unsafe fn abandon(&self) {
+        // SAFETY: as in `run`.
+        let task = unsafe { (*self.task.get()).take() };
         if task.is_some() {
             // The closure's destructors run here, outside the lock.
             drop(task);
