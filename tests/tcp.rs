@@ -984,6 +984,51 @@ enum Seen {
     SocketEof,
 }
 
+/// A coroutine that never blocks (it yields in a loop) does not keep its worker from serving
+/// sockets: a read parked on the same worker completes while the loop runs. A busy worker
+/// polls with a zero timeout between rounds only while sockets are registered with it, so
+/// this also holds the count of registrations to what is there.
+#[test]
+fn a_worker_kept_busy_still_serves_its_sockets() {
+    let (turns, by_deadline, got) = on_workers(1, || {
+        let (client, mut server) = pair();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let writer = thread::spawn(move || {
+            let mut client = client;
+            go_rx.recv().expect("the spinner starts");
+            client
+                .write_all(b"ping")
+                .expect("write from a plain thread");
+            client
+        });
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop2 = stop.clone();
+        // On one worker the spinner first runs once this coroutine has parked in `read`.
+        let spinner = coact::spawn(move || {
+            go_tx.send(()).expect("the writer waits");
+            let deadline = Instant::now() + IO_TIMEOUT;
+            let mut turns = 0u64;
+            while !stop2.load(std::sync::atomic::Ordering::Acquire) {
+                if Instant::now() >= deadline {
+                    return (turns, true);
+                }
+                coact::yield_now();
+                turns += 1;
+            }
+            (turns, false)
+        });
+        let mut buf = [0u8; 4];
+        server.read_exact(&mut buf).expect("the bytes arrive");
+        stop.store(true, std::sync::atomic::Ordering::Release);
+        let (turns, by_deadline) = spinner.join().expect("spinner");
+        drop(writer.join().expect("writer thread"));
+        (turns, by_deadline, buf)
+    });
+    assert_eq!(&got, b"ping");
+    assert!(!by_deadline, "the read waited for the spinner's deadline");
+    assert!(turns > 0, "the spinner ran while the read waited");
+}
+
 #[test]
 fn select_over_a_socket_and_a_channel() {
     on_workers(2, || {

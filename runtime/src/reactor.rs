@@ -29,7 +29,7 @@
 use std::cell::RefCell;
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -197,6 +197,10 @@ pub(crate) struct Driver {
     registry: Registry,
     table: Mutex<Slab<(u32, Arc<IoState>)>>,
     next_gen: AtomicU64,
+    /// Sockets registered with this poll (the table's length, readable without its lock).
+    /// Only the poll's own thread adds to it, so that thread never reads it too low; a
+    /// removal on another thread may be seen late, which costs one needless poll.
+    sockets: AtomicUsize,
 }
 
 impl Driver {
@@ -262,6 +266,7 @@ impl Registration {
             lock(&driver.table).remove(key);
             return Err(e);
         }
+        driver.sockets.fetch_add(1, Ordering::Relaxed);
         Ok(Registration { driver, key, fd })
     }
 }
@@ -271,6 +276,7 @@ impl Drop for Registration {
         // Deregister before the descriptor is closed (the owner closes it after this drop).
         let _ = self.driver.registry.deregister(&mut SourceFd(&self.fd));
         lock(&self.driver.table).remove(self.key);
+        self.driver.sockets.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -521,6 +527,7 @@ impl Reactor {
                 registry,
                 table: Mutex::new(Slab::new()),
                 next_gen: AtomicU64::new(1),
+                sockets: AtomicUsize::new(0),
             }),
         })
     }
@@ -568,6 +575,13 @@ impl Reactor {
                 return;
             }
         }
+    }
+
+    /// Whether any socket is registered with this poll. A worker with none has nothing to
+    /// learn from a poll with a zero timeout: its waker only matters to a poll that sleeps.
+    #[inline]
+    pub(crate) fn has_sockets(&self) -> bool {
+        self.driver.sockets.load(Ordering::Relaxed) != 0
     }
 
     /// Waits for events up to `timeout` (`None`: until one arrives) and dispatches them.

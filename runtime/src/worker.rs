@@ -49,7 +49,8 @@
 //! # Fairness
 //!
 //! A worker resumes at most [`BUDGET`] fibers between two polls, so I/O and timers are served
-//! even when fibers are always runnable (the poll then has a zero timeout), and it moves up to
+//! even when fibers are always runnable (the poll then has a zero timeout; a worker with no
+//! socket registered skips it, as only sockets can have events for it), and it moves up to
 //! [`START_PER_ROUND`] waiting tasks into the run queue at the start of each round, so a busy
 //! set of fibers cannot starve new ones. If tasks are still waiting after a full round, it
 //! wakes one sleeping peer, which steals half of them once they are old enough (below).
@@ -602,8 +603,11 @@ impl Local {
                     }
                 }
             }
-            // Step W5.
-            self.reactor.poll(timeout);
+            // Step W5. A poll that would not wait only serves sockets; with none registered
+            // here it is skipped (a system call per round is a tenth of a switch-heavy loop).
+            if timeout != Some(Duration::ZERO) || self.reactor.has_sockets() {
+                self.reactor.poll(timeout);
+            }
             self.remote().sleeping.store(false, Ordering::Relaxed);
             self.remote().watching.store(false, Ordering::Relaxed);
             self.fire_timers();
@@ -637,7 +641,9 @@ impl Local {
                 std::hint::spin_loop();
             }
             // Socket readiness counts too: a reply from another process arrives that way.
-            self.reactor.poll(Some(Duration::ZERO));
+            if self.reactor.has_sockets() {
+                self.reactor.poll(Some(Duration::ZERO));
+            }
             if !self.runq.borrow().is_empty() {
                 self.spin_credit.set((credit + 2).min(8));
                 return true;
