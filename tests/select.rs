@@ -4,7 +4,9 @@
 //! Proves: receive and send operations complete the chosen operation; `default` and
 //! `default(timeout)` arms; a disconnected channel counts as ready (its operation then reports
 //! the disconnection); `remove` takes an operation out; `ready`/`try_ready`/`ready_timeout` only
-//! report readiness; two always-ready operations are both chosen over 1,000 selections; a send to
+//! report readiness; two always-ready operations are both chosen over 1,000 selections, and
+//! each of three always-ready `select!` arms in a loop; a set of nine operations works past
+//! its inline room; a send to
 //! a zero-capacity channel is selectable exactly when a receiver waits; a plain thread can select
 //! on channels fed by coroutines.
 
@@ -310,6 +312,84 @@ fn two_always_ready_channels_are_both_chosen() {
                 picked[0] >= ROUNDS / 10 && picked[1] >= ROUNDS / 10,
                 "select is unfair between two ready channels: {picked:?}"
             );
+        });
+    }
+}
+
+#[test]
+fn select_macro_in_a_loop_chooses_every_ready_arm() {
+    // `select!` builds a new set per call; with all three arms always ready, a loop around it
+    // must still serve each of them (crossbeam's picks at random; a set that always started
+    // its scan at the first arm would take only that one).
+    const ROUNDS: usize = 3_000;
+    for n in WORKER_COUNTS {
+        let picked = on_workers(n, || {
+            let chans: Vec<_> = (0..3u32).map(|_| channel::<u32>()).collect();
+            for (k, (tx, _)) in chans.iter().enumerate() {
+                tx.send(k as u32).unwrap();
+            }
+            let [(t0, r0), (t1, r1), (t2, r2)] = <[_; 3]>::try_from(chans).ok().unwrap();
+            let mut picked = [0usize; 3];
+            for _ in 0..ROUNDS {
+                // Take the message and put it back, so every arm stays ready.
+                let k = coact::select! {
+                    recv(r0) -> v => { let v = v.unwrap(); t0.send(v).unwrap(); v }
+                    recv(r1) -> v => { let v = v.unwrap(); t1.send(v).unwrap(); v }
+                    recv(r2) -> v => { let v = v.unwrap(); t2.send(v).unwrap(); v }
+                };
+                picked[k as usize] += 1;
+            }
+            picked
+        });
+        assert_eq!(picked.iter().sum::<usize>(), ROUNDS);
+        assert!(
+            picked.iter().all(|&p| p >= ROUNDS / 10),
+            "select! is unfair between three ready arms: {picked:?} (workers={n})"
+        );
+    }
+}
+
+#[test]
+fn a_select_with_more_operations_than_it_holds_inline() {
+    // Past its first few operations a set keeps them on the heap; indices, removal,
+    // registration and the choice work the same on both sides of that line.
+    const N: usize = 9;
+    for n in WORKER_COUNTS {
+        on_workers(n, || {
+            let chans: Vec<_> = (0..N).map(|_| sync_channel::<usize>(1)).collect();
+            let mut sel = Select::new();
+            let idx: Vec<usize> = chans.iter().map(|(_, rx)| sel.recv(rx)).collect();
+            assert_eq!(idx, (0..N).collect::<Vec<_>>());
+            sel.remove(2);
+            sel.remove(7);
+            assert!(sel.try_select().is_err(), "nothing is ready yet");
+            // A wait that times out registers every operation left, once.
+            assert!(sel.select_timeout(Duration::from_millis(1)).is_err());
+            assert_eq!(sel.registrations(), (N - 2) as u64);
+            // Fill every channel from another coroutine while this one waits in the select.
+            let senders: Vec<_> = chans.iter().map(|(tx, _)| tx.clone()).collect();
+            let filler = coact::spawn(move || {
+                for (k, tx) in senders.iter().enumerate() {
+                    tx.send(k).unwrap();
+                }
+            });
+            let mut got = Vec::new();
+            for _ in 0..N - 2 {
+                let oper = sel.select_timeout(GENEROUS).expect("a filled channel");
+                let i = oper.index();
+                assert_eq!(oper.recv(&chans[i].1), Ok(i));
+                got.push(i);
+            }
+            filler.join().unwrap();
+            assert_eq!(sel.registrations(), (N - 2) as u64);
+            got.sort_unstable();
+            assert_eq!(got, vec![0, 1, 3, 4, 5, 6, 8]);
+            assert!(
+                sel.try_select().is_err(),
+                "the removed channels are never chosen"
+            );
+            assert_eq!(chans[2].1.try_recv(), Ok(2));
+            assert_eq!(chans[7].1.try_recv(), Ok(7));
         });
     }
 }

@@ -31,9 +31,11 @@
 //! # Waiting
 //!
 //! A select (1) checks every operation, starting after the one chosen last time so that
-//! always-ready operations take turns; (2) arms its signal (pending = false, waiter = me);
-//! (3) checks every operation again, which closes the race with an event between (1) and (2);
-//! (4) parks until a channel event sets pending, then starts over. A ready send reserves its
+//! always-ready operations take turns (a new `Select` starts at a pseudo-random one, so that
+//! `select!`, which builds a set per call, treats its arms alike); (2) arms its signal
+//! (pending = false, waiter = me); (3) checks every operation again, which closes the race
+//! with an event between (1) and (2); (4) parks until a channel event sets pending, then
+//! starts over. A ready send reserves its
 //! slot (or, on a rendezvous channel, the waiting receiver) so that the
 //! [`SelectedOperation`] it returns can always complete; dropping the operation uncompleted
 //! gives the reservation back and panics, as crossbeam's does.
@@ -238,6 +240,7 @@ mod sealed {
     impl Sealed for super::UdpSocket {}
 }
 
+#[derive(Clone, Copy)]
 struct Op<'a> {
     chan: &'a dyn Handle,
     /// Identifies the channel, to check the end passed to `SelectedOperation`.
@@ -248,14 +251,93 @@ struct Op<'a> {
     registered: bool,
 }
 
+/// Operations a [`Select`] holds without allocating: `select!` builds a set per call, and most
+/// have few arms.
+const INLINE_OPS: usize = 4;
+
+/// A `Select`'s operations (a removed one leaves `None`, so indices stay stable): inline up to
+/// [`INLINE_OPS`], then on the heap.
+enum Ops<'a> {
+    Inline {
+        len: usize,
+        items: [Option<Op<'a>>; INLINE_OPS],
+    },
+    Heap(Vec<Option<Op<'a>>>),
+}
+
+impl<'a> Ops<'a> {
+    /// Appends `op`; returns its index.
+    #[inline]
+    fn push(&mut self, op: Op<'a>) -> usize {
+        match self {
+            Ops::Inline { len, items } if *len < INLINE_OPS => {
+                items[*len] = Some(op);
+                *len += 1;
+                *len - 1
+            }
+            Ops::Inline { items, .. } => {
+                let mut v = Vec::with_capacity(2 * INLINE_OPS);
+                v.extend_from_slice(items);
+                v.push(Some(op));
+                *self = Ops::Heap(v);
+                INLINE_OPS
+            }
+            Ops::Heap(v) => {
+                v.push(Some(op));
+                v.len() - 1
+            }
+        }
+    }
+}
+
+impl<'a> std::ops::Deref for Ops<'a> {
+    type Target = [Option<Op<'a>>];
+    #[inline]
+    fn deref(&self) -> &Self::Target {
+        match self {
+            Ops::Inline { len, items } => &items[..*len],
+            Ops::Heap(v) => v,
+        }
+    }
+}
+
+impl std::ops::DerefMut for Ops<'_> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        match self {
+            Ops::Inline { len, items } => &mut items[..*len],
+            Ops::Heap(v) => v,
+        }
+    }
+}
+
+/// Where a new `Select` starts its first scan: a different operation from one set to the next
+/// (a thread-local xorshift), so that `select!` in a loop, which builds a set per call, does
+/// not always choose its first ready arm over the others.
+#[inline]
+fn first_scan_start() -> usize {
+    thread_local! {
+        static STATE: std::cell::Cell<u32> = const { std::cell::Cell::new(0x9e37_79b9) };
+    }
+    STATE.with(|c| {
+        let mut x = c.get();
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        c.set(x);
+        x as usize
+    })
+}
+
 /// A set of channel operations to wait on; see the module docs.
 pub struct Select<'a> {
-    ops: Vec<Option<Op<'a>>>,
+    ops: Ops<'a>,
     /// Made the first time the set has to wait: a select that finds an operation ready at
     /// once (the common case for `select!`, which builds a set per call) allocates none.
     signal: Option<Arc<Signal>>,
     registrations: u64,
-    /// Where the next scan starts (after the last chosen operation).
+    /// Where the next scan starts, modulo the number of operations: after the last chosen
+    /// operation, or a pseudo-random one before the first choice.
     next: usize,
 }
 
@@ -311,12 +393,16 @@ error_display!(
 
 impl<'a> Select<'a> {
     /// An empty set.
+    #[inline]
     pub fn new() -> Self {
         Select {
-            ops: Vec::new(),
+            ops: Ops::Inline {
+                len: 0,
+                items: [None; INLINE_OPS],
+            },
             signal: None,
             registrations: 0,
-            next: 0,
+            next: first_scan_start(),
         }
     }
 
@@ -332,14 +418,13 @@ impl<'a> Select<'a> {
     }
 
     fn push<T: Send + 'a>(&mut self, chan: &'a Chan<T>, kind: Kind) -> usize {
-        self.ops.push(Some(Op {
+        self.ops.push(Op {
             chan,
             id: chan as *const Chan<T> as *const (),
             kind,
             io: false,
             registered: false,
-        }));
-        self.ops.len() - 1
+        })
     }
 
     /// Adds a wait for `s` to be readable (for a listener: to have a connection to accept);
@@ -354,14 +439,13 @@ impl<'a> Select<'a> {
     }
 
     fn push_io(&mut self, dir: &'a Direction, kind: Kind) -> usize {
-        self.ops.push(Some(Op {
+        self.ops.push(Op {
             chan: dir,
             id: dir as *const Direction as *const (),
             kind,
             io: true,
             registered: false,
-        }));
-        self.ops.len() - 1
+        })
     }
 
     /// Removes the operation at `index`, and its registration.
@@ -634,7 +718,8 @@ impl Drop for SelectedOperation<'_> {
 /// Arms are `recv(receiver) -> result => body`, `send(sender, message) -> result => body`,
 /// and at most one of `default => body` (do not wait) or `default(timeout) => body`. The
 /// message expression is evaluated only if its send is chosen; each channel expression is
-/// evaluated once. At most 32 channel arms.
+/// evaluated once. At most 32 channel arms. When several arms are ready, which one is chosen
+/// varies from call to call (pseudo-randomly), so a loop around `select!` serves them all.
 ///
 /// ```
 /// use coact_runtime::select;
