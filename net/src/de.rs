@@ -142,9 +142,23 @@ impl<'de> Decoder<'de> {
         Ok(b)
     }
 
-    /// A varint no wider than `widest` (one of the `TAG_` constants).
-    #[inline]
+    /// A varint no wider than `widest` (one of the `TAG_` constants). A value below 251 is
+    /// its own one byte (every length, count and variant index of a small message), read
+    /// inline here; wider ones go through [`Decoder::varint_wide`].
+    #[inline(always)]
     fn varint(&mut self, widest: u8, what: &str) -> Result<u64, Error> {
+        if let Some((&b, rest)) = self.rest.split_first() {
+            if b <= 250 {
+                self.rest = rest;
+                return Ok(u64::from(b));
+            }
+        }
+        self.varint_wide(widest, what)
+    }
+
+    /// [`Decoder::varint`] past its one-byte case (and at the end of the input).
+    #[inline(never)]
+    fn varint_wide(&mut self, widest: u8, what: &str) -> Result<u64, Error> {
         let tag = self.byte()?;
         match tag {
             0..=250 => Ok(u64::from(tag)),
