@@ -35,10 +35,9 @@
 //! `select!`, which builds a set per call, treats its arms alike); (2) arms its signal
 //! (pending = false, waiter = me); (3) checks every operation again, which closes the race
 //! with an event between (1) and (2); (4) parks until a channel event sets pending, then
-//! starts over. A ready send reserves its
-//! slot (or, on a rendezvous channel, the waiting receiver) so that the
-//! [`SelectedOperation`] it returns can always complete; dropping the operation uncompleted
-//! gives the reservation back and panics, as crossbeam's does.
+//! starts over. A ready send reserves its slot (or, on a rendezvous channel, the waiting
+//! receiver) so that the [`SelectedOperation`] it returns can always complete; dropping the
+//! operation uncompleted gives the reservation back and panics, as crossbeam's does.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -330,6 +329,9 @@ fn first_scan_start() -> usize {
 }
 
 /// A set of channel operations to wait on; see the module docs.
+///
+/// When several operations are ready, a set takes them in turn, starting after the one it
+/// chose last; a new set starts at a pseudo-random one.
 pub struct Select<'a> {
     ops: Ops<'a>,
     /// Made the first time the set has to wait: a select that finds an operation ready at
