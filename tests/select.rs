@@ -5,8 +5,8 @@
 //! `default(timeout)` arms; a disconnected channel counts as ready (its operation then reports
 //! the disconnection); `remove` takes an operation out; `ready`/`try_ready`/`ready_timeout` only
 //! report readiness; two always-ready operations are both chosen over 1,000 selections, and
-//! each of three always-ready `select!` arms in a loop; a set of nine operations works past
-//! its inline room; a send to
+//! each of three always-ready `select!` arms in a loop; a set of nine operations with two
+//! removed; a send to
 //! a zero-capacity channel is selectable exactly when a receiver waits; a plain thread can select
 //! on channels fed by coroutines.
 
@@ -350,9 +350,9 @@ fn select_macro_in_a_loop_chooses_every_ready_arm() {
 }
 
 #[test]
-fn a_select_with_more_operations_than_it_holds_inline() {
-    // Past its first few operations a set keeps them on the heap; indices, removal,
-    // registration and the choice work the same on both sides of that line.
+fn a_select_of_nine_operations_with_two_removed() {
+    // Indices stay stable across removals, each remaining operation registers once, and
+    // every filled channel is chosen exactly once.
     const N: usize = 9;
     for n in WORKER_COUNTS {
         on_workers(n, || {

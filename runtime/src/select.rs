@@ -239,7 +239,6 @@ mod sealed {
     impl Sealed for super::UdpSocket {}
 }
 
-#[derive(Clone, Copy)]
 struct Op<'a> {
     chan: &'a dyn Handle,
     /// Identifies the channel, to check the end passed to `SelectedOperation`.
@@ -250,69 +249,9 @@ struct Op<'a> {
     registered: bool,
 }
 
-/// Operations a [`Select`] holds without allocating: `select!` builds a set per call, and most
-/// have few arms.
-const INLINE_OPS: usize = 4;
-
-/// A `Select`'s operations (a removed one leaves `None`, so indices stay stable): inline up to
-/// [`INLINE_OPS`], then on the heap.
-enum Ops<'a> {
-    Inline {
-        len: usize,
-        items: [Option<Op<'a>>; INLINE_OPS],
-    },
-    Heap(Vec<Option<Op<'a>>>),
-}
-
-impl<'a> Ops<'a> {
-    /// Appends `op`; returns its index.
-    #[inline]
-    fn push(&mut self, op: Op<'a>) -> usize {
-        match self {
-            Ops::Inline { len, items } if *len < INLINE_OPS => {
-                items[*len] = Some(op);
-                *len += 1;
-                *len - 1
-            }
-            Ops::Inline { items, .. } => {
-                let mut v = Vec::with_capacity(2 * INLINE_OPS);
-                v.extend_from_slice(items);
-                v.push(Some(op));
-                *self = Ops::Heap(v);
-                INLINE_OPS
-            }
-            Ops::Heap(v) => {
-                v.push(Some(op));
-                v.len() - 1
-            }
-        }
-    }
-}
-
-impl<'a> std::ops::Deref for Ops<'a> {
-    type Target = [Option<Op<'a>>];
-    #[inline]
-    fn deref(&self) -> &Self::Target {
-        match self {
-            Ops::Inline { len, items } => &items[..*len],
-            Ops::Heap(v) => v,
-        }
-    }
-}
-
-impl std::ops::DerefMut for Ops<'_> {
-    #[inline]
-    fn deref_mut(&mut self) -> &mut Self::Target {
-        match self {
-            Ops::Inline { len, items } => &mut items[..*len],
-            Ops::Heap(v) => v,
-        }
-    }
-}
-
-/// Where a new `Select` starts its first scan: a different operation from one set to the next
-/// (a thread-local xorshift), so that `select!` in a loop, which builds a set per call, does
-/// not always choose its first ready arm over the others.
+/// Where a new `Select` (or a `select!` call) starts its first scan: a different operation
+/// from one call to the next (a thread-local xorshift), so that `select!` in a loop does not
+/// always choose its first ready arm over the others.
 #[inline]
 fn first_scan_start() -> usize {
     thread_local! {
@@ -333,7 +272,7 @@ fn first_scan_start() -> usize {
 /// When several operations are ready, a set takes them in turn, starting after the one it
 /// chose last; a new set starts at a pseudo-random one.
 pub struct Select<'a> {
-    ops: Ops<'a>,
+    ops: Vec<Option<Op<'a>>>,
     /// Made the first time the set has to wait: a select that finds an operation ready at
     /// once (the common case for `select!`, which builds a set per call) allocates none.
     signal: Option<Arc<Signal>>,
@@ -398,10 +337,7 @@ impl<'a> Select<'a> {
     #[inline]
     pub fn new() -> Self {
         Select {
-            ops: Ops::Inline {
-                len: 0,
-                items: [None; INLINE_OPS],
-            },
+            ops: Vec::new(),
             signal: None,
             registrations: 0,
             next: first_scan_start(),
@@ -420,13 +356,14 @@ impl<'a> Select<'a> {
     }
 
     fn push<T: Send + 'a>(&mut self, chan: &'a Chan<T>, kind: Kind) -> usize {
-        self.ops.push(Op {
+        self.ops.push(Some(Op {
             chan,
             id: chan as *const Chan<T> as *const (),
             kind,
             io: false,
             registered: false,
-        })
+        }));
+        self.ops.len() - 1
     }
 
     /// Adds a wait for `s` to be readable (for a listener: to have a connection to accept);
@@ -441,13 +378,14 @@ impl<'a> Select<'a> {
     }
 
     fn push_io(&mut self, dir: &'a Direction, kind: Kind) -> usize {
-        self.ops.push(Op {
+        self.ops.push(Some(Op {
             chan: dir,
             id: dir as *const Direction as *const (),
             kind,
             io: true,
             registered: false,
-        })
+        }));
+        self.ops.len() - 1
     }
 
     /// Removes the operation at `index`, and its registration.
@@ -715,6 +653,62 @@ impl Drop for SelectedOperation<'_> {
     }
 }
 
+/// One arm of a [`select!`](crate::select!) call, for the macro's first look. Not public API.
+#[doc(hidden)]
+pub struct MacroOp<'a> {
+    chan: &'a dyn Handle,
+    id: *const (),
+    kind: Kind,
+}
+
+/// A receive arm of [`select!`](crate::select!). Not public API.
+#[doc(hidden)]
+#[inline]
+pub fn __macro_recv<'a, T: Send + 'a>(r: &'a Receiver<T>) -> MacroOp<'a> {
+    let chan: &'a Chan<T> = r.chan();
+    MacroOp {
+        chan,
+        id: chan as *const Chan<T> as *const (),
+        kind: Kind::Recv,
+    }
+}
+
+/// A send arm of [`select!`](crate::select!). Not public API.
+#[doc(hidden)]
+#[inline]
+pub fn __macro_send<'a, T: Send + 'a, S: SelectSend<T>>(s: &'a S) -> MacroOp<'a> {
+    let chan = s.chan_ref();
+    MacroOp {
+        chan,
+        id: chan as *const Chan<T> as *const (),
+        kind: Kind::Send,
+    }
+}
+
+/// The first look of [`select!`](crate::select!): an arm ready now, checked from a
+/// pseudo-random one on, without building a [`Select`] (no allocation, nothing registered).
+/// Only when none is ready does the macro build a set and wait. Not public API.
+#[doc(hidden)]
+#[inline]
+pub fn __macro_ready<'a>(ops: &[MacroOp<'a>]) -> Option<SelectedOperation<'a>> {
+    let n = ops.len();
+    let start = first_scan_start();
+    for k in 0..n {
+        let i = (start + k) % n;
+        let op = &ops[i];
+        if let Some(r) = op.chan.poll(op.kind) {
+            return Some(SelectedOperation {
+                index: i,
+                chan: op.chan,
+                id: op.id,
+                reservation: Some(r),
+                _not_send: PhantomData,
+            });
+        }
+    }
+    None
+}
+
 /// Waits on several channel operations, like crossbeam-channel's `select!`.
 ///
 /// Arms are `recv(receiver) -> result => body`, `send(sender, message) -> result => body`,
@@ -804,30 +798,52 @@ macro_rules! __coact_select {
         compile_error!("coact::select!: more than 32 channel arms")
     };
     // ---- build ----
+    // First a look at the arms without building a `Select` (`__macro_ready`); only when none
+    // is ready is a set built, registered and waited on.
     (@build [$([$kind:ident $i:tt ($c:expr) $m:tt $res:tt $body:tt])*] $default:tt) => {{
         let __coact_chans = ($(&$c,)*);
-        let mut __coact_sel = $crate::select::Select::new();
-        $( $crate::__coact_select!(@add __coact_sel $kind __coact_chans $i); )*
-        $crate::__coact_select!(@run __coact_sel __coact_chans $default
+        let __coact_ready = $crate::select::__macro_ready(
+            &[$( $crate::__coact_select!(@first $kind __coact_chans $i) ),*]
+        );
+        $crate::__coact_select!(@run __coact_ready __coact_chans $default
             [$([$kind $i $m $res $body])*])
     }};
+    (@first recv $chans:ident $i:tt) => { $crate::select::__macro_recv($chans.$i) };
+    (@first send $chans:ident $i:tt) => { $crate::select::__macro_send($chans.$i) };
     (@add $sel:ident recv $chans:ident $i:tt) => { $sel.recv($chans.$i) };
     (@add $sel:ident send $chans:ident $i:tt) => { $sel.send($chans.$i) };
-    (@run $sel:ident $chans:ident [] $arms:tt) => {{
-        let __coact_op = $sel.select();
-        $crate::__coact_select!(@dispatch __coact_op $chans $arms)
+    (@set $chans:ident [$([$kind:ident $i:tt $m:tt $res:tt $body:tt])*]) => {{
+        let mut __coact_sel = $crate::select::Select::new();
+        $( $crate::__coact_select!(@add __coact_sel $kind $chans $i); )*
+        __coact_sel
     }};
     // The outcome is bound before the match: a temporary in the scrutinee would live to the end
     // of the statement around the macro, past the channels of a block whose tail it is.
-    (@run $sel:ident $chans:ident [now $body:tt] $arms:tt) => {{
-        let __coact_outcome = $sel.try_select();
-        match __coact_outcome {
-            ::std::result::Result::Ok(__coact_op) => $crate::__coact_select!(@dispatch __coact_op $chans $arms),
-            ::std::result::Result::Err(_) => $body,
+    (@run $ready:ident $chans:ident [] $arms:tt) => {{
+        let __coact_op = match $ready {
+            ::std::option::Option::Some(__coact_op) => __coact_op,
+            ::std::option::Option::None => {
+                let mut __coact_sel = $crate::__coact_select!(@set $chans $arms);
+                __coact_sel.select()
+            }
+        };
+        $crate::__coact_select!(@dispatch __coact_op $chans $arms)
+    }};
+    // Nothing ready at the first look is what `try_select` would have found.
+    (@run $ready:ident $chans:ident [now $body:tt] $arms:tt) => {{
+        match $ready {
+            ::std::option::Option::Some(__coact_op) => $crate::__coact_select!(@dispatch __coact_op $chans $arms),
+            ::std::option::Option::None => $body,
         }
     }};
-    (@run $sel:ident $chans:ident [timeout ($t:expr) $body:tt] $arms:tt) => {{
-        let __coact_outcome = $sel.select_timeout($t);
+    (@run $ready:ident $chans:ident [timeout ($t:expr) $body:tt] $arms:tt) => {{
+        let __coact_outcome = match $ready {
+            ::std::option::Option::Some(__coact_op) => ::std::result::Result::Ok(__coact_op),
+            ::std::option::Option::None => {
+                let mut __coact_sel = $crate::__coact_select!(@set $chans $arms);
+                __coact_sel.select_timeout($t)
+            }
+        };
         match __coact_outcome {
             ::std::result::Result::Ok(__coact_op) => $crate::__coact_select!(@dispatch __coact_op $chans $arms),
             ::std::result::Result::Err(_) => $body,

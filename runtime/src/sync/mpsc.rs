@@ -312,6 +312,7 @@ impl<T> ChanGuard<'_, T> {
 
     /// Takes the next message, refilling the buffer from blocked senders. The sender count
     /// is read here, under the lock (see `Chan::senders`).
+    #[inline]
     fn take(&mut self, wakes: &mut Wakes) -> Result<T, TryRecvError> {
         if let Some(v) = self.buf.pop_front() {
             self.pump(wakes);
@@ -525,6 +526,7 @@ impl<T> Chan<T> {
         })
     }
 
+    #[inline]
     fn try_recv(&self) -> Result<T, TryRecvError> {
         if let Some(e) = self.nothing_waiting() {
             return Err(e);
