@@ -577,15 +577,15 @@ impl Reactor {
         }
     }
 
-    /// Whether any socket is registered with this poll. A worker with none has nothing to
-    /// learn from a poll with a zero timeout: its waker only matters to a poll that sleeps.
-    #[inline]
-    pub(crate) fn has_sockets(&self) -> bool {
-        self.driver.sockets.load(Ordering::Relaxed) != 0
-    }
-
     /// Waits for events up to `timeout` (`None`: until one arrives) and dispatches them.
+    ///
+    /// A poll that would not wait, with no socket registered, returns at once without the
+    /// system call: only sockets can have events for it (the worker's waker matters only to a
+    /// poll that sleeps), and a busy worker polls like that every few dozen resumes.
     pub(crate) fn poll(&self, timeout: Option<Duration>) {
+        if timeout == Some(Duration::ZERO) && self.driver.sockets.load(Ordering::Relaxed) == 0 {
+            return;
+        }
         let mut events = self.events.borrow_mut();
         match self.poll.borrow_mut().poll(&mut events, timeout) {
             Ok(()) => {}

@@ -603,11 +603,9 @@ impl Local {
                     }
                 }
             }
-            // Step W5. A poll that would not wait only serves sockets; with none registered
-            // here it is skipped (a system call per round is a tenth of a switch-heavy loop).
-            if timeout != Some(Duration::ZERO) || self.reactor.has_sockets() {
-                self.reactor.poll(timeout);
-            }
+            // Step W5 (a poll that would not wait is skipped while no socket is registered
+            // here: `Reactor::poll`).
+            self.reactor.poll(timeout);
             self.remote().sleeping.store(false, Ordering::Relaxed);
             self.remote().watching.store(false, Ordering::Relaxed);
             self.fire_timers();
@@ -641,9 +639,7 @@ impl Local {
                 std::hint::spin_loop();
             }
             // Socket readiness counts too: a reply from another process arrives that way.
-            if self.reactor.has_sockets() {
-                self.reactor.poll(Some(Duration::ZERO));
-            }
+            self.reactor.poll(Some(Duration::ZERO));
             if !self.runq.borrow().is_empty() {
                 self.spin_credit.set((credit + 2).min(8));
                 return true;
