@@ -324,11 +324,10 @@ fn select_macro_in_a_loop_chooses_every_ready_arm() {
     const ROUNDS: usize = 3_000;
     for n in WORKER_COUNTS {
         let picked = on_workers(n, || {
-            let chans: Vec<_> = (0..3u32).map(|_| channel::<u32>()).collect();
-            for (k, (tx, _)) in chans.iter().enumerate() {
+            let [(t0, r0), (t1, r1), (t2, r2)] = [(); 3].map(|_| channel::<u32>());
+            for (k, tx) in [&t0, &t1, &t2].into_iter().enumerate() {
                 tx.send(k as u32).unwrap();
             }
-            let [(t0, r0), (t1, r1), (t2, r2)] = <[_; 3]>::try_from(chans).ok().unwrap();
             let mut picked = [0usize; 3];
             for _ in 0..ROUNDS {
                 // Take the message and put it back, so every arm stays ready.

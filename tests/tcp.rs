@@ -29,6 +29,8 @@ mod proxy;
 
 use std::io::{self, ErrorKind, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -338,9 +340,6 @@ fn lesson1_read_returns_partial_data_at_once() {
 
 #[test]
 fn lesson1_try_read_never_parks() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-
     // One worker: a coroutine spawned here can run only if this one parks or yields. So if the
     // flag is still unset after the calls, none of them parked.
     on_workers(1, || {
@@ -1001,14 +1000,14 @@ fn a_worker_kept_busy_still_serves_its_sockets() {
                 .expect("write from a plain thread");
             client
         });
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
         let stop2 = stop.clone();
         // On one worker the spinner first runs once this coroutine has parked in `read`.
         let spinner = coact::spawn(move || {
             go_tx.send(()).expect("the writer waits");
             let deadline = Instant::now() + IO_TIMEOUT;
             let mut turns = 0u64;
-            while !stop2.load(std::sync::atomic::Ordering::Acquire) {
+            while !stop2.load(Ordering::Acquire) {
                 if Instant::now() >= deadline {
                     return (turns, true);
                 }
@@ -1019,7 +1018,7 @@ fn a_worker_kept_busy_still_serves_its_sockets() {
         });
         let mut buf = [0u8; 4];
         server.read_exact(&mut buf).expect("the bytes arrive");
-        stop.store(true, std::sync::atomic::Ordering::Release);
+        stop.store(true, Ordering::Release);
         let (turns, by_deadline) = spinner.join().expect("spinner");
         drop(writer.join().expect("writer thread"));
         (turns, by_deadline, buf)

@@ -99,7 +99,8 @@ impl fmt::Debug for NodeConfig {
 /// delivers them in batches (see [`Inbox::push`]).
 pub(crate) trait Inbox: Send {
     /// Decodes a message (its payload, and the reply ids the sender listed in it) and holds it
-    /// for the next [`flush`](Inbox::flush), flushing first when [`BATCH`] are held. An error
+    /// for the next [`flush`](Inbox::flush), flushing first (and then yielding the reader's
+    /// coroutine) when [`BATCH`] are held. An error
     /// (the message does not decode) closes the link with that reason.
     fn push(
         &mut self,
