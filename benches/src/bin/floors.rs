@@ -6,6 +6,7 @@
 //!   releasing `std`'s mutex costs uncontended), and a `fetch_add`, ns each;
 //! - **syscall**: `getppid` through `std::os::unix::process::parent_id`, ns per call (a system
 //!   call's entry and exit);
+//! - **clock**: `Instant::now`, ns per call (what a timed wait reads);
 //! - **heavy barrier**: `coact::barrier::heavy` (`membarrier`), ns per call, with no other
 //!   thread running and with a thread computing on the other CPU;
 //! - **contended channel**: four plain threads each sending 500,000 `u64`s into one coact
@@ -56,6 +57,12 @@ fn fetch_add() -> f64 {
 fn syscall() -> f64 {
     per_op(1_000_000, || {
         black_box(std::os::unix::process::parent_id());
+    })
+}
+
+fn clock() -> f64 {
+    per_op(2_000_000, || {
+        black_box(Instant::now());
     })
 }
 
@@ -122,10 +129,11 @@ fn main() {
         "floors: median of {runs} runs; expedited barrier: {}",
         coact::barrier::is_expedited()
     );
-    let cases: [Case; 6] = [
+    let cases: [Case; 7] = [
         ("rmw: compare-exchange + swap, ns", rmw_pair),
         ("rmw: fetch_add, ns", fetch_add),
         ("syscall: getppid, ns", syscall),
+        ("clock: Instant::now, ns", clock),
         ("heavy barrier, no other thread running, ns", heavy_alone),
         (
             "heavy barrier, a thread computing beside, ns",
