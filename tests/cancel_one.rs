@@ -90,6 +90,35 @@ fn a_coroutine_run_on_a_finished_ones_fiber_is_a_new_coroutine() {
     });
 }
 
+/// A coroutine parked in `recv` on a one-worker runtime lends its turn to the next runnable
+/// coroutine (see "Lending" in `worker.rs`); that one cancels it while it lends. The cancelled
+/// coroutine must unwind from its wait once the other parks, not return from it.
+#[test]
+fn a_coroutine_cancelled_while_it_lends_its_turn_unwinds() {
+    common::on_workers(1, || {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let (id_tx, id_rx) = sync_channel(1);
+        let (_never_tx, never_rx) = channel::<()>();
+        let d = drops.clone();
+        // Both are started before either runs: the first parks with the second runnable.
+        let waiter = coact::spawn(move || {
+            let _guard = DropCounter::new(&d);
+            id_tx.send(coact::current_coroutine().unwrap()).unwrap();
+            let _ = never_rx.recv();
+            unreachable!("a cancelled coroutine does not return from its wait");
+        });
+        let canceller = coact::spawn(move || {
+            id_rx.recv().unwrap().cancel();
+            // Parks (the waiter then sees its cancellation) and comes back.
+            coact::yield_now();
+        });
+        canceller.join().unwrap();
+        let err = waiter.join().unwrap_err();
+        assert!(err.downcast_ref::<coact::Cancelled>().is_some());
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
 #[test]
 fn detached_coroutines_run_and_do_not_count_until_started() {
     common::on_workers(2, || {

@@ -11,6 +11,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -323,4 +325,52 @@ fn recv_timeout_in_many_coroutines_gets_messages() {
         });
         feeder_thread.join().unwrap();
     }
+}
+
+/// Two coroutines handing a message back and forth through rendezvous channels never give the
+/// worker loop a turn of their own accord: each one that parks lends its turn to the other,
+/// which wakes it (see "Lending" in `worker.rs`). Their worker must still fire a timer and
+/// take a wake from a plain thread while they run, as it does between rounds: what they lend
+/// counts against the round's budget. (Without that the sleep below never ends and the pair
+/// stops at its deadline.)
+#[test]
+fn a_timer_and_a_wake_from_a_thread_are_served_while_two_coroutines_hand_off() {
+    let (rounds, by_deadline) = on_workers(1, || {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ping_tx, ping_rx) = sync_channel::<u64>(0);
+        let (pong_tx, pong_rx) = sync_channel::<u64>(0);
+        let deadline = Instant::now() + LATE;
+        let stop2 = stop.clone();
+        let pinger = coact::spawn(move || {
+            let mut rounds = 0u64;
+            while !stop2.load(Ordering::Acquire) {
+                if Instant::now() >= deadline {
+                    return (rounds, true);
+                }
+                ping_tx.send(rounds).unwrap();
+                assert_eq!(pong_rx.recv().unwrap(), rounds + 1);
+                rounds += 1;
+            }
+            (rounds, false)
+        });
+        let ponger = coact::spawn(move || {
+            for v in ping_rx {
+                pong_tx.send(v + 1).unwrap();
+            }
+        });
+        sleep(ms(20));
+        let (tx, rx) = sync_channel::<()>(0);
+        let from_thread = thread::spawn(move || tx.send(()).unwrap());
+        rx.recv().unwrap();
+        from_thread.join().unwrap();
+        stop.store(true, Ordering::Release);
+        let r = pinger.join().unwrap();
+        ponger.join().unwrap();
+        r
+    });
+    assert!(
+        !by_deadline,
+        "the pair ran until its deadline: the worker was starved"
+    );
+    assert!(rounds > 0, "the pair handed off while the timer ran");
 }

@@ -115,6 +115,18 @@ impl Fiber {
     }
 }
 
+/// Runs `f`, which resumes another fiber of this worker, from inside the running fiber (see
+/// "Lending" in `worker.rs`), then publishes the running fiber's yielder again: the nested
+/// [`Fiber::resume`] clears `YIELDER` when it returns.
+#[inline]
+pub(crate) fn lend<R>(f: impl FnOnce() -> R) -> R {
+    let y = YIELDER.with(|c| c.get());
+    debug_assert!(!y.is_null(), "coact: lending from outside a coroutine");
+    let r = f();
+    YIELDER.with(|c| c.set(y));
+    r
+}
+
 /// Whether the caller runs inside a fiber.
 #[inline]
 pub(crate) fn in_fiber() -> bool {

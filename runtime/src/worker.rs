@@ -16,15 +16,38 @@
 //! # Fiber states
 //!
 //! ```text
-//!            unpark                 worker resumes it
+//!            unpark            worker (or a lending fiber) resumes it
 //!   Idle ───────────────▶ Scheduled ─────────────────▶ Running
 //!    ▲                                                   │  park(): state = Idle, suspend
 //!    └───────────────────────────────────────────────────┘  yield_now(): Scheduled, re-queued
+//!                            park() while another fiber is runnable:
+//!                            Running ──▶ Lending ──▶ Running (woken meanwhile) or Idle
 //! ```
-//! `notified` is the park permit: an unpark that finds the fiber `Running` or already
-//! `Scheduled` sets it, and the fiber's next park consumes it and returns without suspending.
-//! So a fiber is in the run queue at most once, and a wake is never lost, only (at worst)
-//! delivered once too often, which parks tolerate (`park.rs`).
+//! `notified` is the park permit: an unpark that finds the fiber `Running`, `Lending` or
+//! already `Scheduled` sets it, and the fiber's next park consumes it and returns without
+//! suspending. So a fiber is in the run queue at most once, and a wake is never lost, only (at
+//! worst) delivered once too often, which parks tolerate (`park.rs`).
+//!
+//! # Lending: a parking fiber runs the next one itself
+//!
+//! corosensei's switches are asymmetric: a fiber suspends to whoever resumed it. Parking to
+//! the worker loop and resuming the next fiber from there costs two switches and a trip
+//! through the loop; in a request and reply between two fibers of one worker that happens
+//! twice per round trip. So a fiber that parks, if another fiber is runnable, resumes that
+//! one itself, from its own stack (`Local::lend`), and is `Lending` meanwhile: a wake only
+//! sets its permit. When the nested fiber suspends, control comes back to the lender, which
+//! carries on if it was woken (the common case: the other side answered) and otherwise
+//! suspends to the loop as usual. One switch pair per round trip instead of two (W3: one per
+//! round trip; W1: one per three messages instead of two).
+//!
+//! Bounds: only a fiber the loop resumed lends (a nested fiber parks to its lender, so the
+//! nesting is one deep and the lender's stack holds only the nested resume's frames); a
+//! fiber that is unwinding does not lend (the thread's panic count is its own); nothing is
+//! lent during shutdown; and every nested resume counts against the round's [`BUDGET`], so a
+//! pair of fibers that keep waking each other still let the loop poll, fire timers and take
+//! wakes from other threads every [`BUDGET`] resumes. The nested fiber is the run queue's
+//! front, the next to run anyway; what changes is that a lender woken meanwhile carries on
+//! ahead of fibers queued before its wake, which the budget bounds as well.
 //!
 //! # The sleep/wake protocol (cross-thread wakes)
 //!
@@ -357,11 +380,17 @@ enum State {
     Idle,
     Scheduled,
     Running,
+    /// Parked, and running another fiber of this worker from its own stack until that one
+    /// suspends (see "Lending" in the module docs). A wake sets `notified`.
+    Lending,
 }
 
-/// One fiber in the table: its scheduling state. The coroutine itself lives in
-/// [`Local::coros`] under the same key.
+/// One fiber in the table: its coroutine and its scheduling state.
 struct Entry {
+    /// The coroutine; out of the table (`None`) while it runs, since a fiber that lends its
+    /// turn resumes another from inside its own resume (so the table is not kept borrowed
+    /// across one).
+    fiber: Option<Fiber>,
     guard: Guard,
     gen: u32,
     state: State,
@@ -378,15 +407,15 @@ pub(crate) struct Local {
     index: usize,
     shared: Arc<Shared>,
     fibers: RefCell<Slab<Entry>>,
-    /// The coroutines, under the same keys as `fibers` (both change in lockstep, only in
-    /// `start` and `run_fiber`). Apart from the worker loop itself nothing touches this
-    /// table, so the loop holds it borrowed across a resume: no coroutine moves in or out of
-    /// the table per switch.
-    coros: RefCell<Slab<Fiber>>,
     /// This worker's copy of `Remote::progress` (it is the only writer).
     progress: Cell<u64>,
     /// Tasks the running fiber has chained since it was resumed (see [`chain_task`]).
     chained: Cell<u32>,
+    /// Resumes left in this round before the next poll, nested ones included (see [`BUDGET`]
+    /// and "Lending" in the module docs).
+    budget: Cell<usize>,
+    /// A fiber is lending its turn: the running one is nested and lends no further.
+    lending: Cell<bool>,
     runq: RefCell<VecDeque<u32>>,
     tasks: Tasks,
     /// The task this worker's coroutines submitted last, kept out of `tasks`: the next one
@@ -446,9 +475,10 @@ pub(crate) fn run_worker(shared: Arc<Shared>, parts: WorkerParts) {
     let local = Box::new(Local {
         index: parts.index,
         fibers: RefCell::new(Slab::new()),
-        coros: RefCell::new(Slab::new()),
         progress: Cell::new(0),
         chained: Cell::new(0),
+        budget: Cell::new(0),
+        lending: Cell::new(false),
         runq: RefCell::new(VecDeque::new()),
         tasks: Tasks::new(parts.deque, shared.remotes.len() > 1),
         slot: Cell::new(None),
@@ -518,14 +548,14 @@ impl Local {
                     }
                 }
             }
-            let mut budget = BUDGET;
+            self.budget.set(BUDGET);
             let mut progressed = false;
-            while budget > 0 {
+            while self.budget.get() > 0 {
                 let next = self.runq.borrow_mut().pop_front();
                 match next {
                     Some(key) => {
+                        // Counts itself, and every resume it lends its turn to, in `budget`.
                         self.run_fiber(key);
-                        budget -= 1;
                         progressed = true;
                     }
                     None if shutting_down => break,
@@ -536,7 +566,7 @@ impl Local {
                     },
                 }
             }
-            if budget == 0 && !shutting_down && !self.starved.get() {
+            if self.budget.get() == 0 && !shutting_down && !self.starved.get() {
                 if let Some(t) = self.pop_local() {
                     self.start(t);
                 }
@@ -794,8 +824,8 @@ impl Local {
         let gen = self.next_gen.get().wrapping_add(1);
         self.next_gen.set(gen);
         let fiber = Fiber::new(stack, task);
-        let ckey = self.coros.borrow_mut().insert(fiber);
         let key = self.fibers.borrow_mut().insert(Entry {
+            fiber: Some(fiber),
             guard,
             gen,
             state: State::Scheduled,
@@ -803,14 +833,19 @@ impl Local {
             cancelled: false,
             timer: 0,
         });
-        debug_assert_eq!(key, ckey, "the fiber tables went out of step");
         let key = u32::try_from(key).expect("coact: more than 4 billion fibers on one worker");
         self.runq.borrow_mut().push_back(key);
     }
 
-    /// Resumes one scheduled fiber until it parks, yields or finishes.
+    /// Resumes one scheduled fiber until it parks, yields or finishes: from the worker loop,
+    /// or nested, from a fiber that lends its turn (see [`Local::lend`]), whose identity is
+    /// restored afterwards.
     fn run_fiber(&self, key: u32) {
-        let (guard, input, gen) = {
+        let outer = self.current.get();
+        let outer_gen = self.current_gen.get();
+        let outer_chained = self.chained.get();
+        self.budget.set(self.budget.get().saturating_sub(1));
+        let (guard, input, gen, mut fiber) = {
             let mut fibers = self.fibers.borrow_mut();
             let e = &mut fibers[key as usize];
             debug_assert_eq!(e.state, State::Scheduled);
@@ -826,40 +861,40 @@ impl Local {
             } else {
                 Resume::Run
             };
-            (e.guard, input, e.gen)
+            let fiber = e.fiber.take().expect("coact: a running fiber resumed");
+            (e.guard, input, e.gen, fiber)
         };
         self.current.set(key);
         self.current_gen.set(gen);
         stack::set_current_guard(guard);
         // Plain stores (this thread is the only writer): the watchdog's view of progress,
-        // odd while the fiber runs.
+        // odd while a fiber runs (a nested resume steps by two: a fiber runs throughout).
+        let step = if outer == NONE { 1 } else { 2 };
         let progress = &self.remote().progress;
-        let p = self.progress.get();
-        progress.store(p.wrapping_add(1), Ordering::Relaxed);
-        self.progress.set(p.wrapping_add(1));
+        let p = self.progress.get().wrapping_add(step);
+        progress.store(p, Ordering::Relaxed);
+        self.progress.set(p);
         self.chained.set(0);
-        let done = {
-            let mut coros = self.coros.borrow_mut();
-            let done = coros[key as usize].resume(input);
-            if done {
-                let fiber = coros.remove(key as usize);
-                self.pool.borrow_mut().give(fiber.into_stack());
-            }
-            done
-        };
-        let p = self.progress.get();
-        progress.store(p.wrapping_add(1), Ordering::Relaxed);
-        self.progress.set(p.wrapping_add(1));
-        stack::set_current_guard(Guard::default());
-        self.current.set(NONE);
+        let done = fiber.resume(input);
+        let p = self.progress.get().wrapping_add(step);
+        progress.store(p, Ordering::Relaxed);
+        self.progress.set(p);
+        if outer == NONE {
+            stack::set_current_guard(Guard::default());
+        } else {
+            stack::set_current_guard(self.fibers.borrow()[outer as usize].guard);
+            self.current_gen.set(outer_gen);
+            self.chained.set(outer_chained);
+        }
+        self.current.set(outer);
         if done {
             self.fibers.borrow_mut().remove(key as usize);
+            self.pool.borrow_mut().give(fiber.into_stack());
         } else {
-            debug_assert_ne!(
-                self.fibers.borrow()[key as usize].state,
-                State::Running,
-                "a fiber suspended without parking"
-            );
+            let mut fibers = self.fibers.borrow_mut();
+            let e = &mut fibers[key as usize];
+            debug_assert_ne!(e.state, State::Running, "a fiber suspended without parking");
+            e.fiber = Some(fiber);
         }
     }
 
@@ -877,8 +912,39 @@ impl Local {
                 e.state = State::Scheduled;
                 self.runq.borrow_mut().push_back(key);
             }
-            State::Running | State::Scheduled => e.notified = true,
+            State::Running | State::Scheduled | State::Lending => e.notified = true,
         }
+    }
+
+    /// Lends the parking fiber `key`'s turn (see "Lending" in the module docs): resumes the
+    /// next runnable fiber from here, if there is one, the round's budget allows and nothing
+    /// is lent already. `Some(input)` if `key` was woken meanwhile (it carries on running,
+    /// as if resumed with `input`); `None` if it is still parked and must suspend.
+    fn lend(&self, key: u32) -> Option<Resume> {
+        if self.lending.get()
+            || self.budget.get() == 0
+            || self.shared.shutdown.load(Ordering::Relaxed)
+        {
+            return None;
+        }
+        let next = self.runq.borrow_mut().pop_front()?;
+        self.fibers.borrow_mut()[key as usize].state = State::Lending;
+        self.lending.set(true);
+        fiber::lend(|| self.run_fiber(next));
+        self.lending.set(false);
+        let mut fibers = self.fibers.borrow_mut();
+        let e = &mut fibers[key as usize];
+        if !e.notified {
+            e.state = State::Idle;
+            return None;
+        }
+        e.notified = false;
+        e.state = State::Running;
+        Some(if e.cancelled {
+            Resume::Cancel
+        } else {
+            Resume::Run
+        })
     }
 
     /// Cancels one fiber of this worker: its blocking call unwinds it.
@@ -936,15 +1002,13 @@ impl Local {
     /// Gives up on fibers that stay blocked (in a destructor) long after cancellation.
     fn leak_stuck_fibers(&self) {
         let stuck: Vec<Entry> = self.fibers.borrow_mut().drain().collect();
-        let coros: Vec<Fiber> = self.coros.borrow_mut().drain().collect();
         tracing::error!(
             target: "coact",
             worker = self.index,
             stuck = stuck.len(),
             "coroutines stayed blocked in destructors after the runtime ended; leaking their stacks"
         );
-        drop(stuck);
-        for f in coros {
+        for f in stuck.into_iter().filter_map(|e| e.fiber) {
             // Dropping a suspended fiber would unwind it a second time; forgetting it only
             // leaks its stack and what lives on it (corosensei documents forget as safe).
             std::mem::forget(f);
@@ -985,7 +1049,12 @@ pub(crate) fn park_fiber(deadline: Option<Instant>, cancellable: bool) -> Park {
         if unwinding {
             l.unwinding_parked.set(l.unwinding_parked.get() + 1);
         }
-        let input = fiber::suspend();
+        // A fiber unwinding does not lend: the thread's panic flag is its own.
+        let lent = if unwinding { None } else { l.lend(key) };
+        let input = match lent {
+            Some(input) => input,
+            None => fiber::suspend(),
+        };
         if unwinding {
             l.unwinding_parked.set(l.unwinding_parked.get() - 1);
         }
