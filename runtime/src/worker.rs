@@ -927,7 +927,20 @@ impl Local {
         {
             return None;
         }
-        let next = self.runq.borrow_mut().pop_front()?;
+        let queued = self.runq.borrow_mut().pop_front();
+        let next = match queued {
+            Some(next) => next,
+            None => {
+                // No fiber is runnable: start this worker's next task (an actor's activation,
+                // often the one this fiber just sent to), unless stacks ran out.
+                if self.starved.get() {
+                    return None;
+                }
+                let task = self.pop_local()?;
+                self.start(task);
+                self.runq.borrow_mut().pop_front()?
+            }
+        };
         self.fibers.borrow_mut()[key as usize].state = State::Lending;
         self.lending.set(true);
         fiber::lend(|| self.run_fiber(next));
