@@ -60,6 +60,9 @@ impl Builder {
     /// Sets the usable size of every coroutine stack, in bytes (default
     /// [`DEFAULT_STACK_SIZE`]). Each stack also has one guard page below it; a coroutine that
     /// overflows its stack makes the process print a message naming the problem and abort.
+    /// A coroutine that parks may resume another one from its own stack (the worker's
+    /// "lending", which saves a trip through the scheduler): leave room for a few frames of
+    /// the runtime's own below the deepest blocking call.
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = bytes;
         self
