@@ -953,6 +953,11 @@ impl Local {
         }
         e.notified = false;
         e.state = State::Running;
+        // As for a resume by the loop (`run_fiber`): once the runtime ends, no blocked call
+        // completes normally.
+        if !e.cancelled && self.shared.shutdown.load(Ordering::Relaxed) {
+            e.cancelled = true;
+        }
         Some(if e.cancelled {
             Resume::Cancel
         } else {
