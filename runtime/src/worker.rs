@@ -35,10 +35,11 @@
 //! through the loop; in a request and reply between two fibers of one worker that happens
 //! twice per round trip. So a fiber that parks, if another fiber is runnable, resumes that
 //! one itself, from its own stack (`Local::lend`), and is `Lending` meanwhile: a wake only
-//! sets its permit. When the nested fiber suspends, control comes back to the lender, which
-//! carries on if it was woken (the common case: the other side answered) and otherwise
-//! suspends to the loop as usual. One switch pair per round trip instead of two (W3: one per
-//! round trip; W1: one per three messages instead of two).
+//! sets its permit. With no fiber runnable it starts the worker's next waiting task instead,
+//! if there is one (after an ask, the activation of the actor asked). When the nested fiber
+//! suspends, control comes back to the lender, which carries on if it was woken (the common
+//! case: the other side answered) and otherwise suspends to the loop as usual. W3 takes one
+//! switch pair per round trip instead of two, W1 one per three messages instead of two.
 //!
 //! Bounds: only a fiber the loop resumed lends (a nested fiber parks to its lender, so the
 //! nesting is one deep and the lender's stack holds only the nested resume's frames); a
