@@ -61,7 +61,9 @@ pub(crate) enum Task {
 }
 
 impl Task {
-    /// Runs the task to its end.
+    /// Runs the task to its end. Inline: out of line it cost every actor activation a call
+    /// and its frame (the ring benchmark's hop, 17 instructions under callgrind).
+    #[inline]
     pub(crate) fn run(self) {
         match self {
             Task::Detached(f) => f(),
