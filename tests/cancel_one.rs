@@ -5,8 +5,28 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use coact::sync::mpsc::{channel, sync_channel};
+use coact::sync::mpsc::{channel, sync_channel, Receiver};
+use coact::{CoroutineId, JoinHandle};
 use common::DropCounter;
+
+/// Spawns a coroutine that sends its id, then parks in `recv` until it is cancelled (it holds
+/// the only sender itself); `drops` counts its destructor. Returns its handle and its id's
+/// receiver.
+fn spawn_parked_until_cancelled(
+    drops: &Arc<AtomicUsize>,
+) -> (JoinHandle<()>, Receiver<CoroutineId>) {
+    let (id_tx, id_rx) = sync_channel(1);
+    let (never_tx, never_rx) = channel::<()>();
+    let d = drops.clone();
+    let h = coact::spawn(move || {
+        let _guard = DropCounter::new(&d);
+        let _sender = never_tx;
+        id_tx.send(coact::current_coroutine().unwrap()).unwrap();
+        let _ = never_rx.recv(); // parks until cancelled
+        unreachable!("a cancelled coroutine does not return from its wait");
+    });
+    (h, id_rx)
+}
 
 #[test]
 fn cancel_unwinds_a_parked_coroutine_from_another_coroutine_or_thread() {
@@ -14,15 +34,7 @@ fn cancel_unwinds_a_parked_coroutine_from_another_coroutine_or_thread() {
         common::on_workers(workers, move || {
             let drops = Arc::new(AtomicUsize::new(0));
             for from_thread in [false, true] {
-                let (id_tx, id_rx) = sync_channel(1);
-                let (_never_tx, never_rx) = channel::<()>();
-                let d = drops.clone();
-                let h = coact::spawn(move || {
-                    let _guard = DropCounter::new(&d);
-                    id_tx.send(coact::current_coroutine().unwrap()).unwrap();
-                    let _ = never_rx.recv(); // parks until cancelled
-                    unreachable!("a cancelled coroutine does not return from its wait");
-                });
+                let (h, id_rx) = spawn_parked_until_cancelled(&drops);
                 let id = id_rx.recv().unwrap();
                 if from_thread {
                     std::thread::spawn(move || id.cancel()).join().unwrap();
@@ -97,16 +109,8 @@ fn a_coroutine_run_on_a_finished_ones_fiber_is_a_new_coroutine() {
 fn a_coroutine_cancelled_while_it_lends_its_turn_unwinds() {
     common::on_workers(1, || {
         let drops = Arc::new(AtomicUsize::new(0));
-        let (id_tx, id_rx) = sync_channel(1);
-        let (_never_tx, never_rx) = channel::<()>();
-        let d = drops.clone();
         // Both are started before either runs: the first parks with the second runnable.
-        let waiter = coact::spawn(move || {
-            let _guard = DropCounter::new(&d);
-            id_tx.send(coact::current_coroutine().unwrap()).unwrap();
-            let _ = never_rx.recv();
-            unreachable!("a cancelled coroutine does not return from its wait");
-        });
+        let (waiter, id_rx) = spawn_parked_until_cancelled(&drops);
         let canceller = coact::spawn(move || {
             id_rx.recv().unwrap().cancel();
             // Parks (the waiter then sees its cancellation) and comes back.
