@@ -440,6 +440,9 @@ impl<T> Chan<T> {
             }
             Err(msg) => msg,
         };
+        // A refused delivery woke nobody; `run` then only forgets `wakes` (its drop is out of
+        // line: 20 instructions per park of W1's producer).
+        wakes.run();
         // No clock read here: a deadline already past is found by the park below (which
         // returns at once) and the check after it, and reading the clock costs more than a
         // wait that ends in time saves.
