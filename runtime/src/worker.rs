@@ -1053,13 +1053,6 @@ pub(crate) fn park_fiber(deadline: Option<Instant>, cancellable: bool) -> Park {
                 e.notified = false;
                 return Park::Woken;
             }
-            if let Some(d) = deadline {
-                // No clock read here: a deadline that has already passed fires at the worker's
-                // next timer check, a moment later. Waits that end before their deadline (an
-                // ask's reply, a message) are the common case, and the clock read was a sixth
-                // of an actor ask.
-                e.timer = l.timers.borrow_mut().add(d, key, e.gen);
-            }
             e.state = State::Idle;
         }
         // Read before switching away, while the thread's panic count is this fiber's own or
@@ -1072,7 +1065,20 @@ pub(crate) fn park_fiber(deadline: Option<Instant>, cancellable: bool) -> Park {
         let lent = if unwinding { None } else { l.lend(key) };
         let input = match lent {
             Some(input) => input,
-            None => fiber::suspend(),
+            None => {
+                if let Some(d) = deadline {
+                    // Armed only now: a wait that ended while this fiber lent its turn (an
+                    // ask's reply, as a rule) never needed a timer, and no timer can fire
+                    // while it lends. No clock read either: a deadline that has already
+                    // passed fires at the worker's next timer check, a moment later. Waits
+                    // that end before their deadline are the common case, and the clock read
+                    // was a sixth of an actor ask.
+                    let mut fibers = l.fibers.borrow_mut();
+                    let e = &mut fibers[key as usize];
+                    e.timer = l.timers.borrow_mut().add(d, key, e.gen);
+                }
+                fiber::suspend()
+            }
         };
         if unwinding {
             l.unwinding_parked.set(l.unwinding_parked.get() - 1);
