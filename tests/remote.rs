@@ -72,6 +72,8 @@ enum Msg {
     Ignore(ReplyTo<u64>),
     /// The actor keeps the ReplyTo and never answers; it tells the test it has it.
     Hold(ReplyTo<u64>),
+    /// How many asks the actor holds (for a test in another process than the actor).
+    Held(ReplyTo<usize>),
     Echo(String, ReplyTo<String>),
 }
 
@@ -108,6 +110,9 @@ impl Actor for Counter {
             }
             Msg::Echo(s, r) => {
                 r.send(s);
+            }
+            Msg::Held(r) => {
+                r.send(self.held.len());
             }
         }
     }
@@ -713,9 +718,16 @@ fn link_to_child(b: &Node, addr: SocketAddr) -> (Peer, coact::net::RemoteAddr<Ms
         let r = c.ask(Msg::Hold, Duration::from_secs(60));
         (r, Instant::now())
     });
-    // In order on the link: once the echo is back, the Hold is held.
-    let e = counter.ask(|r| Msg::Echo("x".into(), r), T);
-    assert_eq!(e.as_deref(), Ok("x"));
+    // The spawned coroutine may send its Hold after anything sent from here, so ask the
+    // actor until it says it holds it: each ask is a round trip on the link, and the loop
+    // is bounded by `T`.
+    let deadline = Instant::now() + T;
+    while counter.ask(Msg::Held, T) != Ok(1) {
+        assert!(
+            Instant::now() < deadline,
+            "the child's actor holds the ask within {T:?}"
+        );
+    }
     (peer, counter, held)
 }
 
