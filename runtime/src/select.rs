@@ -512,6 +512,17 @@ impl<'a> Select<'a> {
     /// # Panics
     /// When the coroutine is cancelled while waiting, it unwinds (as every blocking call does).
     pub fn select(&mut self) -> SelectedOperation<'a> {
+        // The common case inline: an operation is ready at the first look.
+        if let Some(found) = self.scan() {
+            return self.selected(found);
+        }
+        self.select_wait()
+    }
+
+    /// The rest of [`select`](Select::select) when nothing was ready: out of line, so the
+    /// common case does not pay for the wait's frame.
+    #[inline(never)]
+    fn select_wait(&mut self) -> SelectedOperation<'a> {
         match self.wait(true, None) {
             Some(found) => self.selected(found),
             None => panic!("coact: select gave up because the coroutine was cancelled"),
