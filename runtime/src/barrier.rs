@@ -52,7 +52,7 @@ pub fn light() {
 /// The rare side's fence: makes every running thread of the process execute a full fence
 /// (a system call that costs microseconds), then fences this thread.
 ///
-/// It settles the registration first ([`init`]), so it always knows the final answer: a
+/// It settles the registration first (`init`), so it always knows the final answer: a
 /// [`light`] that skipped its fence (it saw the command registered) is always paired with a
 /// `heavy` that uses the command, whatever the order in which threads first got here.
 pub fn heavy() {
