@@ -474,6 +474,12 @@ impl<'a> Select<'a> {
         if !block {
             return None;
         }
+        self.wait_registered(deadline)
+    }
+
+    /// The wait loop past a first look that found nothing: registers, arms, looks again
+    /// (which closes the race with an event before the arming) and parks.
+    fn wait_registered(&mut self, deadline: Option<Instant>) -> Option<(usize, Reservation)> {
         self.register_all();
         let signal = self.signal.as_ref().expect("register_all makes it");
         loop {
@@ -523,7 +529,7 @@ impl<'a> Select<'a> {
     /// common case does not pay for the wait's frame.
     #[inline(never)]
     fn select_wait(&mut self) -> SelectedOperation<'a> {
-        match self.wait(true, None) {
+        match self.wait_registered(None) {
             Some(found) => self.selected(found),
             None => panic!("coact: select gave up because the coroutine was cancelled"),
         }
