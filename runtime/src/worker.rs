@@ -403,6 +403,25 @@ struct Entry {
     timer: u64,
 }
 
+impl Entry {
+    /// Marks the fiber running and says how it goes on, for a resume by the loop or a lender
+    /// woken while it lent. Once the runtime ends, every resume is a cancellation, even one
+    /// caused by a wake from a fiber unwinding on another worker that started shutting down
+    /// first: no blocked call may complete normally during shutdown.
+    #[inline]
+    fn run(&mut self, shutting_down: bool) -> Resume {
+        self.state = State::Running;
+        if shutting_down {
+            self.cancelled = true;
+        }
+        if self.cancelled {
+            Resume::Cancel
+        } else {
+            Resume::Run
+        }
+    }
+}
+
 /// A worker's own state, reachable from its thread through `LOCAL`.
 pub(crate) struct Local {
     index: usize,
@@ -850,18 +869,7 @@ impl Local {
             let mut fibers = self.fibers.borrow_mut();
             let e = &mut fibers[key as usize];
             debug_assert_eq!(e.state, State::Scheduled);
-            e.state = State::Running;
-            // Once the runtime ends, every resume is a cancellation, even one caused by a
-            // wake from a fiber unwinding on another worker that started shutting down first:
-            // no blocked call may complete normally during shutdown.
-            if !e.cancelled && self.shared.shutdown.load(Ordering::Relaxed) {
-                e.cancelled = true;
-            }
-            let input = if e.cancelled {
-                Resume::Cancel
-            } else {
-                Resume::Run
-            };
+            let input = e.run(self.shared.shutdown.load(Ordering::Relaxed));
             let fiber = e.fiber.take().expect("coact: a running fiber resumed");
             (e.guard, input, e.gen, fiber)
         };
@@ -953,17 +961,7 @@ impl Local {
             return None;
         }
         e.notified = false;
-        e.state = State::Running;
-        // As for a resume by the loop (`run_fiber`): once the runtime ends, no blocked call
-        // completes normally.
-        if !e.cancelled && self.shared.shutdown.load(Ordering::Relaxed) {
-            e.cancelled = true;
-        }
-        Some(if e.cancelled {
-            Resume::Cancel
-        } else {
-            Resume::Run
-        })
+        Some(e.run(self.shared.shutdown.load(Ordering::Relaxed)))
     }
 
     /// Cancels one fiber of this worker: its blocking call unwinds it.
