@@ -728,6 +728,8 @@ fn link_to_child(b: &Node, addr: SocketAddr) -> (Peer, coact::net::RemoteAddr<Ms
             "the child's actor holds the ask within {T:?}"
         );
     }
+    let e = counter.ask(|r| Msg::Echo("x".into(), r), T);
+    assert_eq!(e.as_deref(), Ok("x"));
     (peer, counter, held)
 }
 
