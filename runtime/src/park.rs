@@ -127,6 +127,7 @@ pub(crate) fn current() -> Unparker {
 }
 
 /// Parks the caller until unparked, until `deadline` (if any) passes, or spuriously.
+#[inline]
 pub(crate) fn park(deadline: Option<Instant>) -> Park {
     if crate::in_coroutine() {
         return worker::park_fiber(deadline, true);
