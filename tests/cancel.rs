@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use coact::select::Select;
 use coact::sync::mpsc::{channel, sync_channel, Sender};
-use coact::sync::Mutex;
+use coact::sync::{oneshot, Mutex};
 use common::{bounded, panic_message, runtime, DropCounter};
 
 /// What a test's setup hands to the coroutines it parks.
@@ -150,6 +150,26 @@ fn setup_recv(probe: &Probe) -> (Keep, usize) {
 #[test]
 fn coroutine_parked_in_recv_is_unwound() {
     check(setup_recv);
+}
+
+fn setup_oneshot(probe: &Probe) -> (Keep, usize) {
+    let (ready_tx, ready_rx) = channel();
+    let (tx, rx) = oneshot::channel::<u32>();
+    let (ttx, trx) = oneshot::channel::<u32>();
+    let h1 = park(probe, &ready_tx, move || {
+        let _ = rx.recv();
+    });
+    let h2 = park(probe, &ready_tx, move || {
+        let _ = trx.recv_timeout(Duration::from_secs(3600));
+    });
+    ready_rx.recv().unwrap();
+    ready_rx.recv().unwrap();
+    (Box::new((tx, ttx, h1, h2)), 2)
+}
+
+#[test]
+fn coroutine_parked_in_oneshot_recv_is_unwound() {
+    check(setup_oneshot);
 }
 
 fn setup_send(probe: &Probe) -> (Keep, usize) {

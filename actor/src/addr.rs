@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use coact_runtime::sync::mpsc::{self, sync_channel, Receiver, SyncSender};
+use coact_runtime::sync::oneshot;
 
 use crate::cell::{Control, Mailbox, KILL, STOP};
 use crate::reason::{ActorId, Down, StopReason};
@@ -179,7 +180,7 @@ pub struct ReplyTo<R> {
 /// Where a reply goes.
 pub(crate) enum ReplyInner<R> {
     /// To an asker in this process.
-    Local(SyncSender<R>),
+    Local(oneshot::Sender<R>),
     /// Back over a link to an asker on another node (see the `serde` feature).
     #[cfg_attr(not(feature = "serde"), allow(dead_code))]
     Remote(Box<dyn RemoteReply<R>>),
@@ -196,7 +197,7 @@ impl<R> ReplyTo<R> {
     /// be reached any more.
     pub fn send(self, reply: R) -> bool {
         match self.inner {
-            ReplyInner::Local(tx) => tx.try_send(reply).is_ok(),
+            ReplyInner::Local(tx) => tx.send(reply).is_ok(),
             ReplyInner::Remote(r) => r.reply(reply),
         }
     }
@@ -393,7 +394,7 @@ impl<M> Addr<M> {
         timeout: Duration,
     ) -> Result<R, AskError> {
         let deadline = Instant::now().checked_add(timeout);
-        let (tx, rx) = sync_channel(1);
+        let (tx, rx) = oneshot::channel();
         let msg = make(ReplyTo {
             inner: ReplyInner::Local(tx),
         });

@@ -53,8 +53,8 @@ pub fn decoding<T>(sinks: SinkMaker, f: impl FnOnce() -> T) -> T {
 /// A reply slot for an asker in this process, and the receiver its answer arrives on: what a
 /// transport's `ask` puts in the request it encodes. The receiver reports disconnection as soon
 /// as every copy of the slot is dropped unanswered.
-pub fn local_reply<R>() -> (ReplyTo<R>, coact_runtime::sync::mpsc::Receiver<R>) {
-    let (tx, rx) = coact_runtime::sync::mpsc::sync_channel(1);
+pub fn local_reply<R>() -> (ReplyTo<R>, coact_runtime::sync::oneshot::Receiver<R>) {
+    let (tx, rx) = coact_runtime::sync::oneshot::channel();
     (
         ReplyTo {
             inner: ReplyInner::Local(tx),
@@ -78,7 +78,7 @@ impl<R: DeserializeOwned + Send + 'static> Serialize for ReplyTo<R> {
         let pending: PendingReply = Box::new(move |bytes| {
             if let Some(b) = bytes {
                 if let Ok((r, _)) = bincode::serde::decode_from_slice::<R, _>(b, config()) {
-                    let _ = tx.try_send(r);
+                    let _ = tx.send(r);
                 }
             }
             // `None`, or an answer that does not decode: dropping `tx` fails the ask now.

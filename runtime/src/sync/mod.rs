@@ -1,6 +1,7 @@
 //! Synchronisation that works from coroutines and plain threads alike.
 //!
-//! [`mpsc`] mirrors `std::sync::mpsc` and [`Mutex`] mirrors `std::sync::Mutex`. A blocking
+//! [`mpsc`] mirrors `std::sync::mpsc` and [`Mutex`] mirrors `std::sync::Mutex`; [`oneshot`] carries
+//! exactly one value (a reply). A blocking
 //! call made from a coroutine parks only that coroutine (its worker runs others meanwhile); made
 //! from a plain thread, it blocks the thread. Both kinds of caller can share one channel or
 //! mutex.
@@ -8,6 +9,7 @@
 mod fastlock;
 pub mod mpsc;
 mod mutex;
+pub mod oneshot;
 
 pub use fastlock::{FastGuard, FastLock};
 pub use mutex::{Mutex, MutexGuard};
