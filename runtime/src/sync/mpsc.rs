@@ -44,6 +44,7 @@ use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
+use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -206,10 +207,14 @@ unsafe impl<T: Send> Send for Chan<T> {}
 unsafe impl<T: Send> Sync for Chan<T> {}
 
 /// Unparkers to call once the channel lock is released (at most two on the hot paths).
+///
+/// It has no drop glue, so that a channel operation that woke nobody (the common case: a
+/// fiber of this worker is queued at once, with no unparker) pays for neither a drop nor a
+/// move: every `Wakes` must end with [`Wakes::run`], or its unparkers leak (a missed wake).
 #[derive(Default)]
 struct Wakes {
-    first: Option<Unparker>,
-    more: Vec<Unparker>,
+    first: ManuallyDrop<Option<Unparker>>,
+    more: ManuallyDrop<Vec<Unparker>>,
 }
 
 impl Wakes {
@@ -217,33 +222,29 @@ impl Wakes {
     fn push(&mut self, u: Option<Unparker>) {
         if let Some(u) = u {
             if self.first.is_none() {
-                self.first = Some(u);
+                *self.first = Some(u);
             } else {
                 self.more.push(u);
             }
         }
     }
 
-    /// Calls the unparkers. The common case (a wake of a fiber of this worker, queued at
-    /// once, or no wake at all) leaves nothing here, and costs one test.
+    /// Calls the unparkers, leaving `self` empty; one test when there are none.
     #[inline(always)]
-    fn run(self) {
+    fn run(&mut self) {
         if self.first.is_some() {
             self.run_slow();
-        } else {
-            // Nothing to drop: `more` is only pushed to once `first` is taken, so it never
-            // allocated. Forgetting skips an out-of-line drop on the hot path.
-            debug_assert!(self.more.capacity() == 0);
-            std::mem::forget(self);
         }
     }
 
     #[cold]
-    fn run_slow(self) {
-        if let Some(u) = self.first {
+    #[inline(never)]
+    fn run_slow(&mut self) {
+        if let Some(u) = self.first.take() {
             u.unpark();
         }
-        for u in self.more {
+        // `more` is only pushed to while `first` is taken.
+        for u in std::mem::take(&mut *self.more) {
             u.unpark();
         }
     }
@@ -440,8 +441,7 @@ impl<T> Chan<T> {
             }
             Err(msg) => msg,
         };
-        // A refused delivery woke nobody; `run` then only forgets `wakes` (its drop is out of
-        // line: 20 instructions per park of W1's producer).
+        // A refused delivery woke nobody, but every `Wakes` ends with `run` (it is one test).
         wakes.run();
         // No clock read here: a deadline already past is found by the park below (which
         // returns at once) and the check after it, and reading the clock costs more than a
@@ -713,8 +713,10 @@ impl<T> Chan<T> {
                     if !s.receiver {
                         Err(SendError(msg))
                     } else {
-                        // The claimed receiver left (cancelled): fall back to a plain send.
+                        // The claimed receiver left (cancelled): fall back to a plain send,
+                        // after the wakes the release made.
                         drop(s);
+                        wakes.run();
                         return self
                             .send_deadline(msg, None)
                             .map_err(|e| SendError(e.into_inner()));
