@@ -102,6 +102,43 @@ fn a_coroutine_run_on_a_finished_ones_fiber_is_a_new_coroutine() {
     });
 }
 
+#[test]
+fn a_coroutine_carried_by_the_spare_fiber_is_a_new_coroutine() {
+    // A coroutine that ends with nothing queued to chain stays suspended as its worker's spare
+    // fiber, and the next coroutine started there runs on it. It must be a new coroutine: a
+    // different id, untouched by cancelling the finished one's id (before and after it is
+    // carried), and cancellable through its own.
+    common::on_workers(1, || {
+        let first = coact::spawn(|| coact::current_coroutine().unwrap())
+            .join()
+            .unwrap();
+        // The spare holds the finished coroutine's entry under a new generation already.
+        first.cancel();
+        let (id_tx, id_rx) = sync_channel(1);
+        let (go_tx, go_rx) = sync_channel::<u32>(0);
+        let (stop_tx, stop_rx) = sync_channel::<u32>(0);
+        let drops = Arc::new(AtomicUsize::new(0));
+        let guard = DropCounter::new(&drops);
+        let second = coact::spawn(move || {
+            let _guard = guard;
+            id_tx.send(coact::current_coroutine().unwrap()).unwrap();
+            let got = go_rx.recv().unwrap();
+            // Parks here until cancelled.
+            let _ = stop_rx.recv();
+            got
+        });
+        let id = id_rx.recv().unwrap();
+        assert_ne!(first, id, "each coroutine has its own id");
+        first.cancel();
+        go_tx.send(5).unwrap(); // still runs normally
+        id.cancel();
+        let r = second.join();
+        assert!(r.is_err(), "cancelling its own id unwinds it");
+        assert_eq!(drops.load(Ordering::SeqCst), 1, "its destructors ran");
+        drop(stop_tx);
+    });
+}
+
 /// A coroutine parked in `recv` on a one-worker runtime lends its turn to the next runnable
 /// coroutine (see "Lending" in `worker.rs`); that one cancels it while it lends. The cancelled
 /// coroutine must unwind from its wait once the other parks, not return from it.

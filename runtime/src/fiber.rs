@@ -91,13 +91,23 @@ impl Fiber {
         let co = Coroutine::with_stack(stack, move |y: &Yielder<Resume, ()>, first: Resume| {
             YIELDER.with(|c| c.set(y));
             if first == Resume::Run {
-                // The spawn wrapper catches the task's panics; this only stops a panic raised
-                // while delivering the result from escaping into the worker.
-                let _ = catch_unwind(AssertUnwindSafe(|| task.run()));
-                // Then run waiting tasks of this worker here, on this stack, as new coroutines
-                // (see `worker::chain_task`), instead of ending and starting a fresh fiber.
-                while let Some(next) = crate::worker::chain_task() {
-                    let _ = catch_unwind(AssertUnwindSafe(|| next.run()));
+                let mut task = task;
+                loop {
+                    // The spawn wrapper catches the task's panics; this only stops a panic
+                    // raised while delivering the result from escaping into the worker.
+                    let _ = catch_unwind(AssertUnwindSafe(|| task.run()));
+                    // Then run waiting tasks of this worker here, on this stack, as new
+                    // coroutines (see `worker::chain_task`), instead of ending and starting a
+                    // fresh fiber.
+                    while let Some(next) = crate::worker::chain_task() {
+                        let _ = catch_unwind(AssertUnwindSafe(|| next.run()));
+                    }
+                    // With nothing left to chain, wait as the worker's spare fiber for the next
+                    // task it starts (see `worker::wait_as_spare`), or end.
+                    match crate::worker::wait_as_spare() {
+                        Some(next) => task = next,
+                        None => break,
+                    }
                 }
             }
         });

@@ -105,6 +105,13 @@
 //! (see [`chain_task`]). That saves a stack from the pool, a fresh coroutine, two table
 //! entries and two trips through the loop per short task: the shape of an actor activation.
 //!
+//! When nothing is left to chain, one such fiber per worker stays suspended as the worker's
+//! *spare* instead of ending ([`wait_as_spare`]): the next task the worker starts is handed to
+//! it, again as a new coroutine, rather than to a fresh fiber. That serves tasks that start one
+//! at a time, such as the asked actor's activation in an `ask` (the asker parks, lends its
+//! turn, and the activation starts). A spare holds one pooled stack; it ends when the runtime
+//! does, resumed with a cancellation like every other suspended fiber.
+//!
 //! # The task slot: the newest task goes next
 //!
 //! A task submitted by one of the worker's own coroutines waits in a slot of its own, not in
@@ -466,6 +473,11 @@ pub(crate) struct Local {
     /// Idle turns that skipped spinning for lack of credit.
     spin_skipped: Cell<u32>,
     next_gen: Cell<u32>,
+    /// A fiber whose tasks are done, kept suspended to carry the next task started here
+    /// (see [`wait_as_spare`]), or `NONE`.
+    spare: Cell<u32>,
+    /// The task handed to the spare fiber, until it resumes and takes it.
+    handoff: Cell<Option<Task>>,
     pub(crate) reactor: Reactor,
 }
 
@@ -513,6 +525,8 @@ pub(crate) fn run_worker(shared: Arc<Shared>, parts: WorkerParts) {
         spin_credit: Cell::new(4),
         spin_skipped: Cell::new(0),
         next_gen: Cell::new(0),
+        spare: Cell::new(NONE),
+        handoff: Cell::new(None),
         reactor: parts.reactor,
         shared,
     });
@@ -822,6 +836,32 @@ impl Local {
 
     /// Makes a fiber for `task` and queues it to run.
     fn start(&self, task: Task) {
+        if self.spare.get() != NONE && !self.shared.shutdown.load(Ordering::Relaxed) {
+            if let Some(task) = self.hand_to_spare(task) {
+                self.start_fresh(task);
+            }
+            return;
+        }
+        self.start_fresh(task);
+    }
+
+    /// Schedules the spare fiber to carry `task`; gives the task back if the one handoff
+    /// place is still taken (the spare before it has not run yet).
+    fn hand_to_spare(&self, task: Task) -> Option<Task> {
+        let waiting = self.handoff.take();
+        if waiting.is_some() {
+            self.handoff.set(waiting);
+            return Some(task);
+        }
+        self.handoff.set(Some(task));
+        let key = self.spare.replace(NONE);
+        self.fibers.borrow_mut()[key as usize].state = State::Scheduled;
+        self.runq.borrow_mut().push_back(key);
+        None
+    }
+
+    /// Starts `task` on a new fiber.
+    fn start_fresh(&self, task: Task) {
         let stack = match self.pool.borrow_mut().take() {
             Ok(s) => s,
             Err(e) => {
@@ -1181,6 +1221,62 @@ pub(crate) fn chain_task() -> Option<Task> {
         l.progress.set(p);
         l.remote().progress.store(p, Ordering::Relaxed);
         Some(task)
+    })
+    .flatten()
+}
+
+/// Keeps the running fiber, whose tasks are done, as this worker's spare: it suspends until
+/// [`Local::start`] hands it the next task to carry (returned here), or until the runtime ends
+/// (`None`: the fiber finishes). `None` at once if the worker has a spare already or is
+/// shutting down.
+///
+/// Starting a task on a fresh fiber costs a stack from the pool, a new coroutine and a table
+/// entry, and finishing one gives them back; the spare skips all of that. It matters where
+/// tasks start one at a time with nothing to chain, as in an actor's `ask`: the asker parks,
+/// its turn starts the asked actor's activation, which answers and ends. Like a chained task
+/// (see [`chain_task`]), the spare takes a new generation first: it is a new coroutine to the
+/// outside world, and wakes, cancels and timers addressed to its last task are dropped.
+pub(crate) fn wait_as_spare() -> Option<Task> {
+    let key = with_local(|l| {
+        if l.spare.get() != NONE || l.shared.shutdown.load(Ordering::Relaxed) {
+            return None;
+        }
+        let key = l.current.get();
+        let gen = l.next_gen.get().wrapping_add(1);
+        l.next_gen.set(gen);
+        {
+            let mut fibers = l.fibers.borrow_mut();
+            let e = &mut fibers[key as usize];
+            e.gen = gen;
+            e.notified = false;
+            e.cancelled = false;
+            e.timer = 0;
+            e.state = State::Idle;
+        }
+        l.current_gen.set(gen);
+        l.spare.set(key);
+        Some(key)
+    })
+    .flatten()?;
+    let input = fiber::suspend();
+    with_local(|l| {
+        if l.spare.get() == key {
+            // Resumed as the spare (the runtime is ending), not by a handoff.
+            l.spare.set(NONE);
+            return None;
+        }
+        let task = l.handoff.take();
+        if input == Resume::Cancel {
+            // Handed a task, then the runtime ended before it ran: it is dropped unstarted,
+            // as every task still waiting then is.
+            drop(task);
+            return None;
+        }
+        debug_assert!(
+            task.is_some(),
+            "coact: a spare fiber resumed without a task"
+        );
+        task
     })
     .flatten()
 }
