@@ -181,6 +181,70 @@ fn many_short_coroutines_spawned_and_joined() {
     }
 }
 
+/// Detached coroutines leave their join state to their worker for the next spawns of the same
+/// closure (see "Recycling" in `runtime/src/join.rs`): joinable spawns of that closure, mixed
+/// in, must each get their own result, never a stale one, and every result must be dropped
+/// exactly once (a detached one when its coroutine ends, a joined one by its joiner).
+#[test]
+fn detached_and_joined_spawns_of_one_closure_keep_their_own_results() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    const ROUNDS: u64 = 20;
+    const BATCH: u64 = 400;
+    /// A result that counts its drops.
+    struct Counted(u64, Arc<AtomicUsize>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            self.1.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    fn job(
+        i: u64,
+        tx: coact::sync::mpsc::Sender<u64>,
+        drops: Arc<AtomicUsize>,
+    ) -> coact::JoinHandle<Counted> {
+        coact::spawn(move || {
+            tx.send(i).unwrap();
+            Counted(i * 3, drops)
+        })
+    }
+    for workers in [1, 2] {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let d = drops.clone();
+        on_workers(workers, move || {
+            let (tx, rx) = channel();
+            for round in 0..ROUNDS {
+                let mut joined = Vec::new();
+                for i in 0..BATCH {
+                    let n = round * BATCH + i;
+                    let h = job(n, tx.clone(), d.clone());
+                    if (n + round) % 3 == 0 {
+                        joined.push((n, h));
+                    } else {
+                        drop(h); // detached
+                    }
+                }
+                let mut sent: Vec<u64> = (0..BATCH).map(|_| rx.recv().unwrap()).collect();
+                sent.sort_unstable();
+                assert_eq!(
+                    sent,
+                    (round * BATCH..(round + 1) * BATCH).collect::<Vec<_>>()
+                );
+                for (n, h) in joined {
+                    assert_eq!(
+                        h.join().unwrap().0,
+                        n * 3,
+                        "a joined spawn got its own result"
+                    );
+                }
+            }
+        });
+        let total = (ROUNDS * BATCH) as usize;
+        assert_eq!(drops.load(Ordering::SeqCst), total, "workers={workers}");
+    }
+}
+
 #[test]
 fn plain_threads_spawn_through_handles() {
     const THREADS: u64 = 4;

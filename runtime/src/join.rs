@@ -12,16 +12,27 @@
 //! abandons the task once, by value), so taking it costs no atomic operation. The lock guards
 //! what the two sides share, the result and the joiner's waiter; it is a [`FastLock`], whose
 //! release is a plain store, since a spawn is on the hot path of coroutine-heavy code.
+//!
+//! # Recycling
+//!
+//! A coroutine whose handle was dropped before it finished (a detached spawn) has nobody to
+//! give its result to: it drops the result at once, without the lock, and its joint, now
+//! referenced by nothing else and as clean as a new one, goes to its worker's [`JointCache`]
+//! for the next spawn of the same closure and result types there. Spawning in bursts (a
+//! thousand at a time) otherwise frees and allocates past the allocator's per-thread cache,
+//! which made `malloc` and `free` a fifth of a spawn's instructions.
 
-use std::any::Any;
-use std::cell::UnsafeCell;
+use std::any::{Any, TypeId};
+use std::cell::{Cell, RefCell, UnsafeCell};
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{fence, Ordering};
 use std::sync::Arc;
 use std::thread;
 
 use crate::park::{self, Cancelled, Park, Unparker};
 use crate::stack;
 use crate::sync::FastLock;
+use crate::worker;
 
 /// Holds one slot of the live-coroutine cap until the task finishes or is dropped.
 pub(crate) struct Reservation;
@@ -60,11 +71,12 @@ unsafe impl<F: Send, T: Send> Sync for Joint<F, T> {}
 /// Only the one [`Joined`] made with the joint calls these, and only one of them, once: the
 /// task's closure is read without a lock.
 pub(crate) trait JoinTask: Send + Sync {
-    /// Runs the closure (catching its panic) and stores the result.
+    /// Runs the closure (catching its panic) and stores the result, or, if the handle is
+    /// gone, drops the result and recycles the joint (see "Recycling" in the module docs).
     ///
     /// # Safety
     /// See the trait: called once, by the joint's `Joined`, and not after `abandon`.
-    unsafe fn run(&self);
+    unsafe fn run(self: Arc<Self>);
     /// Drops the closure unrun and closes the slot.
     ///
     /// # Safety
@@ -109,14 +121,23 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let j = Arc::new(Joint {
-        task: UnsafeCell::new(Some((f, reservation))),
-        state: FastLock::new(State {
-            value: None,
-            closed: false,
-            waiter: None,
+    let j = match worker::with_joint_cache(|c| c.take::<Joint<F, T>>()).flatten() {
+        Some(j) => {
+            // SAFETY: a joint comes out of the cache referenced by nothing else (only a joint
+            // whose other reference was gone is put there, and the cache gave it up), with no
+            // task and its state as new (see `JoinTask::run`): nobody else can touch `task`.
+            unsafe { *j.task.get() = Some((f, reservation)) };
+            j
+        }
+        None => Arc::new(Joint {
+            task: UnsafeCell::new(Some((f, reservation))),
+            state: FastLock::new(State {
+                value: None,
+                closed: false,
+                waiter: None,
+            }),
         }),
-    });
+    };
     (Joined(Some(j.clone())), j)
 }
 
@@ -142,13 +163,25 @@ where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    unsafe fn run(&self) {
+    unsafe fn run(self: Arc<Self>) {
         // SAFETY: the caller is the one `Joined`, calling once (the trait's contract): nobody
         // else touches `task`.
         let Some((f, reservation)) = (unsafe { (*self.task.get()).take() }) else {
             return;
         };
         let r = catch_unwind(AssertUnwindSafe(f));
+        if Arc::strong_count(&self) == 1 {
+            // The handle is gone, and no new one can be made: nobody will ask for the result.
+            // The count cannot rise again (there are no weak references), and the fence pairs
+            // with the release of the handle's decrement: its last use of the joint happened
+            // before what follows. The state was never touched since the joint was made clean
+            // (only the handle and `finish` touch it), so the joint is as good as new.
+            fence(Ordering::Acquire);
+            drop(r);
+            drop(reservation);
+            worker::with_joint_cache(|c| c.put(self));
+            return;
+        }
         self.finish(Some(r));
         drop(reservation);
     }
@@ -194,5 +227,81 @@ where
     fn is_done(&self) -> bool {
         let s = self.state.lock();
         s.value.is_some() || s.closed
+    }
+}
+
+/// Clean joints of finished detached coroutines, kept by a worker for its next spawns (see
+/// "Recycling" in the module docs). Bounded: at most [`CACHE_BYTES`] of joints, of at most
+/// [`CACHE_KINDS`] types; a worker empties it when it goes idle.
+pub(crate) struct JointCache {
+    kinds: RefCell<Vec<Kind>>,
+    bytes: Cell<usize>,
+}
+
+/// The cached joints of one type.
+struct Kind {
+    id: TypeId,
+    size: usize,
+    free: Vec<Arc<dyn Any + Send + Sync>>,
+}
+
+/// The most a worker's cache holds: a burst of a thousand small spawns fits.
+const CACHE_BYTES: usize = 256 * 1024;
+/// The most joint types a worker's cache holds.
+const CACHE_KINDS: usize = 8;
+
+impl JointCache {
+    /// An empty cache.
+    pub(crate) fn new() -> JointCache {
+        JointCache {
+            kinds: RefCell::new(Vec::new()),
+            bytes: Cell::new(0),
+        }
+    }
+
+    /// A cached joint of type `J`, if there is one.
+    fn take<J: Any + Send + Sync>(&self) -> Option<Arc<J>> {
+        let id = TypeId::of::<J>();
+        let mut kinds = self.kinds.borrow_mut();
+        let kind = kinds.iter_mut().find(|k| k.id == id)?;
+        let j = kind.free.pop()?;
+        self.bytes.set(self.bytes.get() - kind.size);
+        Some(
+            j.downcast::<J>()
+                .unwrap_or_else(|_| unreachable!("cached under its type id")),
+        )
+    }
+
+    /// Keeps `j` for a later spawn, or drops it if the cache is full.
+    fn put<J: Any + Send + Sync>(&self, j: Arc<J>) {
+        // The allocation: the joint and the two reference counts.
+        let size = std::mem::size_of::<J>() + 2 * std::mem::size_of::<usize>();
+        if self.bytes.get() + size > CACHE_BYTES {
+            return;
+        }
+        let id = TypeId::of::<J>();
+        let mut kinds = self.kinds.borrow_mut();
+        let kind = match kinds.iter().position(|k| k.id == id) {
+            Some(i) => &mut kinds[i],
+            None if kinds.len() < CACHE_KINDS => {
+                kinds.push(Kind {
+                    id,
+                    size,
+                    free: Vec::new(),
+                });
+                kinds.last_mut().expect("just pushed")
+            }
+            None => return,
+        };
+        kind.free.push(j);
+        self.bytes.set(self.bytes.get() + size);
+    }
+
+    /// Frees every cached joint.
+    pub(crate) fn clear(&self) {
+        if self.bytes.get() != 0 {
+            self.kinds.borrow_mut().clear();
+            self.bytes.set(0);
+        }
     }
 }

@@ -146,6 +146,7 @@ use crossbeam_queue::SegQueue;
 use slab::Slab;
 
 use crate::fiber::{self, Fiber, Resume, Task};
+use crate::join::JointCache;
 use crate::park::{FiberAddr, FiberRef, Park};
 use crate::reactor::{Reactor, WAKE_TOKEN};
 use crate::stack::{self, Guard, StackPool};
@@ -476,6 +477,8 @@ pub(crate) struct Local {
     /// A fiber whose tasks are done, kept suspended to carry the next task started here
     /// (see [`wait_as_spare`]), or `NONE`.
     spare: Cell<u32>,
+    /// Join states kept for this worker's next spawns (see "Recycling" in `join.rs`).
+    joints: JointCache,
     /// The task handed to the spare fiber, until it resumes and takes it.
     handoff: Cell<Option<Task>>,
     pub(crate) reactor: Reactor,
@@ -526,6 +529,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, parts: WorkerParts) {
         spin_skipped: Cell::new(0),
         next_gen: Cell::new(0),
         spare: Cell::new(NONE),
+        joints: JointCache::new(),
         handoff: Cell::new(None),
         reactor: parts.reactor,
         shared,
@@ -646,6 +650,7 @@ impl Local {
             }
             if timeout != Some(Duration::ZERO) {
                 self.pool.borrow_mut().trim();
+                self.joints.clear();
                 // Protocol steps W2–W4.
                 self.remote().sleeping.store(true, Ordering::Relaxed);
                 fence(Ordering::SeqCst);
@@ -1279,6 +1284,12 @@ pub(crate) fn wait_as_spare() -> Option<Task> {
         task
     })
     .flatten()
+}
+
+/// Runs `f` with this worker's cache of join states, if the caller runs on a worker.
+#[inline]
+pub(crate) fn with_joint_cache<R>(f: impl FnOnce(&JointCache) -> R) -> Option<R> {
+    with_local(|l| f(&l.joints))
 }
 
 /// Re-queues the running fiber behind the others that are runnable.
