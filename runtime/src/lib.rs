@@ -50,8 +50,9 @@
 //! # Blocking calls, in and out of coroutines
 //!
 //! [`sync::mpsc`] and [`sync::Mutex`] mirror std's and work from coroutines and from plain
-//! threads at once; [`select::Select`] and [`select!`] wait on several channels; [`time::sleep`]
-//! parks a coroutine. From a plain thread each of them blocks the thread, as std's would.
+//! threads at once, as does [`sync::oneshot`], a channel for one value (a reply);
+//! [`select::Select`] and [`select!`] wait on several channels; [`time::sleep`] parks a
+//! coroutine. From a plain thread each of them blocks the thread, as std's would.
 //!
 //! ```
 //! use std::time::Duration;
