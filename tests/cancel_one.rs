@@ -5,7 +5,7 @@ mod common;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use coact::sync::mpsc::{channel, sync_channel, Receiver};
+use coact::sync::mpsc::{channel, sync_channel, Receiver, Sender, SyncSender};
 use coact::{CoroutineId, JoinHandle};
 use common::DropCounter;
 
@@ -26,6 +26,27 @@ fn spawn_parked_until_cancelled(
         unreachable!("a cancelled coroutine does not return from its wait");
     });
     (h, id_rx)
+}
+
+/// Spawns a coroutine that sends its id on `ids`, returns the first value received on the
+/// returned `go` sender, but only after parking until cancelled (it holds a receiver whose
+/// sender, the returned `stop`, nobody uses); `drops` counts its destructor.
+fn spawn_go_then_parked(
+    ids: Sender<CoroutineId>,
+    drops: &Arc<AtomicUsize>,
+) -> (JoinHandle<u32>, SyncSender<u32>, SyncSender<u32>) {
+    let (go_tx, go_rx) = sync_channel::<u32>(0);
+    let (stop_tx, stop_rx) = sync_channel::<u32>(0);
+    let guard = DropCounter::new(drops);
+    let h = coact::spawn(move || {
+        let _guard = guard;
+        ids.send(coact::current_coroutine().unwrap()).unwrap();
+        let got = go_rx.recv().unwrap();
+        // Parks here until cancelled.
+        let _ = stop_rx.recv();
+        got
+    });
+    (h, go_tx, stop_tx)
 }
 
 #[test]
@@ -72,22 +93,12 @@ fn a_coroutine_run_on_a_finished_ones_fiber_is_a_new_coroutine() {
     // through its own.
     common::on_workers(1, || {
         let (ids_tx, ids_rx) = channel();
-        let (go_tx, go_rx) = sync_channel::<u32>(0);
-        let (stop_tx, stop_rx) = sync_channel::<u32>(0);
         let drops = Arc::new(AtomicUsize::new(0));
         let first = {
             let ids_tx = ids_tx.clone();
             coact::spawn(move || ids_tx.send(coact::current_coroutine().unwrap()).unwrap())
         };
-        let guard = DropCounter::new(&drops);
-        let second = coact::spawn(move || {
-            let _guard = guard;
-            ids_tx.send(coact::current_coroutine().unwrap()).unwrap();
-            let got = go_rx.recv().unwrap();
-            // Parks here until cancelled.
-            let _ = stop_rx.recv();
-            got
-        });
+        let (second, go_tx, stop_tx) = spawn_go_then_parked(ids_tx, &drops);
         let a = ids_rx.recv().unwrap();
         let b = ids_rx.recv().unwrap();
         assert_ne!(a, b, "each coroutine has its own id");
@@ -114,19 +125,9 @@ fn a_coroutine_carried_by_the_spare_fiber_is_a_new_coroutine() {
             .unwrap();
         // The spare holds the finished coroutine's entry under a new generation already.
         first.cancel();
-        let (id_tx, id_rx) = sync_channel(1);
-        let (go_tx, go_rx) = sync_channel::<u32>(0);
-        let (stop_tx, stop_rx) = sync_channel::<u32>(0);
+        let (id_tx, id_rx) = channel();
         let drops = Arc::new(AtomicUsize::new(0));
-        let guard = DropCounter::new(&drops);
-        let second = coact::spawn(move || {
-            let _guard = guard;
-            id_tx.send(coact::current_coroutine().unwrap()).unwrap();
-            let got = go_rx.recv().unwrap();
-            // Parks here until cancelled.
-            let _ = stop_rx.recv();
-            got
-        });
+        let (second, go_tx, stop_tx) = spawn_go_then_parked(id_tx, &drops);
         let id = id_rx.recv().unwrap();
         assert_ne!(first, id, "each coroutine has its own id");
         first.cancel();
