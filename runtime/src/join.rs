@@ -18,7 +18,8 @@
 //! A coroutine whose handle was dropped before it finished (a detached spawn) has nobody to
 //! give its result to: it drops the result at once, without the lock, and its joint, now
 //! referenced by nothing else and as clean as a new one, goes to its worker's [`JointCache`]
-//! for the next spawn of the same closure and result types there. Spawning in bursts (a
+//! for the next spawn of the same closure and result types there. A joiner that took the
+//! result of a coroutine that is done with the joint recycles it the same way (on a worker). Spawning in bursts (a
 //! thousand at a time) otherwise frees and allocates past the allocator's per-thread cache,
 //! which made `malloc` and `free` a fifth of a spawn's instructions.
 
@@ -86,8 +87,9 @@ pub(crate) trait JoinTask: Send + Sync {
 
 /// The joiner's view of a [`Joint`].
 pub(crate) trait JoinCell<T>: Send + Sync {
-    /// Waits for the result.
-    fn recv(&self) -> thread::Result<T>;
+    /// Waits for the result; a joint left with no other reference afterwards is recycled
+    /// (see "Recycling" in the module docs).
+    fn recv(self: Arc<Self>) -> thread::Result<T>;
     /// Whether the result is there (or will never come).
     fn is_done(&self) -> bool;
 }
@@ -199,14 +201,22 @@ where
 
 impl<F, T> JoinCell<T> for Joint<F, T>
 where
-    F: Send,
-    T: Send,
+    F: Send + 'static,
+    T: Send + 'static,
 {
-    fn recv(&self) -> thread::Result<T> {
+    fn recv(self: Arc<Self>) -> thread::Result<T> {
         loop {
             {
                 let mut s = self.state.lock();
                 if let Some(v) = s.value.take() {
+                    drop(s);
+                    if Arc::strong_count(&self) == 1 {
+                        // The task is done with the joint (see `JoinTask::run` for the count
+                        // and the fence), whose state is clean again: the value is taken, and
+                        // a waiter this joiner published was taken by `finish`.
+                        fence(Ordering::Acquire);
+                        worker::with_joint_cache(|c| c.put(self));
+                    }
                     return v;
                 }
                 if s.closed {
