@@ -18,10 +18,11 @@
 //! A coroutine whose handle was dropped before it finished (a detached spawn) has nobody to
 //! give its result to: it drops the result at once, without the lock, and its joint, now
 //! referenced by nothing else and as clean as a new one, goes to its worker's [`JointCache`]
-//! for the next spawn of the same closure and result types there. A joiner that took the
-//! result of a coroutine that is done with the joint recycles it the same way (on a worker). Spawning in bursts (a
-//! thousand at a time) otherwise frees and allocates past the allocator's per-thread cache,
-//! which made `malloc` and `free` a fifth of a spawn's instructions.
+//! for the next spawn of the same closure and result types there. A joiner on a worker that
+//! took the result of a coroutine already done with the joint recycles it the same way.
+//! Spawning in bursts (a thousand at a time) otherwise frees and allocates past the
+//! allocator's per-thread cache, which made `malloc` and `free` a fifth of a spawn's
+//! instructions.
 
 use std::any::{Any, TypeId};
 use std::cell::{Cell, RefCell, UnsafeCell};
@@ -240,8 +241,8 @@ where
     }
 }
 
-/// Clean joints of finished detached coroutines, kept by a worker for its next spawns (see
-/// "Recycling" in the module docs). Bounded: at most [`CACHE_BYTES`] of joints, of at most
+/// Clean joints of finished coroutines (detached, or joined), kept by a worker for its next
+/// spawns (see "Recycling" in the module docs). Bounded: at most [`CACHE_BYTES`] of joints, of at most
 /// [`CACHE_KINDS`] types; a worker empties it when it goes idle.
 pub(crate) struct JointCache {
     kinds: RefCell<Vec<Kind>>,
