@@ -1062,6 +1062,12 @@ impl Local {
     }
 
     /// Gives up on fibers that stay blocked (in a destructor) long after cancellation.
+    ///
+    /// A leaked fiber keeps what it holds, its stack's mapping and, if it runs a joinable
+    /// coroutine, that coroutine's slot of the live-coroutine cap: both stay in use for good,
+    /// and the counts say so. (Giving the slot back here once released slots that fibers of
+    /// detached coroutines and actor activations never held, and the process-wide count
+    /// wrapped below zero: every later spawn failed.)
     fn leak_stuck_fibers(&self) {
         let stuck: Vec<Entry> = self.fibers.borrow_mut().drain().collect();
         tracing::error!(
@@ -1074,7 +1080,6 @@ impl Local {
             // Dropping a suspended fiber would unwind it a second time; forgetting it only
             // leaks its stack and what lives on it (corosensei documents forget as safe).
             std::mem::forget(f);
-            stack::release();
         }
     }
 }
