@@ -1,10 +1,9 @@
 //! Synchronisation that works from coroutines and plain threads alike.
 //!
-//! [`mpsc`] mirrors `std::sync::mpsc` and [`Mutex`] mirrors `std::sync::Mutex`; [`oneshot`] carries
-//! exactly one value (a reply). A blocking
-//! call made from a coroutine parks only that coroutine (its worker runs others meanwhile); made
-//! from a plain thread, it blocks the thread. Both kinds of caller can share one channel or
-//! mutex.
+//! [`mpsc`] mirrors `std::sync::mpsc` and [`Mutex`] mirrors `std::sync::Mutex`; [`oneshot`]
+//! carries exactly one value (a reply). A blocking call made from a coroutine parks only that
+//! coroutine (its worker runs others meanwhile); made from a plain thread, it blocks the
+//! thread. Both kinds of caller can share one channel or mutex.
 
 mod fastlock;
 pub mod mpsc;
