@@ -952,6 +952,27 @@ impl Local {
         }
     }
 
+    /// Makes the running fiber a new coroutine to the outside world, in `state`: a new
+    /// generation (wakes, cancels and timers addressed to its last task are dropped), no park
+    /// permit, no cancellation, no timer. For a fiber that goes on to another task on the same
+    /// stack (a chained task, or the spare). Returns its key.
+    fn renew_current(&self, state: State) -> u32 {
+        let key = self.current.get();
+        let gen = self.next_gen.get().wrapping_add(1);
+        self.next_gen.set(gen);
+        {
+            let mut fibers = self.fibers.borrow_mut();
+            let e = &mut fibers[key as usize];
+            e.gen = gen;
+            e.notified = false;
+            e.cancelled = false;
+            e.timer = 0;
+            e.state = state;
+        }
+        self.current_gen.set(gen);
+        key
+    }
+
     /// Applies one unpark to a fiber of this worker.
     fn unpark_local(&self, key: u32, gen: u32) {
         let mut fibers = self.fibers.borrow_mut();
@@ -1215,17 +1236,7 @@ pub(crate) fn chain_task() -> Option<Task> {
         if !l.tasks.is_empty() {
             l.shared.wake_for_backlog(l.index);
         }
-        let gen = l.next_gen.get().wrapping_add(1);
-        l.next_gen.set(gen);
-        {
-            let mut fibers = l.fibers.borrow_mut();
-            let e = &mut fibers[l.current.get() as usize];
-            e.gen = gen;
-            e.notified = false;
-            e.cancelled = false;
-            e.timer = 0;
-        }
-        l.current_gen.set(gen);
+        l.renew_current(State::Running);
         // The watchdog sees progress: this is a new coroutine (the count stays odd).
         let p = l.progress.get().wrapping_add(2);
         l.progress.set(p);
@@ -1251,19 +1262,7 @@ pub(crate) fn wait_as_spare() -> Option<Task> {
         if l.spare.get() != NONE || l.shared.shutdown.load(Ordering::Relaxed) {
             return None;
         }
-        let key = l.current.get();
-        let gen = l.next_gen.get().wrapping_add(1);
-        l.next_gen.set(gen);
-        {
-            let mut fibers = l.fibers.borrow_mut();
-            let e = &mut fibers[key as usize];
-            e.gen = gen;
-            e.notified = false;
-            e.cancelled = false;
-            e.timer = 0;
-            e.state = State::Idle;
-        }
-        l.current_gen.set(gen);
+        let key = l.renew_current(State::Idle);
         l.spare.set(key);
         Some(key)
     })
