@@ -50,7 +50,7 @@ use crate::sync::FastLock;
 
 /// Who is left, and who waits; behind the lock.
 struct State {
-    /// Live senders (a send consumes its sender).
+    /// Live senders, counted until the exchange is over (then nobody needs the count).
     senders: usize,
     /// Whether the receiver lives.
     receiver: bool,
@@ -138,13 +138,10 @@ impl<T> Sender<T> {
                 drop(s);
                 return Err(value); // this sender's drop takes it off the count
             }
-            s.senders -= 1;
             self.inner.finish(&mut s, Some(value))
         };
-        // Counted off above: skip the drop's lock hold, release only the reference.
-        let this = std::mem::ManuallyDrop::new(self);
-        // SAFETY: `this` is never used or dropped again, so its `Arc` is moved out once.
-        drop(unsafe { std::ptr::read(&this.inner) });
+        // This sender's drop now sees `done` and takes no lock.
+        drop(self);
         if let Some(u) = wake {
             u.unpark();
         }
@@ -168,6 +165,10 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
+        // Once the exchange is over, who is left no longer matters (`done` is final).
+        if self.inner.done.load(Ordering::Relaxed) {
+            return;
+        }
         let wake = {
             let mut s = self.inner.state.lock();
             s.senders -= 1;
