@@ -173,13 +173,10 @@ where
             return;
         };
         let r = catch_unwind(AssertUnwindSafe(f));
-        if Arc::strong_count(&self) == 1 {
+        if alone(&self) {
             // The handle is gone, and no new one can be made: nobody will ask for the result.
-            // The count cannot rise again (there are no weak references), and the fence pairs
-            // with the release of the handle's decrement: its last use of the joint happened
-            // before what follows. The state was never touched since the joint was made clean
-            // (only the handle and `finish` touch it), so the joint is as good as new.
-            fence(Ordering::Acquire);
+            // The state was never touched since the joint was made clean (only the handle and
+            // `finish` touch it), so the joint is as good as new.
             drop(r);
             drop(reservation);
             worker::with_joint_cache(|c| c.put(self));
@@ -211,11 +208,10 @@ where
                 let mut s = self.state.lock();
                 if let Some(v) = s.value.take() {
                     drop(s);
-                    if Arc::strong_count(&self) == 1 {
-                        // The task is done with the joint (see `JoinTask::run` for the count
-                        // and the fence), whose state is clean again: the value is taken, and
-                        // a waiter this joiner published was taken by `finish`.
-                        fence(Ordering::Acquire);
+                    if alone(&self) {
+                        // The task is done with the joint, whose state is clean again: the
+                        // value is taken, and a waiter this joiner published was taken by
+                        // `finish`.
                         worker::with_joint_cache(|c| c.put(self));
                     }
                     return v;
@@ -239,6 +235,18 @@ where
         let s = self.state.lock();
         s.value.is_some() || s.closed
     }
+}
+
+/// Whether `j` is the joint's only reference, the other side's last use of it happening before
+/// anything the caller does next. The count cannot rise again once it is one (a joint has no
+/// weak references, and its two sides are never cloned), and the fence pairs with the release
+/// of the other side's decrement.
+fn alone<J>(j: &Arc<J>) -> bool {
+    if Arc::strong_count(j) != 1 {
+        return false;
+    }
+    fence(Ordering::Acquire);
+    true
 }
 
 /// Clean joints of finished coroutines (detached, or joined), kept by a worker for its next
