@@ -208,9 +208,10 @@ unsafe impl<T: Send> Sync for Chan<T> {}
 
 /// Unparkers to call once the channel lock is released (at most two on the hot paths).
 ///
-/// It has no drop glue, so that a channel operation that woke nobody (the common case: a
-/// fiber of this worker is queued at once, with no unparker) pays for neither a drop nor a
-/// move: every `Wakes` must end with [`Wakes::run`], or its unparkers leak (a missed wake).
+/// It has no drop glue in release builds, so that a channel operation that woke nobody (the
+/// common case: a fiber of this worker is queued at once, with no unparker) pays for neither a
+/// drop nor a move: every `Wakes` must end with [`Wakes::run`], or its unparkers leak (a missed
+/// wake). Debug builds check that on drop, so the test suite catches a path that forgets.
 #[derive(Default)]
 struct Wakes {
     first: ManuallyDrop<Option<Unparker>>,
@@ -246,6 +247,19 @@ impl Wakes {
         // `more` is only pushed to while `first` is taken.
         for u in std::mem::take(&mut *self.more) {
             u.unpark();
+        }
+    }
+}
+
+#[cfg(debug_assertions)]
+impl Drop for Wakes {
+    fn drop(&mut self) {
+        // Not while unwinding: a panic between a push and `run` is reported already.
+        if !std::thread::panicking() {
+            debug_assert!(
+                self.first.is_none(),
+                "coact: channel wakes dropped without run"
+            );
         }
     }
 }
