@@ -312,8 +312,8 @@ impl Handle {
     /// Spawns a coroutine nobody joins: it takes no slot of the live-coroutine cap (so any
     /// number may wait to start and none is refused; once it runs, its stack counts toward the
     /// limit on mapped stacks, and with none to map it waits to start), and a panic in it is
-    /// printed by the panic hook and otherwise ignored. For layers that track their coroutines themselves. Once the
-    /// runtime has ended, `f` is dropped without running.
+    /// printed by the panic hook and otherwise ignored. For layers that track their coroutines
+    /// themselves. Once the runtime has ended, `f` is dropped without running.
     pub fn spawn_detached<F>(&self, f: F)
     where
         F: FnOnce() + Send + 'static,
