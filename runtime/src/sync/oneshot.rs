@@ -164,11 +164,19 @@ impl<T> Clone for Sender<T> {
 }
 
 impl<T> Drop for Sender<T> {
+    #[inline]
     fn drop(&mut self) {
         // Once the exchange is over, who is left no longer matters (`done` is final).
-        if self.inner.done.load(Ordering::Relaxed) {
-            return;
+        if !self.inner.done.load(Ordering::Relaxed) {
+            self.leave();
         }
+    }
+}
+
+impl<T> Sender<T> {
+    /// Takes this sender off the count; the last one to go ends the exchange without a value.
+    #[inline(never)]
+    fn leave(&mut self) {
         let wake = {
             let mut s = self.inner.state.lock();
             s.senders -= 1;
