@@ -3,7 +3,7 @@
 //!
 //! Each test parks coroutines in one blocking operation — `recv`, `send` on a full channel (and
 //! on a rendezvous), `select`, a one-hour `sleep`, `Mutex::lock` on a mutex held by another parked
-//! coroutine, `JoinHandle::join` — with whatever could release them (senders, receivers) kept
+//! coroutine, `Condvar::wait`, `RwLock::read` and `write`, `JoinHandle::join` — with whatever could release them (senders, receivers) kept
 //! alive *outside* the runtime, so that cancellation is the only way out. Each coroutine owns a
 //! `DropCounter`; after `drop(Runtime)` (or the end of `coact::run`) the count must be exact.
 //!
@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use coact::select::Select;
 use coact::sync::mpsc::{channel, sync_channel, Sender};
-use coact::sync::{oneshot, Mutex};
+use coact::sync::{oneshot, Condvar, Mutex, RwLock};
 use common::{bounded, panic_message, runtime, DropCounter};
 
 /// What a test's setup hands to the coroutines it parks.
@@ -271,6 +271,66 @@ fn coroutines_parked_in_mutex_lock_are_unwound() {
     check(setup_mutex);
 }
 
+fn setup_condvar(probe: &Probe) -> (Keep, usize) {
+    let (ready_tx, ready_rx) = channel();
+    let state = Arc::new((Mutex::new(()), Condvar::new()));
+    let waiters: Vec<_> = (0..3)
+        .map(|i| {
+            let state = Arc::clone(&state);
+            park(probe, &ready_tx, move || {
+                let (m, cv) = &*state;
+                let g = m.lock().unwrap();
+                // Parks: nobody notifies.
+                if i == 0 {
+                    let _ = cv.wait_timeout(g, Duration::from_secs(3600));
+                } else {
+                    let _ = cv.wait(g);
+                }
+            })
+        })
+        .collect();
+    for _ in 0..3 {
+        ready_rx.recv().unwrap();
+    }
+    (Box::new((state, waiters)), 3)
+}
+
+#[test]
+fn coroutines_parked_in_condvar_wait_are_unwound() {
+    check(setup_condvar);
+}
+
+fn setup_rwlock(probe: &Probe) -> (Keep, usize) {
+    let (ready_tx, ready_rx) = channel();
+    let lock = Arc::new(RwLock::new(0u32));
+    let (held_tx, held_rx) = channel::<()>();
+    let (release_tx, release_rx) = channel::<()>();
+    let l = Arc::clone(&lock);
+    let reader = park(probe, &ready_tx, move || {
+        let _g = l.read().unwrap();
+        held_tx.send(()).unwrap();
+        let _ = release_rx.recv(); // parks holding a read lock
+    });
+    ready_rx.recv().unwrap();
+    held_rx.recv().unwrap();
+    let l = Arc::clone(&lock);
+    let writer = park(probe, &ready_tx, move || {
+        let _g = l.write(); // parks: the reader never lets go
+    });
+    ready_rx.recv().unwrap();
+    let l = Arc::clone(&lock);
+    let late_reader = park(probe, &ready_tx, move || {
+        let _g = l.read(); // parks behind the writer
+    });
+    ready_rx.recv().unwrap();
+    (Box::new((release_tx, lock, reader, writer, late_reader)), 3)
+}
+
+#[test]
+fn coroutines_parked_in_rwlock_read_and_write_are_unwound() {
+    check(setup_rwlock);
+}
+
 fn setup_join(probe: &Probe) -> (Keep, usize) {
     let (ready_tx, ready_rx) = channel();
     let (tx, rx) = channel::<u32>();
@@ -295,12 +355,14 @@ fn setup_everything(probe: &Probe) -> (Keep, usize) {
     let mut keep: Vec<Keep> = Vec::new();
     let mut guards = 0;
     for _ in 0..10 {
-        let setups: [Setup; 6] = [
+        let setups: [Setup; 8] = [
             setup_recv,
             setup_send,
             setup_select,
             setup_sleep,
             setup_mutex,
+            setup_condvar,
+            setup_rwlock,
             setup_join,
         ];
         for setup in setups {

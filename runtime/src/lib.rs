@@ -49,8 +49,9 @@
 //!
 //! # Blocking calls, in and out of coroutines
 //!
-//! [`sync::mpsc`] and [`sync::Mutex`] mirror std's and work from coroutines and from plain
-//! threads at once, as does [`sync::oneshot`], a channel for one value (a reply);
+//! [`sync::mpsc`], [`sync::Mutex`], [`sync::Condvar`], [`sync::RwLock`] and [`sync::Barrier`]
+//! mirror std's and work from coroutines and from plain threads at once, as does
+//! [`sync::oneshot`], a channel for one value (a reply);
 //! [`select::Select`] and [`select!`] wait on several channels; [`time::sleep`] parks a
 //! coroutine. From a plain thread each of them blocks the thread, as std's would.
 //!
@@ -68,8 +69,8 @@
 //!
 //! # What not to do in a coroutine
 //!
-//! Calls that block the OS thread (`std::sync::Mutex::lock` under contention,
-//! `std::thread::sleep`, blocking file or DNS I/O) stall every coroutine of that worker. Use
+//! Calls that block the OS thread (`std::sync::Mutex::lock` under contention, std's `Condvar`
+//! waits, `std::thread::sleep`, blocking file or DNS I/O) stall every coroutine of that worker. Use
 //! this crate's versions. A stack overflow aborts the process with a message naming it; give
 //! coroutines that recurse deeply a bigger [`Builder::stack_size`]. `std::thread::panicking()`
 //! belongs to the worker thread: another coroutine parked mid-unwind on that worker raises it

@@ -144,13 +144,13 @@ pub(crate) fn park(deadline: Option<Instant>) -> Park {
     Park::Woken
 }
 
-/// Parks like [`park`] without a deadline, but a cancelled fiber still waits for a real wake.
-/// For waits that cannot fail, such as taking a mutex while unwinding.
-pub(crate) fn park_uncancellable() {
+/// Parks like [`park`], but a cancelled fiber still waits for a real wake (or its deadline).
+/// For waits that cannot fail, such as taking a lock while unwinding.
+pub(crate) fn park_uncancellable(deadline: Option<Instant>) {
     if crate::in_coroutine() {
-        worker::park_fiber(None, false);
+        worker::park_fiber(deadline, false);
     } else {
-        std::thread::park();
+        park(deadline);
     }
 }
 

@@ -1,17 +1,28 @@
 //! Synchronisation that works from coroutines and plain threads alike.
 //!
-//! [`mpsc`] mirrors `std::sync::mpsc` and [`Mutex`] mirrors `std::sync::Mutex`; [`oneshot`]
-//! carries exactly one value (a reply). A blocking call made from a coroutine parks only that
-//! coroutine (its worker runs others meanwhile); made from a plain thread, it blocks the
-//! thread. Both kinds of caller can share one channel or mutex.
+//! [`mpsc`] mirrors `std::sync::mpsc`; [`Mutex`], [`Condvar`], [`RwLock`] and [`Barrier`]
+//! mirror their namesakes in `std::sync`; [`oneshot`] carries exactly one value (a reply). A
+//! blocking call made from a coroutine parks only that coroutine (its worker runs others
+//! meanwhile); made from a plain thread, it blocks the thread. Both kinds of caller can share
+//! one channel or lock.
+//!
+//! Use these, not std's, in coroutines: a std lock or condition variable that blocks blocks the
+//! whole worker thread, and every coroutine on it (the watchdog reports such stalls).
 
+mod barrier;
+mod condvar;
 mod fastlock;
 pub mod mpsc;
 mod mutex;
 pub mod oneshot;
+mod rwlock;
+mod ticket;
 
+pub use barrier::{Barrier, BarrierWaitResult};
+pub use condvar::{Condvar, WaitTimeoutResult};
 pub use fastlock::{FastGuard, FastLock};
 pub use mutex::{Mutex, MutexGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 
 /// Locks an internal std mutex, ignoring poison: our critical sections never panic midway

@@ -9,9 +9,9 @@
 //!
 //! `locked` is the lock itself; `queue` (a small internal std mutex) holds the waiters.
 //! * Lock: try to flip `locked` false→true. Failing that, take `queue`, try again (the holder
-//!   may have just released), and only then enqueue a waiter and park.
-//! * Unlock: take `queue`; if a waiter is queued, hand the lock over *directly* (`locked` stays
-//!   true, the waiter's `granted` is set) and unpark it; otherwise clear `locked`.
+//!   may have just released), and only then queue a ticket (see `ticket.rs`) and wait.
+//! * Unlock: take `queue`; if a ticket is queued, hand the lock over *directly* (`locked` stays
+//!   true, the ticket is granted) and unpark its waiter; otherwise clear `locked`.
 //!
 //! Because a locker re-tries and enqueues under `queue`, and an unlocker checks for waiters
 //! and releases under `queue`, a release can never slip between a failed try and the enqueue.
@@ -27,16 +27,11 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, LockResult, PoisonError, TryLockError, TryLockResult};
+use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 
-use crate::park::{self, Park, Unparker};
+use crate::park;
 use crate::sync::lock;
-
-/// One waiter: its unparker and whether the lock was handed to it.
-struct Waiter {
-    unparker: Option<Unparker>,
-    granted: bool,
-}
+use crate::sync::ticket::{Ticket, Wait};
 
 /// A lock protecting a `T`; see the module docs.
 ///
@@ -66,7 +61,7 @@ struct Waiter {
 pub struct Mutex<T: ?Sized> {
     locked: AtomicBool,
     poisoned: AtomicBool,
-    queue: std::sync::Mutex<VecDeque<Arc<std::sync::Mutex<Waiter>>>>,
+    queue: std::sync::Mutex<VecDeque<Ticket>>,
     data: UnsafeCell<T>,
 }
 
@@ -139,49 +134,34 @@ impl<T: ?Sized> Mutex<T> {
         if self.try_acquire() {
             return self.guard();
         }
-        let waiter = Arc::new(std::sync::Mutex::new(Waiter {
-            unparker: Some(park::current()),
-            granted: false,
-        }));
+        let ticket = Ticket::new();
         {
             let mut q = lock(&self.queue);
             if self.try_acquire() {
                 drop(q);
                 return self.guard();
             }
-            q.push_back(waiter.clone());
+            q.push_back(ticket.clone());
         }
-        let guard = WaitGuard {
+        let mut withdraw = Withdraw {
             mutex: self,
-            waiter: &waiter,
+            ticket: &ticket,
             done: false,
         };
-        loop {
-            if lock(&waiter).granted {
-                break;
+        // A cancelled coroutine that is unwinding still needs the lock (there is no error to
+        // return), so it waits like any other; the holder releases it as its own stack unwinds.
+        match ticket.wait(None, !std::thread::panicking()) {
+            Wait::Granted => {
+                withdraw.done = true;
+                self.guard()
             }
-            // A cancelled coroutine still needs the lock (there is no error to return), so it
-            // waits like any other; the holder releases it as its own stack unwinds.
-            let p = if std::thread::panicking() {
-                park::park_uncancellable();
-                Park::Woken
-            } else {
-                park::park(None)
-            };
-            if p == Park::Cancelled {
+            Wait::Cancelled | Wait::TimedOut => {
                 // The guard gives up our place (or passes on a lock granted meanwhile).
-                drop(guard);
+                drop(withdraw);
                 park::cancelled();
-                unreachable!("cancelled() unwinds when not already unwinding");
-            }
-            let mut w = lock(&waiter);
-            if !w.granted && w.unparker.is_none() {
-                w.unparker = Some(park::current());
+                unreachable!("a cancellable wait is only made when not unwinding")
             }
         }
-        let mut guard = guard;
-        guard.done = true;
-        self.guard()
     }
 
     /// Takes the lock if it is free now.
@@ -219,11 +199,7 @@ impl<T: ?Sized> Mutex<T> {
         let next = {
             let mut q = lock(&self.queue);
             match q.pop_front() {
-                Some(w) => {
-                    let mut w = lock(&w);
-                    w.granted = true;
-                    w.unparker.take()
-                }
+                Some(t) => t.grant(),
                 None => {
                     self.locked.store(false, Ordering::Release);
                     return;
@@ -236,27 +212,37 @@ impl<T: ?Sized> Mutex<T> {
     }
 }
 
-/// Takes a waiter out of the queue when its wait ends other than by being granted the lock,
-/// and passes the lock on if it was granted meanwhile.
-struct WaitGuard<'a, T: ?Sized> {
+/// Takes a waiter's ticket out of the queue when its wait ends other than by a grant, and
+/// passes the lock on if it was granted meanwhile.
+struct Withdraw<'a, T: ?Sized> {
     mutex: &'a Mutex<T>,
-    waiter: &'a Arc<std::sync::Mutex<Waiter>>,
+    ticket: &'a Ticket,
     done: bool,
 }
 
-impl<T: ?Sized> Drop for WaitGuard<'_, T> {
+impl<T: ?Sized> Drop for Withdraw<'_, T> {
     fn drop(&mut self) {
         if self.done {
             return;
         }
         let granted = {
             let mut q = lock(&self.mutex.queue);
-            q.retain(|w| !Arc::ptr_eq(w, self.waiter));
-            lock(self.waiter).granted
+            q.retain(|t| !t.is(self.ticket));
+            self.ticket.granted()
         };
         if granted {
             self.mutex.unlock();
         }
+    }
+}
+
+impl<'a, T: ?Sized> MutexGuard<'a, T> {
+    /// Releases the lock as dropping the guard does, and gives back the mutex: for a
+    /// [`Condvar`](super::Condvar), which takes it again after its wait.
+    pub(crate) fn release(self) -> &'a Mutex<T> {
+        let mutex = self.mutex;
+        drop(self);
+        mutex
     }
 }
 

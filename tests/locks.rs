@@ -1,0 +1,539 @@
+//! `coact::sync::{Condvar, RwLock, Barrier}`: std's semantics, from coroutines and plain threads
+//! mixed, on 1, 2 and 4 workers. (Cancellation of coroutines parked in them is in `cancel.rs`;
+//! the `Mutex` they build on is in `lessons.rs`.)
+
+mod common;
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use coact::sync::mpsc::channel;
+use coact::sync::{Barrier, Condvar, Mutex, RwLock, TryLockError};
+use common::{bounded, on_workers, WORKER_COUNTS};
+
+// ---------------------------------------------------------------------------------------------
+// Condvar
+// ---------------------------------------------------------------------------------------------
+
+/// A bounded queue built the textbook way: one mutex, "not empty" and "not full" conditions.
+struct Queue {
+    items: Mutex<VecDeque<u64>>,
+    not_empty: Condvar,
+    not_full: Condvar,
+    cap: usize,
+}
+
+impl Queue {
+    fn new(cap: usize) -> Self {
+        Queue {
+            items: Mutex::new(VecDeque::new()),
+            not_empty: Condvar::new(),
+            not_full: Condvar::new(),
+            cap,
+        }
+    }
+
+    fn push(&self, v: u64) {
+        let g = self.items.lock().unwrap();
+        let mut g = self
+            .not_full
+            .wait_while(g, |q| q.len() >= self.cap)
+            .unwrap();
+        g.push_back(v);
+        drop(g);
+        self.not_empty.notify_one();
+    }
+
+    fn pop(&self) -> u64 {
+        let g = self.items.lock().unwrap();
+        let mut g = self.not_empty.wait_while(g, |q| q.is_empty()).unwrap();
+        let v = g.pop_front().unwrap();
+        drop(g);
+        self.not_full.notify_one();
+        v
+    }
+}
+
+/// Producers and consumers, coroutines and plain threads, pass 24,000 values through a queue
+/// of 4 guarded by a mutex and two condition variables, with `notify_one` only: every value
+/// arrives exactly once (a lost notification would hang the test).
+#[test]
+fn condvar_queue_moves_every_value_between_coroutines_and_threads_with_notify_one() {
+    const PER_PRODUCER: u64 = 2_000;
+    for workers in WORKER_COUNTS {
+        let (sum, count) = on_workers(workers, || {
+            let q = Arc::new(Queue::new(4));
+            // 4 producer coroutines + 2 producer threads; 3 consumer coroutines + 3 threads.
+            let producers = 6u64;
+            let total = producers * PER_PRODUCER;
+            let per_consumer = total / 6;
+            let mut coroutines = Vec::new();
+            let mut threads = Vec::new();
+            for p in 0..producers {
+                let q = q.clone();
+                let work = move || {
+                    for i in 0..PER_PRODUCER {
+                        q.push(p * PER_PRODUCER + i);
+                    }
+                    (0u64, 0u64)
+                };
+                if p < 4 {
+                    coroutines.push(coact::spawn(work));
+                } else {
+                    threads.push(thread::spawn(work));
+                }
+            }
+            for c in 0..6 {
+                let q = q.clone();
+                let work = move || {
+                    let mut sum = 0u64;
+                    for _ in 0..per_consumer {
+                        sum += q.pop();
+                    }
+                    (sum, per_consumer)
+                };
+                if c < 3 {
+                    coroutines.push(coact::spawn(work));
+                } else {
+                    threads.push(thread::spawn(work));
+                }
+            }
+            let mut sum = 0;
+            let mut count = 0;
+            for h in coroutines {
+                let (s, n) = h.join().unwrap();
+                sum += s;
+                count += n;
+            }
+            for h in threads {
+                let (s, n) = h.join().unwrap();
+                sum += s;
+                count += n;
+            }
+            assert!(q.items.lock().unwrap().is_empty());
+            (sum, count)
+        });
+        let total = 6 * PER_PRODUCER;
+        assert_eq!(count, total, "workers={workers}");
+        assert_eq!(sum, total * (total - 1) / 2, "workers={workers}");
+    }
+}
+
+/// `notify_all` releases every waiter, coroutines and threads alike, each seeing the flag set.
+#[test]
+fn condvar_notify_all_wakes_every_waiter() {
+    for workers in WORKER_COUNTS {
+        let woken = on_workers(workers, || {
+            let state = Arc::new((Mutex::new((false, 0usize)), Condvar::new()));
+            let (waiting_tx, waiting_rx) = channel();
+            let wait = {
+                let state = state.clone();
+                move || {
+                    let (m, cv) = &*state;
+                    let mut g = m.lock().unwrap();
+                    g.1 += 1;
+                    let arrived = g.1;
+                    let g = cv.wait_while(g, |(go, _)| !*go).unwrap();
+                    assert!(g.0);
+                    arrived
+                }
+            };
+            let coroutines: Vec<_> = (0..8)
+                .map(|_| {
+                    let wait = wait.clone();
+                    let waiting_tx = waiting_tx.clone();
+                    coact::spawn(move || {
+                        waiting_tx.send(()).unwrap();
+                        wait()
+                    })
+                })
+                .collect();
+            let threads: Vec<_> = (0..3)
+                .map(|_| {
+                    let wait = wait.clone();
+                    let waiting_tx = waiting_tx.clone();
+                    thread::spawn(move || {
+                        waiting_tx.send(()).unwrap();
+                        wait()
+                    })
+                })
+                .collect();
+            for _ in 0..11 {
+                waiting_rx.recv().unwrap();
+            }
+            let (m, cv) = &*state;
+            m.lock().unwrap().0 = true;
+            cv.notify_all();
+            // Each returns its place in the arrival order: all eleven, once each.
+            let mut woken: Vec<usize> = coroutines.into_iter().map(|h| h.join().unwrap()).collect();
+            woken.extend(threads.into_iter().map(|h| h.join().unwrap()));
+            woken.sort_unstable();
+            woken
+        });
+        assert_eq!(woken, (1..=11).collect::<Vec<_>>(), "workers={workers}");
+    }
+}
+
+/// A wait with a timeout and nobody to notify returns after the timeout, saying so, and with
+/// the mutex held; from a coroutine and from a plain thread. A notification given before the
+/// wait began is not remembered (std's semantics).
+#[test]
+fn condvar_wait_timeout_times_out_without_a_notification() {
+    fn timed_wait() -> (bool, Duration) {
+        let m = Mutex::new(7u32);
+        let cv = Condvar::new();
+        cv.notify_one(); // nobody waits yet: lost, as with std
+        let start = Instant::now();
+        let (g, r) = cv
+            .wait_timeout(m.lock().unwrap(), Duration::from_millis(50))
+            .unwrap();
+        assert_eq!(*g, 7);
+        assert!(m.try_lock().is_err(), "the mutex is held again");
+        (r.timed_out(), start.elapsed())
+    }
+    for workers in [1, 2] {
+        let (timed_out, waited) = on_workers(workers, timed_wait);
+        assert!(timed_out);
+        assert!(waited >= Duration::from_millis(50), "{waited:?}");
+    }
+    let (timed_out, waited) = bounded(timed_wait);
+    assert!(timed_out);
+    assert!(waited >= Duration::from_millis(50), "{waited:?}");
+}
+
+/// `wait_timeout_while` returns as soon as the condition fails (not timed out), and reports a
+/// timeout when it never does.
+#[test]
+fn condvar_wait_timeout_while_ends_on_the_condition_or_the_timeout() {
+    for workers in [1, 2] {
+        on_workers(workers, || {
+            let state = Arc::new((Mutex::new(0u32), Condvar::new()));
+            let s2 = state.clone();
+            let setter = coact::spawn(move || {
+                let (m, cv) = &*s2;
+                *m.lock().unwrap() = 3;
+                cv.notify_one();
+            });
+            let (m, cv) = &*state;
+            let (g, r) = cv
+                .wait_timeout_while(m.lock().unwrap(), Duration::from_secs(60), |v| *v != 3)
+                .unwrap();
+            assert_eq!(*g, 3);
+            assert!(!r.timed_out());
+            drop(g);
+            setter.join().unwrap();
+
+            let start = Instant::now();
+            let (g, r) = cv
+                .wait_timeout_while(m.lock().unwrap(), Duration::from_millis(30), |v| *v != 4)
+                .unwrap();
+            assert!(r.timed_out());
+            assert_eq!(*g, 3);
+            assert!(start.elapsed() >= Duration::from_millis(30));
+        });
+    }
+}
+
+/// Each `notify_one` lets exactly one of several waiters through: with three waiters and three
+/// notifications, one at a time, every waiter returns, and the count of permits never goes
+/// below zero.
+#[test]
+fn condvar_notify_one_releases_one_waiter_per_notification() {
+    for workers in WORKER_COUNTS {
+        on_workers(workers, || {
+            // (permits handed out, waiters waiting)
+            let state = Arc::new((Mutex::new((0u32, 0u32)), Condvar::new()));
+            let (done_tx, done_rx) = channel();
+            let waiters: Vec<_> = (0..3)
+                .map(|_| {
+                    let state = state.clone();
+                    let done_tx = done_tx.clone();
+                    coact::spawn(move || {
+                        let (m, cv) = &*state;
+                        let mut g = m.lock().unwrap();
+                        g.1 += 1;
+                        let mut g = cv.wait_while(g, |(permits, _)| *permits == 0).unwrap();
+                        g.0 -= 1;
+                        drop(g);
+                        done_tx.send(()).unwrap();
+                    })
+                })
+                .collect();
+            let (m, cv) = &*state;
+            // Wait until all three wait, by polling the count under the mutex between yields.
+            let mut spins = 0u64;
+            while m.lock().unwrap().1 < 3 {
+                coact::yield_now();
+                spins += 1;
+                assert!(spins < 10_000_000, "the waiters never arrived");
+            }
+            for released in 1..=3 {
+                m.lock().unwrap().0 += 1;
+                cv.notify_one();
+                done_rx.recv().unwrap();
+                assert_eq!(m.lock().unwrap().0, 0, "after {released} notifications");
+            }
+            for w in waiters {
+                w.join().unwrap();
+            }
+        });
+    }
+}
+
+/// A condition wait on a mutex poisoned meanwhile returns the guard inside the error, like std.
+#[test]
+fn condvar_wait_reports_a_mutex_poisoned_while_waiting() {
+    on_workers(2, || {
+        let state = Arc::new((Mutex::new(false), Condvar::new()));
+        let (m, cv) = &*state;
+        // Locked before the poisoner starts: it gets the mutex only once this wait releases it.
+        let g = m.lock().unwrap();
+        let s2 = state.clone();
+        let poisoner = coact::spawn(move || {
+            let (m, cv) = &*s2;
+            let mut g = m.lock().unwrap();
+            *g = true;
+            cv.notify_one();
+            panic!("poisoning on purpose");
+        });
+        let r = cv.wait_while(g, |set| !*set);
+        assert!(poisoner.join().is_err());
+        let g = r.expect_err("the mutex was poisoned during the wait");
+        assert!(*g.into_inner());
+        assert!(m.is_poisoned());
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// RwLock
+// ---------------------------------------------------------------------------------------------
+
+/// Five readers hold the lock at once: each takes it and then waits at a barrier that only opens
+/// when all five (and the test) are there, which cannot happen unless they share it; a writer
+/// cannot get in meanwhile.
+#[test]
+fn rwlock_readers_share_the_lock_and_exclude_writers() {
+    for workers in WORKER_COUNTS {
+        on_workers(workers, || {
+            let lock = Arc::new(RwLock::new(5u32));
+            let barrier = Arc::new(Barrier::new(6));
+            let (held_tx, held_rx) = channel();
+            let readers: Vec<_> = (0..5)
+                .map(|_| {
+                    let lock = lock.clone();
+                    let barrier = barrier.clone();
+                    let held_tx = held_tx.clone();
+                    coact::spawn(move || {
+                        let g = lock.read().unwrap();
+                        held_tx.send(()).unwrap();
+                        barrier.wait(); // all five hold the read lock here
+                        *g
+                    })
+                })
+                .collect();
+            for _ in 0..5 {
+                held_rx.recv().unwrap();
+            }
+            assert!(matches!(lock.try_write(), Err(TryLockError::WouldBlock)));
+            assert_eq!(*lock.try_read().unwrap(), 5, "readers share");
+            barrier.wait();
+            for r in readers {
+                assert_eq!(r.join().unwrap(), 5);
+            }
+            *lock.try_write().unwrap() += 1;
+            assert_eq!(*lock.read().unwrap(), 6);
+        });
+    }
+}
+
+/// The lock is fair: a writer that waits for a reader goes before a reader that arrives after
+/// it, so readers cannot starve writers; every party gets in, in arrival order.
+#[test]
+fn rwlock_a_waiting_writer_goes_before_later_readers() {
+    on_workers(1, || {
+        let lock = Arc::new(RwLock::new(Vec::<&'static str>::new()));
+        let first = lock.read().unwrap();
+        // One worker, no preemption: a coroutine that says it is arriving runs on into its
+        // `write` or `read` until that parks (or returns) before this one resumes.
+        let (arriving_tx, arriving_rx) = channel();
+        let (l, a) = (lock.clone(), arriving_tx.clone());
+        let writer = coact::spawn(move || {
+            a.send(()).unwrap();
+            l.write().unwrap().push("writer");
+        });
+        arriving_rx.recv().unwrap();
+        assert!(lock.try_read().is_err(), "a writer is queued");
+        let (l, a) = (lock.clone(), arriving_tx);
+        let late_reader = coact::spawn(move || {
+            a.send(()).unwrap();
+            let g = l.read().unwrap();
+            g.clone()
+        });
+        arriving_rx.recv().unwrap();
+        drop(first);
+        writer.join().unwrap();
+        assert_eq!(
+            late_reader.join().unwrap(),
+            vec!["writer"],
+            "the writer went first"
+        );
+    });
+}
+
+/// Writers keep two counters equal under the write lock; readers, coroutines and plain threads,
+/// check they always see them equal; the final count is exact.
+#[test]
+fn rwlock_readers_never_see_a_half_done_write_and_writes_count_exactly() {
+    const WRITES: u64 = 1_000;
+    for workers in WORKER_COUNTS {
+        let total = on_workers(workers, || {
+            let lock = Arc::new(RwLock::new((0u64, 0u64)));
+            let reads = Arc::new(AtomicUsize::new(0));
+            let mut coroutines = Vec::new();
+            let mut threads = Vec::new();
+            for w in 0..4 {
+                let lock = lock.clone();
+                let work = move || {
+                    for _ in 0..WRITES {
+                        let mut g = lock.write().unwrap();
+                        g.0 += 1;
+                        if w % 2 == 0 {
+                            coact::yield_now(); // other coroutines run while the write is half done
+                        }
+                        g.1 += 1;
+                    }
+                };
+                if w < 3 {
+                    coroutines.push(coact::spawn(work));
+                } else {
+                    threads.push(thread::spawn(work));
+                }
+            }
+            for r in 0..4 {
+                let lock = lock.clone();
+                let reads = reads.clone();
+                let work = move || {
+                    for _ in 0..WRITES {
+                        let g = lock.read().unwrap();
+                        assert_eq!(g.0, g.1, "a reader saw a half-done write");
+                        reads.fetch_add(1, Ordering::Relaxed);
+                    }
+                };
+                if r < 3 {
+                    coroutines.push(coact::spawn(work));
+                } else {
+                    threads.push(thread::spawn(work));
+                }
+            }
+            for h in coroutines {
+                h.join().unwrap();
+            }
+            for h in threads {
+                h.join().unwrap();
+            }
+            assert_eq!(reads.load(Ordering::Relaxed) as u64, 4 * WRITES);
+            let g = lock.read().unwrap();
+            *g
+        });
+        assert_eq!(total, (4 * WRITES, 4 * WRITES), "workers={workers}");
+    }
+}
+
+/// A writer that panics poisons the lock (reads and writes then err, still giving access); a
+/// reader that panics does not.
+#[test]
+fn rwlock_is_poisoned_by_a_panicking_writer_only() {
+    on_workers(2, || {
+        let lock = Arc::new(RwLock::new(1u32));
+        let l = lock.clone();
+        let reader = coact::spawn(move || {
+            let _g = l.read().unwrap();
+            panic!("a reader panics");
+        });
+        assert!(reader.join().is_err());
+        assert!(!lock.is_poisoned());
+        let l = lock.clone();
+        let writer = coact::spawn(move || {
+            let mut g = l.write().unwrap();
+            *g = 2;
+            panic!("a writer panics");
+        });
+        assert!(writer.join().is_err());
+        assert!(lock.is_poisoned());
+        assert_eq!(*lock.read().expect_err("poisoned").into_inner(), 2);
+        assert!(matches!(lock.try_write(), Err(TryLockError::Poisoned(_))));
+        lock.clear_poison();
+        assert_eq!(*lock.write().unwrap(), 2);
+    });
+    let lock = RwLock::new(0u8);
+    let r = catch_unwind(AssertUnwindSafe(|| {
+        let _g = lock.write().unwrap();
+        panic!("on a plain thread");
+    }));
+    assert!(r.is_err());
+    assert!(lock.into_inner().is_err());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Barrier
+// ---------------------------------------------------------------------------------------------
+
+/// Six coroutines and two plain threads meet at a barrier 200 times: no party leaves a round
+/// before every party has arrived at it, and each round has exactly one leader.
+#[test]
+fn barrier_holds_every_party_until_all_arrive_each_round() {
+    const ROUNDS: usize = 200;
+    const PARTIES: usize = 8;
+    for workers in WORKER_COUNTS {
+        let leaders = on_workers(workers, || {
+            let barrier = Arc::new(Barrier::new(PARTIES));
+            let arrived: Arc<Vec<AtomicUsize>> =
+                Arc::new((0..ROUNDS).map(|_| AtomicUsize::new(0)).collect());
+            let leaders = Arc::new(AtomicUsize::new(0));
+            let party = {
+                let barrier = barrier.clone();
+                let arrived = arrived.clone();
+                let leaders = leaders.clone();
+                move || {
+                    for round in 0..ROUNDS {
+                        arrived[round].fetch_add(1, Ordering::SeqCst);
+                        if barrier.wait().is_leader() {
+                            leaders.fetch_add(1, Ordering::SeqCst);
+                        }
+                        assert_eq!(
+                            arrived[round].load(Ordering::SeqCst),
+                            PARTIES,
+                            "left round {round} before every party arrived"
+                        );
+                    }
+                }
+            };
+            let coroutines: Vec<_> = (0..6).map(|_| coact::spawn(party.clone())).collect();
+            let threads: Vec<_> = (0..2).map(|_| thread::spawn(party.clone())).collect();
+            for h in coroutines {
+                h.join().unwrap();
+            }
+            for h in threads {
+                h.join().unwrap();
+            }
+            leaders.load(Ordering::SeqCst)
+        });
+        assert_eq!(leaders, ROUNDS, "workers={workers}");
+    }
+}
+
+/// A barrier for one party (or for none, like std's) never waits, and its one party leads.
+#[test]
+fn barrier_of_one_party_never_waits() {
+    on_workers(1, || {
+        for n in [0, 1] {
+            let b = Barrier::new(n);
+            assert!(b.wait().is_leader());
+            assert!(b.wait().is_leader());
+        }
+    });
+}
