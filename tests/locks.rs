@@ -443,6 +443,79 @@ fn rwlock_readers_never_see_a_half_done_write_and_writes_count_exactly() {
     }
 }
 
+/// Every party mixes reads, writes and their `try_` forms in its own pseudo-random order, so
+/// the uncontended paths (one atomic operation) and the queued ones (hand-over under the
+/// queue's lock) keep crossing: the invariant holds for every reader and the count of writes
+/// done is exact.
+#[test]
+fn rwlock_mixed_operations_from_many_parties_keep_the_invariant_and_the_count() {
+    const OPS: u64 = 4_000;
+    fn party(lock: Arc<RwLock<(u64, u64)>>, seed: u64) -> u64 {
+        let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        let mut wrote = 0;
+        for _ in 0..OPS {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            match x % 8 {
+                0 => {
+                    let mut g = lock.write().unwrap();
+                    g.0 += 1;
+                    if x % 3 == 0 && coact::in_coroutine() {
+                        coact::yield_now();
+                    }
+                    g.1 += 1;
+                    wrote += 1;
+                }
+                1 => {
+                    if let Ok(mut g) = lock.try_write() {
+                        g.0 += 1;
+                        g.1 += 1;
+                        wrote += 1;
+                    }
+                }
+                2 => {
+                    if let Ok(g) = lock.try_read() {
+                        assert_eq!(g.0, g.1);
+                    }
+                }
+                _ => {
+                    let g = lock.read().unwrap();
+                    if x % 5 == 0 && coact::in_coroutine() {
+                        coact::yield_now();
+                    }
+                    assert_eq!(g.0, g.1, "a reader saw a half-done write");
+                }
+            }
+        }
+        wrote
+    }
+    for workers in WORKER_COUNTS {
+        let (wrote, seen) = on_workers(workers, || {
+            let lock = Arc::new(RwLock::new((0u64, 0u64)));
+            let coroutines: Vec<_> = (0..8)
+                .map(|i| {
+                    let lock = lock.clone();
+                    coact::spawn(move || party(lock, i))
+                })
+                .collect();
+            let threads: Vec<_> = (8..10)
+                .map(|i| {
+                    let lock = lock.clone();
+                    thread::spawn(move || party(lock, i))
+                })
+                .collect();
+            let mut wrote: u64 = coroutines.into_iter().map(|h| h.join().unwrap()).sum();
+            wrote += threads.into_iter().map(|h| h.join().unwrap()).sum::<u64>();
+            let seen = *lock.read().unwrap();
+            assert!(lock.try_write().is_ok(), "nothing is left held or queued");
+            (wrote, seen)
+        });
+        assert_eq!(seen, (wrote, wrote), "workers={workers}");
+        assert!(wrote > 0);
+    }
+}
+
 /// A writer that panics poisons the lock (reads and writes then err, still giving access); a
 /// reader that panics does not.
 #[test]

@@ -7,17 +7,22 @@
 //!
 //! # Protocol
 //!
-//! `locked` is the lock itself; `queue` (a small internal std mutex) holds the waiters.
-//! * Lock: try to flip `locked` false→true. Failing that, take `queue`, try again (the holder
-//!   may have just released), and only then queue a ticket (see `ticket.rs`) and wait.
-//! * Unlock: take `queue`; if a ticket is queued, hand the lock over *directly* (`locked` stays
-//!   true, the ticket is granted) and unpark its waiter; otherwise clear `locked`.
+//! `state` holds two bits: `LOCKED`, and `QUEUED`, set exactly while `queue` (a small internal
+//! std mutex) holds waiters' tickets (see `ticket.rs`); `QUEUED` only changes under `queue`.
+//! * Lock: flip `state` from 0 to `LOCKED` (one compare-exchange: the uncontended case).
+//!   Failing that, take `queue` and look again: take the lock if it is free (then nobody is
+//!   queued), or else set `QUEUED` (compare-exchange: the holder may be releasing), queue a
+//!   ticket and wait.
+//! * Unlock: flip `state` from `LOCKED` to 0. That fails only if `QUEUED` is set: then take
+//!   `queue` and hand the lock over *directly* to the oldest ticket (`LOCKED` stays set, and
+//!   `QUEUED` is cleared if the queue is now empty) and unpark its waiter.
 //!
-//! Because a locker re-tries and enqueues under `queue`, and an unlocker checks for waiters
-//! and releases under `queue`, a release can never slip between a failed try and the enqueue.
-//! Direct hand-over makes the lock fair (FIFO among waiters) and means a waiter that gives up
-//! (it is being cancelled) after it was granted the lock must pass it on, which its drop guard
-//! does.
+//! A locker sets `QUEUED` under `queue` before it queues, and an unlocker that sees `QUEUED`
+//! serves the queue under `queue`: a release can never slip between a failed try and the
+//! enqueue (the unlocker's compare-exchange fails, or the locker's does and it looks again).
+//! Nobody takes a free lock past a queued waiter, so the lock is fair (FIFO among waiters);
+//! hand-over means a waiter that gives up (it is being cancelled) after it was granted the lock
+//! must pass it on, which its drop guard does.
 //!
 //! Poisoning follows std: a guard dropped while its holder panics marks the mutex poisoned.
 
@@ -26,12 +31,15 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 
 use crate::park;
 use crate::sync::lock;
 use crate::sync::ticket::{Ticket, Wait};
+
+const LOCKED: u8 = 1;
+const QUEUED: u8 = 2;
 
 /// A lock protecting a `T`; see the module docs.
 ///
@@ -59,13 +67,14 @@ use crate::sync::ticket::{Ticket, Wait};
 /// assert_eq!(*count.lock().unwrap(), 10);
 /// ```
 pub struct Mutex<T: ?Sized> {
-    locked: AtomicBool,
+    /// `LOCKED` and `QUEUED` (see the module docs).
+    state: AtomicU8,
     poisoned: AtomicBool,
     queue: std::sync::Mutex<VecDeque<Ticket>>,
     data: UnsafeCell<T>,
 }
 
-// SAFETY: the mutex hands out access to `data` only to the single holder of `locked`, so it
+// SAFETY: the mutex hands out access to `data` only to the single holder of `LOCKED`, so it
 // can be sent and shared whenever `T` can be sent, exactly like std's Mutex.
 unsafe impl<T: ?Sized + Send> Send for Mutex<T> {}
 // SAFETY: as above.
@@ -86,7 +95,7 @@ impl<T> Mutex<T> {
     /// A new unlocked mutex.
     pub const fn new(t: T) -> Self {
         Mutex {
-            locked: AtomicBool::new(false),
+            state: AtomicU8::new(0),
             poisoned: AtomicBool::new(false),
             queue: std::sync::Mutex::new(VecDeque::new()),
             data: UnsafeCell::new(t),
@@ -107,8 +116,8 @@ impl<T> Mutex<T> {
 
 impl<T: ?Sized> Mutex<T> {
     fn try_acquire(&self) -> bool {
-        self.locked
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        self.state
+            .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
     }
 
@@ -134,15 +143,34 @@ impl<T: ?Sized> Mutex<T> {
         if self.try_acquire() {
             return self.guard();
         }
-        let ticket = Ticket::new();
-        {
+        let ticket = {
             let mut q = lock(&self.queue);
-            if self.try_acquire() {
-                drop(q);
-                return self.guard();
+            let mut s = self.state.load(Ordering::Relaxed);
+            loop {
+                let (next, got) = if s & LOCKED == 0 {
+                    // Free, so nobody is queued (a release hands over to a queued waiter).
+                    (LOCKED, true)
+                } else {
+                    (s | QUEUED, false)
+                };
+                match self.state.compare_exchange_weak(
+                    s,
+                    next,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) if got => {
+                        drop(q);
+                        return self.guard();
+                    }
+                    Ok(_) => break,
+                    Err(now) => s = now,
+                }
             }
+            let ticket = Ticket::new();
             q.push_back(ticket.clone());
-        }
+            ticket
+        };
         let mut withdraw = Withdraw {
             mutex: self,
             ticket: &ticket,
@@ -194,14 +222,33 @@ impl<T: ?Sized> Mutex<T> {
         }
     }
 
-    /// Releases the lock: hands it to the first waiter, or clears it.
+    /// Releases the lock: clears it, or hands it to the oldest waiter.
     fn unlock(&self) {
+        if self
+            .state
+            .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
+            .is_err()
+        {
+            self.hand_over();
+        }
+    }
+
+    /// Releases the lock with `QUEUED` set: hands it to the oldest waiter.
+    #[cold]
+    fn hand_over(&self) {
         let next = {
             let mut q = lock(&self.queue);
             match q.pop_front() {
-                Some(t) => t.grant(),
+                Some(t) => {
+                    if q.is_empty() {
+                        // Still `LOCKED`: the lock passes to the waiter just taken.
+                        self.state.store(LOCKED, Ordering::Release);
+                    }
+                    t.grant()
+                }
                 None => {
-                    self.locked.store(false, Ordering::Release);
+                    // The last waiter withdrew after this holder saw `QUEUED`.
+                    self.state.store(0, Ordering::Release);
                     return;
                 }
             }
@@ -228,6 +275,9 @@ impl<T: ?Sized> Drop for Withdraw<'_, T> {
         let granted = {
             let mut q = lock(&self.mutex.queue);
             q.retain(|t| !t.is(self.ticket));
+            if q.is_empty() {
+                self.mutex.state.fetch_and(!QUEUED, Ordering::Relaxed);
+            }
             self.ticket.granted()
         };
         if granted {

@@ -3,16 +3,26 @@
 //!
 //! # Protocol
 //!
-//! `state` (a small internal std mutex) holds the count of readers, whether a writer holds the
-//! lock, and the queue of waiting parties, oldest first, each with a [`Ticket`].
-//! * The lock is fair: a party that arrives while others wait queues behind them, so a stream
-//!   of readers cannot starve a writer. A reader goes straight in while no writer holds the lock
-//!   and nobody waits; a writer while nobody holds it and nobody waits.
-//! * Whoever changes the state (a release, or a waiter taking its ticket back) then serves the
-//!   queue from the front under the same lock hold: a writer once the lock is free, readers while
-//!   no writer holds it, stopping at the first party that cannot go in yet. Serving hands the
-//!   lock over directly (the counts already include the granted party), so a waiter that gives
-//!   up after it was granted (it is cancelled) releases what it was given, in its drop guard.
+//! `state` is one word: the number of readers (times `READER`), a `WRITER` bit, and a `QUEUED`
+//! bit set exactly while `queue` (a small internal std mutex) holds waiting parties, oldest
+//! first, each with a [`Ticket`]. `QUEUED` only changes under `queue`.
+//! * The uncontended cases are one atomic operation each: a reader adds `READER` while neither
+//!   `WRITER` nor `QUEUED` is set; a writer flips 0 to `WRITER`; a reader leaving subtracts
+//!   `READER`; a writer leaving flips `WRITER` to 0.
+//! * The lock is fair: once anyone waits (`QUEUED`), newcomers queue behind, so a stream of
+//!   readers cannot starve a writer. A newcomer takes `queue`, looks again, and either goes in
+//!   (a reader if no writer holds the lock and nobody waits, a writer if the state is 0) or sets
+//!   `QUEUED` by compare-exchange (so a release racing with it is seen by one side or the other)
+//!   and queues.
+//! * A release that sees `QUEUED` (a writer whose flip fails; the last reader, whose subtraction
+//!   leaves exactly `QUEUED`) serves the queue under `queue`, as does a waiter that takes its
+//!   ticket back: from the front, a writer once no one holds the lock, readers while no writer
+//!   does, stopping at the first party that cannot go in yet; `QUEUED` is cleared when the queue
+//!   empties. Serving hands the lock over directly (the state already counts the granted
+//!   party), so a waiter that gives up after it was granted (it is cancelled) releases what it
+//!   was given, in its drop guard. While `QUEUED` is set only releases and serving change the
+//!   state, so what the server reads stays true while it holds `queue`, except that readers may
+//!   still leave.
 //!
 //! Poisoning follows std: a write guard dropped while its holder panics marks the lock
 //! poisoned; read guards never do.
@@ -22,7 +32,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 
 use crate::park::{self, Unparker};
@@ -56,7 +66,9 @@ use crate::sync::ticket::{Ticket, Wait};
 /// assert_eq!(*config.read().unwrap(), "v1-final");
 /// ```
 pub struct RwLock<T: ?Sized> {
-    state: std::sync::Mutex<State>,
+    /// Readers, `WRITER` and `QUEUED` (see the module docs).
+    state: AtomicUsize,
+    queue: std::sync::Mutex<VecDeque<(Ticket, Access)>>,
     poisoned: AtomicBool,
     data: UnsafeCell<T>,
 }
@@ -76,44 +88,10 @@ enum Access {
     Write,
 }
 
-struct State {
-    readers: usize,
-    writer: bool,
-    queue: VecDeque<(Ticket, Access)>,
-}
-
-impl State {
-    /// Hands the lock to the parties at the front of the queue that can go in now; returns
-    /// their unparkers, to call once the state's lock is released.
-    #[must_use = "the granted waiters sleep until they are unparked"]
-    fn serve(&mut self) -> Vec<Unparker> {
-        let mut wakes = Vec::new();
-        while let Some((_, access)) = self.queue.front() {
-            let can = match access {
-                Access::Read => !self.writer,
-                Access::Write => !self.writer && self.readers == 0,
-            };
-            if !can {
-                break;
-            }
-            let (ticket, access) = self.queue.pop_front().expect("checked above");
-            match access {
-                Access::Read => self.readers += 1,
-                Access::Write => self.writer = true,
-            }
-            wakes.extend(ticket.grant());
-        }
-        wakes
-    }
-
-    /// Gives back one party's access.
-    fn release(&mut self, access: Access) {
-        match access {
-            Access::Read => self.readers -= 1,
-            Access::Write => self.writer = false,
-        }
-    }
-}
+const WRITER: usize = 1;
+const QUEUED: usize = 2;
+/// One reader.
+const READER: usize = 4;
 
 /// Shared access to the data of an [`RwLock`]; dropping it releases it.
 #[must_use = "the lock is released as soon as the guard is dropped"]
@@ -136,11 +114,8 @@ impl<T> RwLock<T> {
     /// A new unlocked lock.
     pub const fn new(t: T) -> Self {
         RwLock {
-            state: std::sync::Mutex::new(State {
-                readers: 0,
-                writer: false,
-                queue: VecDeque::new(),
-            }),
+            state: AtomicUsize::new(0),
+            queue: std::sync::Mutex::new(VecDeque::new()),
             poisoned: AtomicBool::new(false),
             data: UnsafeCell::new(t),
         }
@@ -182,12 +157,8 @@ impl<T: ?Sized> RwLock<T> {
 
     /// Takes shared access if that can be done now.
     pub fn try_read(&self) -> TryLockResult<RwLockReadGuard<'_, T>> {
-        {
-            let mut s = lock(&self.state);
-            if s.writer || !s.queue.is_empty() {
-                return Err(TryLockError::WouldBlock);
-            }
-            s.readers += 1;
+        if !self.try_read_now() {
+            return Err(TryLockError::WouldBlock);
         }
         self.poison_check(RwLockReadGuard {
             lock: self,
@@ -198,12 +169,8 @@ impl<T: ?Sized> RwLock<T> {
 
     /// Takes exclusive access if that can be done now.
     pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_, T>> {
-        {
-            let mut s = lock(&self.state);
-            if s.writer || s.readers > 0 {
-                return Err(TryLockError::WouldBlock);
-            }
-            s.writer = true;
+        if !self.try_write_now() {
+            return Err(TryLockError::WouldBlock);
         }
         self.poison_check(self.write_guard())
             .map_err(TryLockError::Poisoned)
@@ -248,24 +215,70 @@ impl<T: ?Sized> RwLock<T> {
         }
     }
 
+    /// Adds a reader while no writer holds the lock and nobody waits.
+    #[inline]
+    fn try_read_now(&self) -> bool {
+        let mut s = self.state.load(Ordering::Relaxed);
+        while s & (WRITER | QUEUED) == 0 {
+            match self.state.compare_exchange_weak(
+                s,
+                s + READER,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => s = now,
+            }
+        }
+        false
+    }
+
+    /// Takes the lock as a writer if nobody holds it or waits.
+    #[inline]
+    fn try_write_now(&self) -> bool {
+        self.state
+            .compare_exchange(0, WRITER, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
     /// Returns once the caller holds `access`.
+    #[inline]
     fn acquire(&self, access: Access) {
+        let now = match access {
+            Access::Read => self.try_read_now(),
+            Access::Write => self.try_write_now(),
+        };
+        if !now {
+            self.wait_for(access);
+        }
+    }
+
+    /// The slow path of [`acquire`](Self::acquire): goes in under `queue`, or queues and waits.
+    #[cold]
+    fn wait_for(&self, access: Access) {
         let ticket = {
-            let mut s = lock(&self.state);
-            let now = s.queue.is_empty()
-                && match access {
-                    Access::Read => !s.writer,
-                    Access::Write => !s.writer && s.readers == 0,
+            let mut q = lock(&self.queue);
+            let mut s = self.state.load(Ordering::Relaxed);
+            loop {
+                // With `QUEUED` clear, nobody waits: `queue` is empty.
+                let (next, got) = match access {
+                    Access::Read if s & (WRITER | QUEUED) == 0 => (s + READER, true),
+                    Access::Write if s == 0 => (WRITER, true),
+                    _ => (s | QUEUED, false),
                 };
-            if now {
-                match access {
-                    Access::Read => s.readers += 1,
-                    Access::Write => s.writer = true,
+                match self.state.compare_exchange_weak(
+                    s,
+                    next,
+                    Ordering::Acquire,
+                    Ordering::Relaxed,
+                ) {
+                    Ok(_) if got => return,
+                    Ok(_) => break,
+                    Err(now) => s = now,
                 }
-                return;
             }
             let ticket = Ticket::new();
-            s.queue.push_back((ticket.clone(), access));
+            q.push_back((ticket.clone(), access));
             ticket
         };
         let mut withdraw = Withdraw {
@@ -287,16 +300,84 @@ impl<T: ?Sized> RwLock<T> {
         }
     }
 
-    /// Gives back `access` and serves the queue.
+    /// Gives back `access`; serves the queue if anyone waits.
+    #[inline]
     fn unlock(&self, access: Access) {
+        match access {
+            Access::Read => {
+                // The last reader out with waiters queued serves them.
+                if self.state.fetch_sub(READER, Ordering::Release) == READER | QUEUED {
+                    self.release_and_serve(None);
+                }
+            }
+            Access::Write => {
+                if self
+                    .state
+                    .compare_exchange(WRITER, 0, Ordering::Release, Ordering::Relaxed)
+                    .is_err()
+                {
+                    self.release_and_serve(Some(Access::Write));
+                }
+            }
+        }
+    }
+
+    /// Under `queue`: gives back `access` (if any: a reader that already left passes `None`)
+    /// and serves the queue.
+    #[cold]
+    fn release_and_serve(&self, access: Option<Access>) {
         let wakes = {
-            let mut s = lock(&self.state);
-            s.release(access);
-            s.serve()
+            let mut q = lock(&self.queue);
+            if let Some(a) = access {
+                self.release_locked(a);
+            }
+            self.serve(&mut q)
         };
         for u in wakes {
             u.unpark();
         }
+    }
+
+    /// Gives back `access` with `queue` held.
+    fn release_locked(&self, access: Access) {
+        match access {
+            Access::Read => {
+                self.state.fetch_sub(READER, Ordering::Release);
+            }
+            Access::Write => {
+                self.state.fetch_and(!WRITER, Ordering::Release);
+            }
+        }
+    }
+
+    /// Hands the lock to the parties at the front of the queue that can go in now and clears
+    /// `QUEUED` if the queue empties; returns the unparkers to call once `queue` is released.
+    #[must_use = "the granted waiters sleep until they are unparked"]
+    fn serve(&self, q: &mut VecDeque<(Ticket, Access)>) -> Vec<Unparker> {
+        let mut wakes = Vec::new();
+        while let Some(&(_, access)) = q.front() {
+            let s = self.state.load(Ordering::Acquire);
+            match access {
+                // Nobody holds the lock, and with `QUEUED` set nobody can come in meanwhile.
+                Access::Write if s & !QUEUED == 0 => {
+                    self.state.fetch_or(WRITER, Ordering::Relaxed);
+                }
+                // Readers may only leave meanwhile, and no writer can come in.
+                Access::Read if s & WRITER == 0 => {
+                    self.state.fetch_add(READER, Ordering::Relaxed);
+                }
+                _ => break,
+            }
+            let (ticket, _) = q.pop_front().expect("checked above");
+            wakes.extend(ticket.grant());
+            if access == Access::Write {
+                break;
+            }
+        }
+        if q.is_empty() {
+            self.state.fetch_and(!QUEUED, Ordering::Relaxed);
+        }
+        wakes
     }
 }
 
@@ -316,13 +397,13 @@ impl<T: ?Sized> Drop for Withdraw<'_, T> {
             return;
         }
         let wakes = {
-            let mut s = lock(&self.lock.state);
+            let mut q = lock(&self.lock.queue);
             if self.ticket.granted() {
-                s.release(self.access);
+                self.lock.release_locked(self.access);
             } else {
-                s.queue.retain(|(t, _)| !t.is(self.ticket));
+                q.retain(|(t, _)| !t.is(self.ticket));
             }
-            s.serve()
+            self.lock.serve(&mut q)
         };
         for u in wakes {
             u.unpark();
