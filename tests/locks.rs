@@ -308,6 +308,58 @@ fn condvar_wait_reports_a_mutex_poisoned_while_waiting() {
     });
 }
 
+/// Waiters get their turns while a plain thread releases and retakes the mutex in a loop (a
+/// free lock goes to whoever takes it first, so a woken waiter races the thread for it; the
+/// thread stops only once three coroutines have had twenty turns each).
+#[test]
+fn mutex_waiters_get_turns_while_a_thread_keeps_retaking_the_lock() {
+    for workers in [1, 2] {
+        let turns = on_workers(workers, || {
+            let m = Arc::new(Mutex::new(0u64));
+            let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let (started_tx, started_rx) = channel();
+            let busy = {
+                let (m, done) = (m.clone(), done.clone());
+                thread::spawn(move || {
+                    let mut turns = 0u64;
+                    while !done.load(Ordering::Acquire) {
+                        let mut g = m.lock().unwrap();
+                        *g += 1;
+                        turns += 1;
+                        if turns == 1 {
+                            started_tx.send(()).unwrap();
+                        }
+                        // Hold it a little, so that a waiter arriving finds it taken.
+                        for _ in 0..200 {
+                            std::hint::black_box(&mut *g);
+                        }
+                    }
+                    turns
+                })
+            };
+            started_rx.recv().unwrap();
+            let waiters: Vec<_> = (0..3)
+                .map(|_| {
+                    let m = m.clone();
+                    coact::spawn(move || {
+                        for _ in 0..20 {
+                            *m.lock().unwrap() += 1;
+                        }
+                    })
+                })
+                .collect();
+            for w in waiters {
+                w.join().unwrap();
+            }
+            done.store(true, Ordering::Release);
+            let turns = busy.join().unwrap();
+            assert_eq!(*m.lock().unwrap(), turns + 60);
+            turns
+        });
+        assert!(turns > 0, "workers={workers}");
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // RwLock
 // ---------------------------------------------------------------------------------------------

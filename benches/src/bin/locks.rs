@@ -289,6 +289,39 @@ fn std_mutex_contended(n: u64) -> Duration {
     contended_mutex!(std::sync::Mutex<u64>, thread::spawn, n)
 }
 
+macro_rules! contended_writes {
+    ($lock:ty, $spawn:path, $n:expr) => {{
+        let per = $n / PARTIES;
+        let l = Arc::new(<$lock>::new(0u64));
+        let start = Instant::now();
+        let hs: Vec<_> = (0..PARTIES)
+            .map(|_| {
+                let l = l.clone();
+                $spawn(move || {
+                    for _ in 0..per {
+                        *l.write().unwrap() += 1;
+                    }
+                })
+            })
+            .collect();
+        for h in hs {
+            h.join().unwrap();
+        }
+        assert_eq!(*l.read().unwrap(), per * PARTIES);
+        start.elapsed()
+    }};
+}
+
+fn coact_rwlock_writes(n: u64) -> Duration {
+    coact_on(2, move || {
+        contended_writes!(coact::sync::RwLock<u64>, coact::spawn, n)
+    })
+}
+
+fn std_rwlock_writes(n: u64) -> Duration {
+    contended_writes!(std::sync::RwLock<u64>, thread::spawn, n)
+}
+
 /// Four parties, each reading 99 times for every write.
 macro_rules! read_mostly {
     ($lock:ty, $spawn:path, $n:expr) => {{
@@ -433,6 +466,13 @@ fn main() {
             n: 4_000_000,
             coact: coact_mutex_contended,
             std: std_mutex_contended,
+        },
+        Row {
+            name: "RwLock, 4 parties writing (coact: 2 workers), write",
+            unit: "ns/op",
+            n: 4_000_000,
+            coact: coact_rwlock_writes,
+            std: std_rwlock_writes,
         },
         Row {
             name: "RwLock, 4 parties, 99 reads a write (coact: 2 workers), op",

@@ -210,6 +210,10 @@ struct Withdraw<'a> {
 impl Withdraw<'_> {
     /// Takes the ticket out of the queue if it is still there; whether it was granted.
     fn take_back(&self) -> bool {
+        // A granted ticket is out of the queue already (the grant comes after the removal).
+        if self.ticket.granted() {
+            return true;
+        }
         let mut q = lock(&self.cv.waiters);
         if self.ticket.granted() {
             return true;

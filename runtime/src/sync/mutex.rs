@@ -10,19 +10,24 @@
 //! `state` holds two bits: `LOCKED`, and `QUEUED`, set exactly while `queue` (a small internal
 //! std mutex) holds waiters' tickets (see `ticket.rs`); `QUEUED` only changes under `queue`.
 //! * Lock: flip `state` from 0 to `LOCKED` (one compare-exchange: the uncontended case).
-//!   Failing that, take `queue` and look again: take the lock if it is free (then nobody is
-//!   queued), or else set `QUEUED` (compare-exchange: the holder may be releasing), queue a
-//!   ticket and wait.
+//!   Failing that, take `queue` and look again: take the lock if it is free, or else set
+//!   `QUEUED` (by compare-exchange: the holder may be releasing), queue a ticket and wait.
 //! * Unlock: flip `state` from `LOCKED` to 0. That fails only if `QUEUED` is set: then take
-//!   `queue` and hand the lock over *directly* to the oldest ticket (`LOCKED` stays set, and
-//!   `QUEUED` is cleared if the queue is now empty) and unpark its waiter.
+//!   `queue`, take the oldest ticket out (clearing `QUEUED` if that empties the queue), release
+//!   the lock and wake that waiter, which tries again.
 //!
 //! A locker sets `QUEUED` under `queue` before it queues, and an unlocker that sees `QUEUED`
-//! serves the queue under `queue`: a release can never slip between a failed try and the
-//! enqueue (the unlocker's compare-exchange fails, or the locker's does and it looks again).
-//! Nobody takes a free lock past a queued waiter, so the lock is fair (FIFO among waiters);
-//! hand-over means a waiter that gives up (it is being cancelled) after it was granted the lock
-//! must pass it on, which its drop guard does.
+//! wakes a waiter under `queue`: a release can never slip between a failed try and the enqueue
+//! (the unlocker's compare-exchange fails, or the locker's does and it looks again).
+//!
+//! A free lock goes to whoever takes it first, so a coroutine that releases and takes the lock
+//! again in a loop keeps it while the woken waiter is still on its way (a strict hand-over to
+//! each waiter in turn would cost a wake-up, often on another worker, per critical section:
+//! four coroutines contending on two workers ran 14× slower than std's mutex that way). A
+//! waiter that loses such a race queues again at the front, and once it has waited
+//! [`FAIR_AFTER`], the lock is handed over to it directly instead (`LOCKED` stays set for it),
+//! so no waiter starves. A waiter that gives up (it is being cancelled) after it was woken
+//! passes the wake-up on, or the lock if it was handed the lock; its drop guard does that.
 //!
 //! Poisoning follows std: a guard dropped while its holder panics marks the mutex poisoned.
 
@@ -33,6 +38,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
+use std::time::{Duration, Instant};
 
 use crate::park;
 use crate::sync::lock;
@@ -40,6 +46,16 @@ use crate::sync::ticket::{Ticket, Wait};
 
 const LOCKED: u8 = 1;
 const QUEUED: u8 = 2;
+
+/// How long a waiter may lose the lock to others before it is handed the lock directly.
+const FAIR_AFTER: Duration = Duration::from_millis(1);
+
+/// A queued waiter.
+struct Waiting {
+    ticket: Ticket,
+    /// Hand the lock over to this waiter (`LOCKED` stays set), instead of waking it to race.
+    hand_over: bool,
+}
 
 /// A lock protecting a `T`; see the module docs.
 ///
@@ -70,7 +86,7 @@ pub struct Mutex<T: ?Sized> {
     /// `LOCKED` and `QUEUED` (see the module docs).
     state: AtomicU8,
     poisoned: AtomicBool,
-    queue: std::sync::Mutex<VecDeque<Ticket>>,
+    queue: std::sync::Mutex<VecDeque<Waiting>>,
     data: UnsafeCell<T>,
 }
 
@@ -115,10 +131,29 @@ impl<T> Mutex<T> {
 }
 
 impl<T: ?Sized> Mutex<T> {
+    /// The uncontended lock: `state` from 0 to `LOCKED`.
+    #[inline]
     fn try_acquire(&self) -> bool {
         self.state
             .compare_exchange(0, LOCKED, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
+    }
+
+    /// Takes the lock if it is free, whether or not others wait.
+    fn try_barge(&self) -> bool {
+        let mut s = self.state.load(Ordering::Relaxed);
+        while s & LOCKED == 0 {
+            match self.state.compare_exchange_weak(
+                s,
+                s | LOCKED,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => s = now,
+            }
+        }
+        false
     }
 
     fn guard(&self) -> LockResult<MutexGuard<'_, T>> {
@@ -140,61 +175,93 @@ impl<T: ?Sized> Mutex<T> {
     ///
     /// Errs (still holding the lock) if a holder panicked, like std.
     pub fn lock(&self) -> LockResult<MutexGuard<'_, T>> {
-        if self.try_acquire() {
-            return self.guard();
+        if !self.try_acquire() {
+            self.lock_slow();
         }
-        let ticket = {
-            let mut q = lock(&self.queue);
-            let mut s = self.state.load(Ordering::Relaxed);
-            loop {
-                let (next, got) = if s & LOCKED == 0 {
-                    // Free, so nobody is queued (a release hands over to a queued waiter).
-                    (LOCKED, true)
-                } else {
-                    (s | QUEUED, false)
-                };
-                match self.state.compare_exchange_weak(
-                    s,
-                    next,
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) if got => {
-                        drop(q);
-                        return self.guard();
+        self.guard()
+    }
+
+    /// Queues and waits until the lock is taken (see the module docs).
+    #[cold]
+    fn lock_slow(&self) {
+        // When this caller first queued: a waiter woken to race again and losing keeps it.
+        let mut queued_at: Option<Instant> = None;
+        loop {
+            let (ticket, hand_over) = {
+                let mut q = lock(&self.queue);
+                let mut s = self.state.load(Ordering::Relaxed);
+                loop {
+                    let (next, got) = if s & LOCKED == 0 {
+                        (s | LOCKED, true)
+                    } else {
+                        (s | QUEUED, false)
+                    };
+                    match self.state.compare_exchange_weak(
+                        s,
+                        next,
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) if got => return,
+                        Ok(_) => break,
+                        Err(now) => s = now,
                     }
-                    Ok(_) => break,
-                    Err(now) => s = now,
                 }
-            }
-            let ticket = Ticket::new();
-            q.push_back(ticket.clone());
-            ticket
-        };
-        let mut withdraw = Withdraw {
-            mutex: self,
-            ticket: &ticket,
-            done: false,
-        };
-        // A cancelled coroutine that is unwinding still needs the lock (there is no error to
-        // return), so it waits like any other; the holder releases it as its own stack unwinds.
-        match ticket.wait(None, !std::thread::panicking()) {
-            Wait::Granted => {
-                withdraw.done = true;
-                self.guard()
-            }
-            Wait::Cancelled | Wait::TimedOut => {
-                // The guard gives up our place (or passes on a lock granted meanwhile).
-                drop(withdraw);
-                park::cancelled();
-                unreachable!("a cancellable wait is only made when not unwinding")
+                let ticket = Ticket::new();
+                let waiting = match queued_at {
+                    None => {
+                        queued_at = Some(Instant::now());
+                        q.push_back(Waiting {
+                            ticket: ticket.clone(),
+                            hand_over: false,
+                        });
+                        false
+                    }
+                    Some(t) => {
+                        // Woken, and the lock was taken first: back to the front.
+                        let hand_over = t.elapsed() >= FAIR_AFTER;
+                        q.push_front(Waiting {
+                            ticket: ticket.clone(),
+                            hand_over,
+                        });
+                        hand_over
+                    }
+                };
+                (ticket, waiting)
+            };
+            let mut withdraw = Withdraw {
+                mutex: self,
+                ticket: &ticket,
+                hand_over,
+                done: false,
+            };
+            // A cancelled coroutine that is unwinding still needs the lock (there is no error
+            // to return), so it waits like any other; the holder releases it as its own stack
+            // unwinds.
+            match ticket.wait(None, !std::thread::panicking()) {
+                Wait::Granted => {
+                    withdraw.done = true;
+                    if hand_over {
+                        return;
+                    }
+                    // Woken to race for the free lock.
+                    if self.try_barge() {
+                        return;
+                    }
+                }
+                Wait::Cancelled | Wait::TimedOut => {
+                    // The guard gives up our place (or passes on a wake or lock we got).
+                    drop(withdraw);
+                    park::cancelled();
+                    unreachable!("a cancellable wait is only made when not unwinding")
+                }
             }
         }
     }
 
     /// Takes the lock if it is free now.
     pub fn try_lock(&self) -> TryLockResult<MutexGuard<'_, T>> {
-        if self.try_acquire() {
+        if self.try_barge() {
             self.guard().map_err(TryLockError::Poisoned)
         } else {
             Err(TryLockError::WouldBlock)
@@ -222,29 +289,30 @@ impl<T: ?Sized> Mutex<T> {
         }
     }
 
-    /// Releases the lock: clears it, or hands it to the oldest waiter.
+    /// Releases the lock, waking the oldest waiter if any (or handing the lock to it).
+    #[inline]
     fn unlock(&self) {
         if self
             .state
             .compare_exchange(LOCKED, 0, Ordering::Release, Ordering::Relaxed)
             .is_err()
         {
-            self.hand_over();
+            self.unlock_slow();
         }
     }
 
-    /// Releases the lock with `QUEUED` set: hands it to the oldest waiter.
+    /// Releases the lock with `QUEUED` set. Only the holder and parties holding `queue` change
+    /// `state` now, so plain stores do.
     #[cold]
-    fn hand_over(&self) {
+    fn unlock_slow(&self) {
         let next = {
             let mut q = lock(&self.queue);
             match q.pop_front() {
-                Some(t) => {
-                    if q.is_empty() {
-                        // Still `LOCKED`: the lock passes to the waiter just taken.
-                        self.state.store(LOCKED, Ordering::Release);
-                    }
-                    t.grant()
+                Some(w) => {
+                    let rest = if q.is_empty() { 0 } else { QUEUED };
+                    let locked = if w.hand_over { LOCKED } else { 0 };
+                    self.state.store(locked | rest, Ordering::Release);
+                    w.ticket.grant()
                 }
                 None => {
                     // The last waiter withdrew after this holder saw `QUEUED`.
@@ -260,10 +328,11 @@ impl<T: ?Sized> Mutex<T> {
 }
 
 /// Takes a waiter's ticket out of the queue when its wait ends other than by a grant, and
-/// passes the lock on if it was granted meanwhile.
+/// passes on what it got meanwhile: the lock (handed over), or a wake-up to race for it.
 struct Withdraw<'a, T: ?Sized> {
     mutex: &'a Mutex<T>,
     ticket: &'a Ticket,
+    hand_over: bool,
     done: bool,
 }
 
@@ -274,13 +343,14 @@ impl<T: ?Sized> Drop for Withdraw<'_, T> {
         }
         let granted = {
             let mut q = lock(&self.mutex.queue);
-            q.retain(|t| !t.is(self.ticket));
+            q.retain(|w| !w.ticket.is(self.ticket));
             if q.is_empty() {
                 self.mutex.state.fetch_and(!QUEUED, Ordering::Relaxed);
             }
             self.ticket.granted()
         };
-        if granted {
+        if granted && (self.hand_over || self.mutex.try_barge()) {
+            // Holding the lock: releasing it wakes the next waiter, if any.
             self.mutex.unlock();
         }
     }

@@ -9,20 +9,25 @@
 //! * The uncontended cases are one atomic operation each: a reader adds `READER` while neither
 //!   `WRITER` nor `QUEUED` is set; a writer flips 0 to `WRITER`; a reader leaving subtracts
 //!   `READER`; a writer leaving flips `WRITER` to 0.
-//! * The lock is fair: once anyone waits (`QUEUED`), newcomers queue behind, so a stream of
-//!   readers cannot starve a writer. A newcomer takes `queue`, looks again, and either goes in
-//!   (a reader if no writer holds the lock and nobody waits, a writer if the state is 0) or sets
-//!   `QUEUED` by compare-exchange (so a release racing with it is seen by one side or the other)
-//!   and queues.
-//! * A release that sees `QUEUED` (a writer whose flip fails; the last reader, whose subtraction
-//!   leaves exactly `QUEUED`) serves the queue under `queue`, as does a waiter that takes its
-//!   ticket back: from the front, a writer once no one holds the lock, readers while no writer
-//!   does, stopping at the first party that cannot go in yet; `QUEUED` is cleared when the queue
-//!   empties. Serving hands the lock over directly (the state already counts the granted
-//!   party), so a waiter that gives up after it was granted (it is cancelled) releases what it
-//!   was given, in its drop guard. While `QUEUED` is set only releases and serving change the
-//!   state, so what the server reads stays true while it holds `queue`, except that readers may
-//!   still leave.
+//! * Otherwise the newcomer takes `queue` and looks again. A reader goes in if no writer holds
+//!   the lock and nobody waits, so a stream of readers cannot starve a waiting writer; a
+//!   writer goes in if no one holds the lock, even past waiters (*barging*, below). Failing
+//!   that, it sets `QUEUED` by compare-exchange (so a release racing with it is seen by one
+//!   side or the other) and queues.
+//! * A release that sees `QUEUED` (a writer whose flip fails; the last reader, whose
+//!   subtraction leaves exactly `QUEUED`) serves the queue under `queue`, as does a waiter that
+//!   takes its ticket back: from the front, readers are let in (counted in `state` for them)
+//!   while no writer holds the lock; a writer, once no one holds it, is woken to race for it;
+//!   serving stops there. `QUEUED` is cleared when the queue empties. While `QUEUED` is set
+//!   only releases and parties holding `queue` change the state, so what the server reads
+//!   stays true while it holds `queue`, except that readers may still leave.
+//! * Barging: a writer that releases the lock and takes it again in a loop keeps it while the
+//!   woken writer is on its way (a strict hand-over to each waiting writer in turn cost a
+//!   wake-up, often on another worker, per write: four coroutines writing on two workers ran
+//!   50× slower than std's lock). A woken writer that loses the race queues again at the
+//!   front, and once it has waited [`FAIR_AFTER`], is handed the lock directly instead. A
+//!   waiter that gives up (it is cancelled) after it was let in gives the lock back, and a
+//!   writer woken to race passes the wake-up on, in its drop guard.
 //!
 //! Poisoning follows std: a write guard dropped while its holder panics marks the lock
 //! poisoned; read guards never do.
@@ -34,6 +39,7 @@ use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
+use std::time::{Duration, Instant};
 
 use crate::park::{self, Unparker};
 use crate::sync::lock;
@@ -68,7 +74,7 @@ use crate::sync::ticket::{Ticket, Wait};
 pub struct RwLock<T: ?Sized> {
     /// Readers, `WRITER` and `QUEUED` (see the module docs).
     state: AtomicUsize,
-    queue: std::sync::Mutex<VecDeque<(Ticket, Access)>>,
+    queue: std::sync::Mutex<VecDeque<Waiting>>,
     poisoned: AtomicBool,
     data: UnsafeCell<T>,
 }
@@ -87,6 +93,17 @@ enum Access {
     Read,
     Write,
 }
+
+/// A queued party.
+struct Waiting {
+    ticket: Ticket,
+    access: Access,
+    /// A writer to hand the lock to (`WRITER` set for it), instead of waking it to race.
+    hand_over: bool,
+}
+
+/// How long a writer may lose the lock to others before it is handed the lock directly.
+const FAIR_AFTER: Duration = Duration::from_millis(1);
 
 const WRITER: usize = 1;
 const QUEUED: usize = 2;
@@ -253,51 +270,102 @@ impl<T: ?Sized> RwLock<T> {
         }
     }
 
-    /// The slow path of [`acquire`](Self::acquire): goes in under `queue`, or queues and waits.
+    /// The slow path of [`acquire`](Self::acquire): goes in under `queue`, or queues and waits
+    /// (see the module docs).
     #[cold]
     fn wait_for(&self, access: Access) {
-        let ticket = {
-            let mut q = lock(&self.queue);
-            let mut s = self.state.load(Ordering::Relaxed);
-            loop {
-                // With `QUEUED` clear, nobody waits: `queue` is empty.
-                let (next, got) = match access {
-                    Access::Read if s & (WRITER | QUEUED) == 0 => (s + READER, true),
-                    Access::Write if s == 0 => (WRITER, true),
-                    _ => (s | QUEUED, false),
+        // When this caller first queued: a writer woken to race again and losing keeps it.
+        let mut queued_at: Option<Instant> = None;
+        loop {
+            let (ticket, hand_over) = {
+                let mut q = lock(&self.queue);
+                let mut s = self.state.load(Ordering::Relaxed);
+                loop {
+                    let (next, got) = match access {
+                        // Behind nobody: with `QUEUED` clear, `queue` is empty.
+                        Access::Read if s & (WRITER | QUEUED) == 0 => (s + READER, true),
+                        // A free lock, even past waiters (see "barging" in the module docs).
+                        Access::Write if s & !QUEUED == 0 => (s | WRITER, true),
+                        _ => (s | QUEUED, false),
+                    };
+                    match self.state.compare_exchange_weak(
+                        s,
+                        next,
+                        Ordering::Acquire,
+                        Ordering::Relaxed,
+                    ) {
+                        Ok(_) if got => return,
+                        Ok(_) => break,
+                        Err(now) => s = now,
+                    }
+                }
+                let ticket = Ticket::new();
+                let hand_over = match queued_at {
+                    None => {
+                        queued_at = Some(Instant::now());
+                        q.push_back(Waiting {
+                            ticket: ticket.clone(),
+                            access,
+                            hand_over: false,
+                        });
+                        false
+                    }
+                    Some(t) => {
+                        // A writer woken to race, and the lock was taken first: to the front.
+                        let hand_over = t.elapsed() >= FAIR_AFTER;
+                        q.push_front(Waiting {
+                            ticket: ticket.clone(),
+                            access,
+                            hand_over,
+                        });
+                        hand_over
+                    }
                 };
-                match self.state.compare_exchange_weak(
-                    s,
-                    next,
-                    Ordering::Acquire,
-                    Ordering::Relaxed,
-                ) {
-                    Ok(_) if got => return,
-                    Ok(_) => break,
-                    Err(now) => s = now,
+                (ticket, hand_over)
+            };
+            let mut withdraw = Withdraw {
+                lock: self,
+                ticket: &ticket,
+                access,
+                hand_over,
+                armed: true,
+            };
+            // A cancelled coroutine that is unwinding still needs the lock (there is no error
+            // to return), so it waits like any other.
+            match ticket.wait(None, !std::thread::panicking()) {
+                Wait::Granted => {
+                    withdraw.armed = false;
+                    // Readers and handed-over writers hold the lock already; a writer woken to
+                    // race takes it if it is still free.
+                    if access == Access::Read || hand_over || self.try_write_free() {
+                        return;
+                    }
+                }
+                Wait::Cancelled | Wait::TimedOut => {
+                    // The guard gives up our place (or passes on what we were given).
+                    drop(withdraw);
+                    park::cancelled();
+                    unreachable!("a cancellable wait is only made when not unwinding")
                 }
             }
-            let ticket = Ticket::new();
-            q.push_back((ticket.clone(), access));
-            ticket
-        };
-        let mut withdraw = Withdraw {
-            lock: self,
-            ticket: &ticket,
-            access,
-            armed: true,
-        };
-        // A cancelled coroutine that is unwinding still needs the lock (there is no error to
-        // return), so it waits like any other.
-        match ticket.wait(None, !std::thread::panicking()) {
-            Wait::Granted => withdraw.armed = false,
-            Wait::Cancelled | Wait::TimedOut => {
-                // The guard gives up our place (or the access granted meanwhile).
-                drop(withdraw);
-                park::cancelled();
-                unreachable!("a cancellable wait is only made when not unwinding")
+        }
+    }
+
+    /// Takes the lock as a writer if no one holds it, whether or not others wait.
+    fn try_write_free(&self) -> bool {
+        let mut s = self.state.load(Ordering::Relaxed);
+        while s & !QUEUED == 0 {
+            match self.state.compare_exchange_weak(
+                s,
+                s | WRITER,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return true,
+                Err(now) => s = now,
             }
         }
+        false
     }
 
     /// Gives back `access`; serves the queue if anyone waits.
@@ -350,26 +418,32 @@ impl<T: ?Sized> RwLock<T> {
         }
     }
 
-    /// Hands the lock to the parties at the front of the queue that can go in now and clears
-    /// `QUEUED` if the queue empties; returns the unparkers to call once `queue` is released.
-    #[must_use = "the granted waiters sleep until they are unparked"]
-    fn serve(&self, q: &mut VecDeque<(Ticket, Access)>) -> Vec<Unparker> {
+    /// Serves the queue from the front (see the module docs): readers are let in (counted in
+    /// `state` for them) while no writer holds the lock; a writer, once no one holds it, is
+    /// woken to race for it, or handed it (`WRITER` set for it) if it has lost for long
+    /// enough; serving stops there. Clears `QUEUED` if the queue empties. Returns the
+    /// unparkers to call once `queue` is released.
+    #[must_use = "the served waiters sleep until they are unparked"]
+    fn serve(&self, q: &mut VecDeque<Waiting>) -> Vec<Unparker> {
         let mut wakes = Vec::new();
-        while let Some(&(_, access)) = q.front() {
+        while let Some(w) = q.front() {
             let s = self.state.load(Ordering::Acquire);
+            let (access, hand_over) = (w.access, w.hand_over);
             match access {
-                // Nobody holds the lock, and with `QUEUED` set nobody can come in meanwhile.
-                Access::Write if s & !QUEUED == 0 => {
-                    self.state.fetch_or(WRITER, Ordering::Relaxed);
-                }
-                // Readers may only leave meanwhile, and no writer can come in.
+                // Readers may only leave meanwhile, and no writer can come in: the fast paths
+                // are closed while `QUEUED` is set, and the slow ones need `queue`.
                 Access::Read if s & WRITER == 0 => {
                     self.state.fetch_add(READER, Ordering::Relaxed);
                 }
+                Access::Write if s & !QUEUED == 0 => {
+                    if hand_over {
+                        self.state.fetch_or(WRITER, Ordering::Relaxed);
+                    }
+                }
                 _ => break,
             }
-            let (ticket, _) = q.pop_front().expect("checked above");
-            wakes.extend(ticket.grant());
+            let w = q.pop_front().expect("checked above");
+            wakes.extend(w.ticket.grant());
             if access == Access::Write {
                 break;
             }
@@ -383,11 +457,12 @@ impl<T: ?Sized> RwLock<T> {
 
 /// Takes a waiter's ticket out of the queue when its wait ends other than by a grant (or gives
 /// back the access granted meanwhile), then serves the queue: a writer that leaves the front
-/// may let the readers behind it in.
+/// may let the readers behind it in, and a writer woken to race passes the wake-up on.
 struct Withdraw<'a, T: ?Sized> {
     lock: &'a RwLock<T>,
     ticket: &'a Ticket,
     access: Access,
+    hand_over: bool,
     armed: bool,
 }
 
@@ -398,10 +473,11 @@ impl<T: ?Sized> Drop for Withdraw<'_, T> {
         }
         let wakes = {
             let mut q = lock(&self.lock.queue);
-            if self.ticket.granted() {
+            if !self.ticket.granted() {
+                q.retain(|w| !w.ticket.is(self.ticket));
+            } else if self.access == Access::Read || self.hand_over {
+                // Given the lock: give it back.
                 self.lock.release_locked(self.access);
-            } else {
-                q.retain(|(t, _)| !t.is(self.ticket));
             }
             self.lock.serve(&mut q)
         };

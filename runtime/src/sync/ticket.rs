@@ -11,14 +11,15 @@
 //! hands it the thing waited for (the lock, a notification) and returns its unparker; the
 //! releaser calls that once its own lock is free.
 //!
-//! A grant is never lost: `granted` is set under the ticket's own small lock, and the waiter
-//! checks it under that lock before each park; the unpark that follows a grant either finds the
-//! waiter parked or leaves it a permit (see `park`), so its next park returns at once. A waiter
+//! A grant is never lost: the granter takes the waiter's unparker, then sets `granted`; the
+//! waiter checks `granted` before each park, and the unpark that follows a grant either finds
+//! the waiter parked or leaves it a permit (see `park`), so its next park returns at once. A waiter
 //! that stops waiting without being granted (a deadline, a cancellation) must take its ticket
 //! out of the queue under the owner's lock, and if it finds it was granted in the meantime, pass
 //! on what it was given: every owner does that in a drop guard, so an unwinding waiter does it
 //! too.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -28,13 +29,13 @@ use crate::sync::lock;
 /// One waiter's place (cloned: one copy in the owner's queue, one with the waiter).
 #[derive(Clone)]
 pub(crate) struct Ticket {
-    cell: Arc<std::sync::Mutex<Cell>>,
+    cell: Arc<Cell>,
 }
 
 struct Cell {
-    /// Taken by the grant.
-    unparker: Option<Unparker>,
-    granted: bool,
+    /// Taken by the grant (the lock is only ever taken that once).
+    unparker: std::sync::Mutex<Option<Unparker>>,
+    granted: AtomicBool,
 }
 
 /// How [`Ticket::wait`] ended.
@@ -51,10 +52,10 @@ impl Ticket {
     /// A ticket for the caller (a coroutine or a plain thread).
     pub(crate) fn new() -> Ticket {
         Ticket {
-            cell: Arc::new(std::sync::Mutex::new(Cell {
-                unparker: Some(park::current()),
-                granted: false,
-            })),
+            cell: Arc::new(Cell {
+                unparker: std::sync::Mutex::new(Some(park::current())),
+                granted: AtomicBool::new(false),
+            }),
         }
     }
 
@@ -67,14 +68,14 @@ impl Ticket {
     /// released. Called under the owner's lock, once the ticket is out of its queue.
     #[must_use = "the waiter sleeps until it is unparked"]
     pub(crate) fn grant(&self) -> Option<Unparker> {
-        let mut c = lock(&self.cell);
-        c.granted = true;
-        c.unparker.take()
+        let u = lock(&self.cell.unparker).take();
+        self.cell.granted.store(true, Ordering::Release);
+        u
     }
 
     /// Whether the ticket was granted.
     pub(crate) fn granted(&self) -> bool {
-        lock(&self.cell).granted
+        self.cell.granted.load(Ordering::Acquire)
     }
 
     /// Parks until the ticket is granted, `deadline` passes or the coroutine is cancelled. A
