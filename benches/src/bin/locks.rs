@@ -13,7 +13,6 @@
 use std::collections::VecDeque;
 use std::hint::black_box;
 use std::sync::Arc;
-use std::thread;
 use std::time::{Duration, Instant};
 
 /// The work of one cell: run it with `n` operations, return the elapsed time.
@@ -35,47 +34,61 @@ fn coact_on<T: Send + 'static>(workers: usize, f: impl FnOnce() -> T + Send + 's
         .block_on(f)
 }
 
+/// Writes one case once for both sides: `$coact` runs `$body` as the first coroutine of a
+/// runtime with `$workers` workers, with `sync` naming `coact::sync` and `spawn` naming
+/// `coact::spawn`; `$std` runs it on the calling thread with `std::sync` and
+/// `std::thread::spawn`. `$body` gets the operation count as `$n` and returns the elapsed time.
+macro_rules! case {
+    ($coact:ident, $std:ident, $workers:expr, |$n:ident| $body:block) => {
+        fn $coact($n: u64) -> Duration {
+            coact_on($workers, move || {
+                #[allow(unused_imports)]
+                use coact::{spawn, sync};
+                $body
+            })
+        }
+
+        fn $std($n: u64) -> Duration {
+            #[allow(unused_imports)]
+            use std::{sync, thread::spawn};
+            $body
+        }
+    };
+}
+
+/// Runs `$party` (a closure; each party gets a clone) in `PARTIES` parties started with
+/// `spawn`, joins them all and returns their results.
+macro_rules! in_parties {
+    ($party:expr) => {{
+        let party = $party;
+        let hs: Vec<_> = (0..PARTIES)
+            .map(|_| {
+                let party = party.clone();
+                spawn(move || party())
+            })
+            .collect();
+        hs.into_iter()
+            .map(|h| h.join().unwrap())
+            .collect::<Vec<_>>()
+    }};
+}
+
 // ---------------------------------------------------------------------------------------------
 // Uncontended: one party locks and unlocks
 // ---------------------------------------------------------------------------------------------
 
-fn coact_mutex_uncontended(n: u64) -> Duration {
-    coact_on(1, move || {
-        let m = coact::sync::Mutex::new(0u64);
-        let start = Instant::now();
-        for _ in 0..n {
-            *m.lock().unwrap() += 1;
-        }
-        assert_eq!(*black_box(&m).lock().unwrap(), n);
-        start.elapsed()
-    })
-}
-
-fn std_mutex_uncontended(n: u64) -> Duration {
-    let m = std::sync::Mutex::new(0u64);
+case!(coact_mutex_uncontended, std_mutex_uncontended, 1, |n| {
+    let m = sync::Mutex::new(0u64);
     let start = Instant::now();
     for _ in 0..n {
-        *m.lock().unwrap() += 1;
+        *black_box(&m).lock().unwrap() += 1;
     }
-    assert_eq!(*black_box(&m).lock().unwrap(), n);
+    assert_eq!(*m.lock().unwrap(), n);
     start.elapsed()
-}
+});
 
-fn coact_read_uncontended(n: u64) -> Duration {
-    coact_on(1, move || {
-        let l = coact::sync::RwLock::new(1u64);
-        let start = Instant::now();
-        let mut sum = 0u64;
-        for _ in 0..n {
-            sum += *black_box(&l).read().unwrap();
-        }
-        assert_eq!(sum, n);
-        start.elapsed()
-    })
-}
-
-fn std_read_uncontended(n: u64) -> Duration {
-    let l = std::sync::RwLock::new(1u64);
+case!(coact_read_uncontended, std_read_uncontended, 1, |n| {
+    let l = sync::RwLock::new(1u64);
     let start = Instant::now();
     let mut sum = 0u64;
     for _ in 0..n {
@@ -83,163 +96,86 @@ fn std_read_uncontended(n: u64) -> Duration {
     }
     assert_eq!(sum, n);
     start.elapsed()
-}
+});
 
-fn coact_write_uncontended(n: u64) -> Duration {
-    coact_on(1, move || {
-        let l = coact::sync::RwLock::new(0u64);
-        let start = Instant::now();
-        for _ in 0..n {
-            *black_box(&l).write().unwrap() += 1;
-        }
-        assert_eq!(*l.read().unwrap(), n);
-        start.elapsed()
-    })
-}
-
-fn std_write_uncontended(n: u64) -> Duration {
-    let l = std::sync::RwLock::new(0u64);
+case!(coact_write_uncontended, std_write_uncontended, 1, |n| {
+    let l = sync::RwLock::new(0u64);
     let start = Instant::now();
     for _ in 0..n {
         *black_box(&l).write().unwrap() += 1;
     }
     assert_eq!(*l.read().unwrap(), n);
     start.elapsed()
-}
+});
 
 // ---------------------------------------------------------------------------------------------
 // Condvar: a turn passed back and forth, and a bounded queue
 // ---------------------------------------------------------------------------------------------
 
-macro_rules! ping_pong {
-    ($mutex:ty, $condvar:ty, $spawn:path, $join:ident, $n:expr) => {{
-        let n = $n;
-        // (whose turn: false = ping, true = pong; rounds done)
-        let state = Arc::new((<$mutex>::new(false), <$condvar>::new()));
-        let s2 = state.clone();
-        let start = Instant::now();
-        let pong = $spawn(move || {
-            let (m, cv) = &*s2;
-            for _ in 0..n {
-                let mut g = cv.wait_while(m.lock().unwrap(), |t| !*t).unwrap();
-                *g = false;
-                drop(g);
-                cv.notify_one();
-            }
-        });
-        let (m, cv) = &*state;
-        for _ in 0..n {
-            *m.lock().unwrap() = true;
-            cv.notify_one();
-            let _g = cv.wait_while(m.lock().unwrap(), |t| *t).unwrap();
-        }
-        pong.$join().unwrap();
-        start.elapsed()
-    }};
-}
-
-fn coact_condvar_ping_pong(n: u64) -> Duration {
-    coact_on(1, move || {
-        ping_pong!(
-            coact::sync::Mutex<bool>,
-            coact::sync::Condvar,
-            coact::spawn,
-            join,
-            n
-        )
-    })
-}
-
-fn std_condvar_ping_pong(n: u64) -> Duration {
-    ping_pong!(
-        std::sync::Mutex<bool>,
-        std::sync::Condvar,
-        thread::spawn,
-        join,
-        n
-    )
-}
-
-macro_rules! condvar_queue {
-    ($mutex:ty, $condvar:ty, $spawn:path, $n:expr) => {{
-        const CAP: usize = 4;
-        let n = $n;
-        let q = Arc::new((
-            <$mutex>::new(VecDeque::<u64>::new()),
-            <$condvar>::new(), // not empty
-            <$condvar>::new(), // not full
-        ));
-        let q2 = q.clone();
-        let start = Instant::now();
-        let producer = $spawn(move || {
-            let (m, not_empty, not_full) = &*q2;
-            for i in 0..n {
-                let mut g = not_full
-                    .wait_while(m.lock().unwrap(), |q| q.len() >= CAP)
-                    .unwrap();
-                g.push_back(i);
-                drop(g);
-                not_empty.notify_one();
-            }
-        });
-        let (m, not_empty, not_full) = &*q;
-        let mut sum = 0u64;
-        for _ in 0..n {
-            let mut g = not_empty
-                .wait_while(m.lock().unwrap(), |q| q.is_empty())
-                .unwrap();
-            sum += g.pop_front().unwrap();
-            drop(g);
-            not_full.notify_one();
-        }
-        producer.join().unwrap();
-        assert_eq!(sum, n * (n - 1) / 2);
-        start.elapsed()
-    }};
-}
-
-fn coact_condvar_queue(n: u64) -> Duration {
-    coact_on(1, move || {
-        condvar_queue!(
-            coact::sync::Mutex<VecDeque<u64>>,
-            coact::sync::Condvar,
-            coact::spawn,
-            n
-        )
-    })
-}
-
-fn std_condvar_queue(n: u64) -> Duration {
-    condvar_queue!(
-        std::sync::Mutex<VecDeque<u64>>,
-        std::sync::Condvar,
-        thread::spawn,
-        n
-    )
-}
-
-/// For reference: the same queue as coact's channel (`sync_channel(4)`).
-fn coact_channel_queue(n: u64) -> Duration {
-    coact_on(1, move || {
-        let (tx, rx) = coact::sync::mpsc::sync_channel::<u64>(4);
-        let start = Instant::now();
-        let producer = coact::spawn(move || {
-            for i in 0..n {
-                tx.send(i).unwrap();
-            }
-        });
-        let sum: u64 = rx.iter().sum();
-        producer.join().unwrap();
-        assert_eq!(sum, n * (n - 1) / 2);
-        start.elapsed()
-    })
-}
-
-/// For reference: std's channel on threads.
-fn std_channel_queue(n: u64) -> Duration {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<u64>(4);
+case!(coact_condvar_ping_pong, std_condvar_ping_pong, 1, |n| {
+    // Whose turn: false = ping, true = pong.
+    let state = Arc::new((sync::Mutex::new(false), sync::Condvar::new()));
+    let s2 = state.clone();
     let start = Instant::now();
-    let producer = thread::spawn(move || {
+    let pong = spawn(move || {
+        let (m, cv) = &*s2;
+        for _ in 0..n {
+            let mut g = cv.wait_while(m.lock().unwrap(), |t| !*t).unwrap();
+            *g = false;
+            drop(g);
+            cv.notify_one();
+        }
+    });
+    let (m, cv) = &*state;
+    for _ in 0..n {
+        *m.lock().unwrap() = true;
+        cv.notify_one();
+        let _g = cv.wait_while(m.lock().unwrap(), |t| *t).unwrap();
+    }
+    pong.join().unwrap();
+    start.elapsed()
+});
+
+case!(coact_condvar_queue, std_condvar_queue, 1, |n| {
+    const CAP: usize = 4;
+    let q = Arc::new((
+        sync::Mutex::new(VecDeque::<u64>::new()),
+        sync::Condvar::new(), // not empty
+        sync::Condvar::new(), // not full
+    ));
+    let q2 = q.clone();
+    let start = Instant::now();
+    let producer = spawn(move || {
+        let (m, not_empty, not_full) = &*q2;
+        for i in 0..n {
+            let mut g = not_full
+                .wait_while(m.lock().unwrap(), |q| q.len() >= CAP)
+                .unwrap();
+            g.push_back(i);
+            drop(g);
+            not_empty.notify_one();
+        }
+    });
+    let (m, not_empty, not_full) = &*q;
+    let mut sum = 0u64;
+    for _ in 0..n {
+        let mut g = not_empty
+            .wait_while(m.lock().unwrap(), |q| q.is_empty())
+            .unwrap();
+        sum += g.pop_front().unwrap();
+        drop(g);
+        not_full.notify_one();
+    }
+    producer.join().unwrap();
+    assert_eq!(sum, n * (n - 1) / 2);
+    start.elapsed()
+});
+
+// For reference: the same queue as a channel (`sync_channel(4)`).
+case!(coact_channel_queue, std_channel_queue, 1, |n| {
+    let (tx, rx) = sync::mpsc::sync_channel::<u64>(4);
+    let start = Instant::now();
+    let producer = spawn(move || {
         for i in 0..n {
             tx.send(i).unwrap();
         }
@@ -248,7 +184,7 @@ fn std_channel_queue(n: u64) -> Duration {
     producer.join().unwrap();
     assert_eq!(sum, n * (n - 1) / 2);
     start.elapsed()
-}
+});
 
 // ---------------------------------------------------------------------------------------------
 // Contended: four parties
@@ -256,144 +192,63 @@ fn std_channel_queue(n: u64) -> Duration {
 
 const PARTIES: u64 = 4;
 
-macro_rules! contended_mutex {
-    ($mutex:ty, $spawn:path, $n:expr) => {{
-        let per = $n / PARTIES;
-        let m = Arc::new(<$mutex>::new(0u64));
-        let start = Instant::now();
-        let hs: Vec<_> = (0..PARTIES)
-            .map(|_| {
-                let m = m.clone();
-                $spawn(move || {
-                    for _ in 0..per {
-                        *m.lock().unwrap() += 1;
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
+case!(coact_mutex_contended, std_mutex_contended, 2, |n| {
+    let per = n / PARTIES;
+    let m = Arc::new(sync::Mutex::new(0u64));
+    let start = Instant::now();
+    let _: Vec<()> = in_parties!({
+        let m = m.clone();
+        move || (0..per).for_each(|_| *m.lock().unwrap() += 1)
+    });
+    assert_eq!(*m.lock().unwrap(), PARTIES * per);
+    start.elapsed()
+});
+
+case!(coact_rwlock_writes, std_rwlock_writes, 2, |n| {
+    let per = n / PARTIES;
+    let l = Arc::new(sync::RwLock::new(0u64));
+    let start = Instant::now();
+    let _: Vec<()> = in_parties!({
+        let l = l.clone();
+        move || (0..per).for_each(|_| *l.write().unwrap() += 1)
+    });
+    assert_eq!(*l.read().unwrap(), PARTIES * per);
+    start.elapsed()
+});
+
+// Each party writes once every 100 operations and reads otherwise.
+case!(coact_read_mostly, std_read_mostly, 2, |n| {
+    let per = n / PARTIES;
+    let l = Arc::new(sync::RwLock::new(0u64));
+    let start = Instant::now();
+    let _: Vec<()> = in_parties!({
+        let l = l.clone();
+        move || {
+            for i in 0..per {
+                if i % 100 == 0 {
+                    *l.write().unwrap() += 1;
+                } else {
+                    black_box(*l.read().unwrap());
+                }
+            }
         }
-        assert_eq!(*m.lock().unwrap(), per * PARTIES);
-        start.elapsed()
-    }};
-}
+    });
+    assert_eq!(*l.read().unwrap(), PARTIES * per.div_ceil(100));
+    start.elapsed()
+});
 
-fn coact_mutex_contended(n: u64) -> Duration {
-    coact_on(2, move || {
-        contended_mutex!(coact::sync::Mutex<u64>, coact::spawn, n)
+case!(coact_barrier, std_barrier, 1, |n| {
+    let b = Arc::new(sync::Barrier::new(PARTIES as usize));
+    let start = Instant::now();
+    let led: u64 = in_parties!({
+        let b = b.clone();
+        move || (0..n).filter(|_| b.wait().is_leader()).count() as u64
     })
-}
-
-fn std_mutex_contended(n: u64) -> Duration {
-    contended_mutex!(std::sync::Mutex<u64>, thread::spawn, n)
-}
-
-macro_rules! contended_writes {
-    ($lock:ty, $spawn:path, $n:expr) => {{
-        let per = $n / PARTIES;
-        let l = Arc::new(<$lock>::new(0u64));
-        let start = Instant::now();
-        let hs: Vec<_> = (0..PARTIES)
-            .map(|_| {
-                let l = l.clone();
-                $spawn(move || {
-                    for _ in 0..per {
-                        *l.write().unwrap() += 1;
-                    }
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
-        }
-        assert_eq!(*l.read().unwrap(), per * PARTIES);
-        start.elapsed()
-    }};
-}
-
-fn coact_rwlock_writes(n: u64) -> Duration {
-    coact_on(2, move || {
-        contended_writes!(coact::sync::RwLock<u64>, coact::spawn, n)
-    })
-}
-
-fn std_rwlock_writes(n: u64) -> Duration {
-    contended_writes!(std::sync::RwLock<u64>, thread::spawn, n)
-}
-
-/// Four parties, each reading 99 times for every write.
-macro_rules! read_mostly {
-    ($lock:ty, $spawn:path, $n:expr) => {{
-        let per = $n / PARTIES;
-        let l = Arc::new(<$lock>::new(0u64));
-        let start = Instant::now();
-        let hs: Vec<_> = (0..PARTIES)
-            .map(|_| {
-                let l = l.clone();
-                $spawn(move || {
-                    let mut seen = 0u64;
-                    for i in 0..per {
-                        if i % 100 == 0 {
-                            *l.write().unwrap() += 1;
-                        } else {
-                            seen = seen.max(*l.read().unwrap());
-                        }
-                    }
-                    black_box(seen);
-                })
-            })
-            .collect();
-        for h in hs {
-            h.join().unwrap();
-        }
-        assert_eq!(*l.read().unwrap(), PARTIES * per.div_ceil(100));
-        start.elapsed()
-    }};
-}
-
-fn coact_read_mostly(n: u64) -> Duration {
-    coact_on(2, move || {
-        read_mostly!(coact::sync::RwLock<u64>, coact::spawn, n)
-    })
-}
-
-fn std_read_mostly(n: u64) -> Duration {
-    read_mostly!(std::sync::RwLock<u64>, thread::spawn, n)
-}
-
-macro_rules! barrier_rounds {
-    ($barrier:ty, $spawn:path, $n:expr) => {{
-        let rounds = $n;
-        let b = Arc::new(<$barrier>::new(PARTIES as usize));
-        let start = Instant::now();
-        let hs: Vec<_> = (0..PARTIES)
-            .map(|_| {
-                let b = b.clone();
-                $spawn(move || {
-                    let mut led = 0u64;
-                    for _ in 0..rounds {
-                        led += b.wait().is_leader() as u64;
-                    }
-                    led
-                })
-            })
-            .collect();
-        let led: u64 = hs.into_iter().map(|h| h.join().unwrap()).sum();
-        assert_eq!(led, rounds);
-        start.elapsed()
-    }};
-}
-
-fn coact_barrier(n: u64) -> Duration {
-    coact_on(1, move || {
-        barrier_rounds!(coact::sync::Barrier, coact::spawn, n)
-    })
-}
-
-fn std_barrier(n: u64) -> Duration {
-    barrier_rounds!(std::sync::Barrier, thread::spawn, n)
-}
+    .into_iter()
+    .sum();
+    assert_eq!(led, n);
+    start.elapsed()
+});
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));

@@ -1,5 +1,5 @@
-//! A condition variable with `std::sync::Condvar`'s API, for coact's [`Mutex`](super::Mutex), usable from
-//! coroutines and plain threads at once.
+//! A condition variable with `std::sync::Condvar`'s API, for coact's [`Mutex`](super::Mutex),
+//! usable from coroutines and plain threads at once.
 //!
 //! # Protocol
 //!

@@ -25,8 +25,141 @@ pub use mutex::{Mutex, MutexGuard};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 
+/// A lock's poison flag, with std's rule: a holder that starts to panic while it holds the lock
+/// poisons it. (For coroutines, "starts to panic" is judged by [`crate::panicking`], which does
+/// not count other coroutines of the worker parked mid-unwind.)
+pub(crate) struct Poison(std::sync::atomic::AtomicBool);
+
+impl Poison {
+    pub(crate) const fn new() -> Poison {
+        Poison(std::sync::atomic::AtomicBool::new(false))
+    }
+
+    pub(crate) fn is_set(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn clear(&self) {
+        self.0.store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// `t`, as an error if the lock is poisoned.
+    pub(crate) fn check<T>(&self, t: T) -> LockResult<T> {
+        poison_if(self.is_set(), t)
+    }
+
+    /// Whether the caller is panicking as it takes the lock: its guard keeps it for
+    /// [`Poison::leave`].
+    pub(crate) fn enter() -> bool {
+        crate::panicking()
+    }
+
+    /// For a guard's drop: poisons the lock if its holder began to panic while holding it.
+    pub(crate) fn leave(&self, panicking_at_enter: bool) {
+        if !panicking_at_enter && crate::panicking() {
+            self.0.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+}
+
+/// `t`, as an error if `poisoned`.
+pub(crate) fn poison_if<T>(poisoned: bool, t: T) -> LockResult<T> {
+    if poisoned {
+        Err(PoisonError::new(t))
+    } else {
+        Ok(t)
+    }
+}
+
+/// `Debug` for a lock named `name`: its data if `now` (a `try_` attempt) got in, and whether it
+/// is poisoned.
+pub(crate) fn debug_lock<G>(
+    f: &mut std::fmt::Formatter<'_>,
+    name: &str,
+    now: TryLockResult<G>,
+    poisoned: bool,
+) -> std::fmt::Result
+where
+    G: std::ops::Deref,
+    G::Target: std::fmt::Debug,
+{
+    let mut d = f.debug_struct(name);
+    match now {
+        Ok(g) => d.field("data", &&*g),
+        Err(TryLockError::Poisoned(e)) => d.field("data", &&*e.into_inner()),
+        Err(TryLockError::WouldBlock) => d.field("data", &format_args!("<locked>")),
+    };
+    d.field("poisoned", &poisoned).finish_non_exhaustive()
+}
+
 /// Locks an internal std mutex, ignoring poison: our critical sections never panic midway
 /// through an update, so the data is consistent even if a panic passed through.
 pub(crate) fn lock<T>(m: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use super::{Mutex, RwLock};
+
+    const WRITES: u64 = 100_000;
+
+    /// Runs `write` `WRITES` times in each of four coroutines on two workers and two plain
+    /// threads; `write` gets the running count of its caller and must check it is alone.
+    fn six_writers(write: impl Fn(u64) + Clone + Send + 'static) {
+        let rt = crate::Runtime::builder().workers(2).build().unwrap();
+        rt.block_on(move || {
+            let run = move |write: &dyn Fn(u64)| (0..WRITES).for_each(write);
+            let threads: Vec<_> = (0..2)
+                .map(|_| {
+                    let w = write.clone();
+                    std::thread::spawn(move || run(&w))
+                })
+                .collect();
+            let coroutines: Vec<_> = (0..4)
+                .map(|_| {
+                    let w = write.clone();
+                    crate::spawn(move || run(&w))
+                })
+                .collect();
+            coroutines.into_iter().for_each(|c| c.join().unwrap());
+            threads.into_iter().for_each(|t| t.join().unwrap());
+        });
+    }
+
+    /// The body of one write: alone inside, now and then across a coroutine switch.
+    fn alone(inside: &AtomicUsize, i: u64, count: &mut u64) {
+        assert_eq!(
+            inside.fetch_add(1, Ordering::SeqCst),
+            0,
+            "two writers at once"
+        );
+        *count += 1;
+        if i % 512 == 0 && crate::in_coroutine() {
+            crate::yield_now();
+        }
+        inside.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    // `FAIR_AFTER` is zero in unit tests: every waiter that loses a race for a free lock is
+    // handed the lock the next time, so these exercise the hand-over path along with races.
+
+    #[test]
+    fn mutex_hand_overs_and_races_keep_holders_alone() {
+        let (lock, inside) = (Arc::new(Mutex::new(0u64)), Arc::new(AtomicUsize::new(0)));
+        let (l, n) = (lock.clone(), inside.clone());
+        six_writers(move |i| alone(&n, i, &mut l.lock().unwrap()));
+        assert_eq!(*lock.lock().unwrap(), 6 * WRITES);
+    }
+
+    #[test]
+    fn rwlock_hand_overs_and_races_keep_writers_alone() {
+        let (lock, inside) = (Arc::new(RwLock::new(0u64)), Arc::new(AtomicUsize::new(0)));
+        let (l, n) = (lock.clone(), inside.clone());
+        six_writers(move |i| alone(&n, i, &mut l.write().unwrap()));
+        assert_eq!(*lock.read().unwrap(), 6 * WRITES);
+    }
 }

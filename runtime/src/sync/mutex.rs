@@ -25,9 +25,10 @@
 //! each waiter in turn would cost a wake-up, often on another worker, per critical section:
 //! four coroutines contending on two workers ran 14× slower than std's mutex that way). A
 //! waiter that loses such a race queues again at the front, and once it has waited
-//! [`FAIR_AFTER`], the lock is handed over to it directly instead (`LOCKED` stays set for it),
-//! so no waiter starves. A waiter that gives up (it is being cancelled) after it was woken
-//! passes the wake-up on, or the lock if it was handed the lock; its drop guard does that.
+//! `FAIR_AFTER` (1 ms, `ticket.rs`), the lock is handed over to it directly instead (`LOCKED`
+//! stays set for it), so no waiter starves. A waiter that gives up (it is being cancelled)
+//! after it was woken passes the wake-up on, or the lock if it was handed the lock; its drop
+//! guard does that.
 //!
 //! Poisoning follows std: a guard dropped while its holder panics marks the mutex poisoned.
 
@@ -36,24 +37,15 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
-use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{LockResult, TryLockError, TryLockResult};
 
 use crate::park;
-use crate::sync::lock;
-use crate::sync::ticket::{Ticket, Wait};
+use crate::sync::ticket::{enter_or_mark, update, Ticket, Turn, Wait};
+use crate::sync::{debug_lock, lock, poison_if, Poison};
 
-const LOCKED: u8 = 1;
-const QUEUED: u8 = 2;
-
-/// How long a waiter may lose the lock to others before it is handed the lock directly.
-const FAIR_AFTER: Duration = if cfg!(test) {
-    // This crate's unit tests hand over at the first lost race, to exercise that path.
-    Duration::ZERO
-} else {
-    Duration::from_millis(1)
-};
+const LOCKED: usize = 1;
+const QUEUED: usize = 2;
 
 /// A queued waiter.
 struct Waiting {
@@ -89,8 +81,8 @@ struct Waiting {
 /// ```
 pub struct Mutex<T: ?Sized> {
     /// `LOCKED` and `QUEUED` (see the module docs).
-    state: AtomicU8,
-    poisoned: AtomicBool,
+    state: AtomicUsize,
+    poison: Poison,
     queue: std::sync::Mutex<VecDeque<Waiting>>,
     data: UnsafeCell<T>,
 }
@@ -116,8 +108,8 @@ impl<T> Mutex<T> {
     /// A new unlocked mutex.
     pub const fn new(t: T) -> Self {
         Mutex {
-            state: AtomicU8::new(0),
-            poisoned: AtomicBool::new(false),
+            state: AtomicUsize::new(0),
+            poison: Poison::new(),
             queue: std::sync::Mutex::new(VecDeque::new()),
             data: UnsafeCell::new(t),
         }
@@ -125,13 +117,7 @@ impl<T> Mutex<T> {
 
     /// The data, consuming the mutex.
     pub fn into_inner(self) -> LockResult<T> {
-        let poisoned = self.poisoned.load(Ordering::Relaxed);
-        let t = self.data.into_inner();
-        if poisoned {
-            Err(PoisonError::new(t))
-        } else {
-            Ok(t)
-        }
+        poison_if(self.poison.is_set(), self.data.into_inner())
     }
 }
 
@@ -146,34 +132,15 @@ impl<T: ?Sized> Mutex<T> {
 
     /// Takes the lock if it is free, whether or not others wait.
     fn try_barge(&self) -> bool {
-        let mut s = self.state.load(Ordering::Relaxed);
-        while s & LOCKED == 0 {
-            match self.state.compare_exchange_weak(
-                s,
-                s | LOCKED,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(now) => s = now,
-            }
-        }
-        false
+        update(&self.state, |s| (s & LOCKED == 0).then_some(s | LOCKED))
     }
 
     fn guard(&self) -> LockResult<MutexGuard<'_, T>> {
-        let g = MutexGuard {
+        self.poison.check(MutexGuard {
             mutex: self,
-            // The coroutine's own panics poison, not those of another coroutine of the worker
-            // parked mid-unwind (see `crate::panicking`).
-            panicking: crate::panicking(),
+            panicking: Poison::enter(),
             _data: PhantomData,
-        };
-        if self.poisoned.load(Ordering::Relaxed) {
-            Err(PoisonError::new(g))
-        } else {
-            Ok(g)
-        }
+        })
     }
 
     /// Takes the lock, parking the coroutine (or blocking the thread) until it is free.
@@ -189,50 +156,22 @@ impl<T: ?Sized> Mutex<T> {
     /// Queues and waits until the lock is taken (see the module docs).
     #[cold]
     fn lock_slow(&self) {
-        // When this caller first queued: a waiter woken to race again and losing keeps it.
-        let mut queued_at: Option<Instant> = None;
+        let mut turn = Turn::default();
         loop {
             let (ticket, hand_over) = {
                 let mut q = lock(&self.queue);
-                let mut s = self.state.load(Ordering::Relaxed);
-                loop {
-                    let (next, got) = if s & LOCKED == 0 {
-                        (s | LOCKED, true)
-                    } else {
-                        (s | QUEUED, false)
-                    };
-                    match self.state.compare_exchange_weak(
-                        s,
-                        next,
-                        Ordering::Acquire,
-                        Ordering::Relaxed,
-                    ) {
-                        Ok(_) if got => return,
-                        Ok(_) => break,
-                        Err(now) => s = now,
-                    }
+                // A free lock is taken even past waiters (see "Protocol").
+                if enter_or_mark(&self.state, QUEUED, |s| {
+                    (s & LOCKED == 0).then_some(s | LOCKED)
+                }) {
+                    return;
                 }
                 let ticket = Ticket::new();
-                let waiting = match queued_at {
-                    None => {
-                        queued_at = Some(Instant::now());
-                        q.push_back(Waiting {
-                            ticket: ticket.clone(),
-                            hand_over: false,
-                        });
-                        false
-                    }
-                    Some(t) => {
-                        // Woken, and the lock was taken first: back to the front.
-                        let hand_over = t.elapsed() >= FAIR_AFTER;
-                        q.push_front(Waiting {
-                            ticket: ticket.clone(),
-                            hand_over,
-                        });
-                        hand_over
-                    }
-                };
-                (ticket, waiting)
+                let hand_over = turn.queue(&mut q, |hand_over| Waiting {
+                    ticket: ticket.clone(),
+                    hand_over,
+                });
+                (ticket, hand_over)
             };
             let mut withdraw = Withdraw {
                 mutex: self,
@@ -275,23 +214,17 @@ impl<T: ?Sized> Mutex<T> {
 
     /// Whether a holder panicked.
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned.load(Ordering::Relaxed)
+        self.poison.is_set()
     }
 
     /// Clears the poison flag.
     pub fn clear_poison(&self) {
-        self.poisoned.store(false, Ordering::Relaxed);
+        self.poison.clear();
     }
 
     /// The data, through exclusive access to the mutex (no locking needed).
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
-        let poisoned = self.poisoned.load(Ordering::Relaxed);
-        let t = self.data.get_mut();
-        if poisoned {
-            Err(PoisonError::new(t))
-        } else {
-            Ok(t)
-        }
+        self.poison.check(self.data.get_mut())
     }
 
     /// Releases the lock, waking the oldest waiter if any (or handing the lock to it).
@@ -373,9 +306,7 @@ impl<'a, T: ?Sized> MutexGuard<'a, T> {
 
 impl<T: ?Sized> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
-        if !self.panicking && crate::panicking() {
-            self.mutex.poisoned.store(true, Ordering::Relaxed);
-        }
+        self.mutex.poison.leave(self.panicking);
         self.mutex.unlock();
     }
 }
@@ -404,14 +335,7 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for Mutex<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("Mutex");
-        match self.try_lock() {
-            Ok(g) => d.field("data", &&*g),
-            Err(TryLockError::Poisoned(e)) => d.field("data", &&*e.into_inner()),
-            Err(TryLockError::WouldBlock) => d.field("data", &format_args!("<locked>")),
-        };
-        d.field("poisoned", &self.is_poisoned())
-            .finish_non_exhaustive()
+        debug_lock(f, "Mutex", self.try_lock(), self.is_poisoned())
     }
 }
 
@@ -424,61 +348,5 @@ impl<T: Default> Default for Mutex<T> {
 impl<T> From<T> for Mutex<T> {
     fn from(t: T) -> Self {
         Mutex::new(t)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-
-    use super::Mutex;
-
-    /// Writers on two workers and plain threads, with every lost race turned into a hand-over
-    /// (`FAIR_AFTER` is zero here): never two inside at once, and an exact count.
-    #[test]
-    fn hand_overs_and_races_keep_writers_alone() {
-        const WRITES: u64 = 100_000;
-        fn write(lock: &Mutex<u64>, inside: &AtomicUsize) {
-            for i in 0..WRITES {
-                let mut g = lock.lock().unwrap();
-                assert_eq!(
-                    inside.fetch_add(1, Ordering::SeqCst),
-                    0,
-                    "two writers at once"
-                );
-                *g += 1;
-                if i % 512 == 0 && crate::in_coroutine() {
-                    crate::yield_now();
-                }
-                inside.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
-        let lock = Arc::new(Mutex::new(0u64));
-        let inside = Arc::new(AtomicUsize::new(0));
-        let rt = crate::Runtime::builder().workers(2).build().unwrap();
-        let (l, i) = (lock.clone(), inside.clone());
-        rt.block_on(move || {
-            let threads: Vec<_> = (0..2)
-                .map(|_| {
-                    let (l, i) = (l.clone(), i.clone());
-                    std::thread::spawn(move || write(&l, &i))
-                })
-                .collect();
-            let coroutines: Vec<_> = (0..4)
-                .map(|_| {
-                    let (l, i) = (l.clone(), i.clone());
-                    crate::spawn(move || write(&l, &i))
-                })
-                .collect();
-            for c in coroutines {
-                c.join().unwrap();
-            }
-            for t in threads {
-                t.join().unwrap();
-            }
-        });
-        drop(rt);
-        assert_eq!(*lock.lock().unwrap(), 6 * WRITES);
     }
 }

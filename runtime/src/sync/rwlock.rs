@@ -26,9 +26,9 @@
 //!   woken writer is on its way (a strict hand-over to each waiting writer in turn cost a
 //!   wake-up, often on another worker, per write: four coroutines writing on two workers ran
 //!   50× slower than std's lock). A woken writer that loses the race queues again at the
-//!   front, and once it has waited [`FAIR_AFTER`], is handed the lock directly instead. A
-//!   waiter that gives up (it is cancelled) after it was let in gives the lock back, and a
-//!   writer woken to race passes the wake-up on, in its drop guard.
+//!   front, and once it has waited `FAIR_AFTER` (1 ms, `ticket.rs`), is handed the lock
+//!   directly instead. A waiter that gives up (it is cancelled) after it was let in gives the
+//!   lock back, and a writer woken to race passes the wake-up on, in its drop guard.
 //!
 //! Poisoning follows std: a write guard dropped while its holder panics marks the lock
 //! poisoned; read guards never do.
@@ -38,13 +38,12 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{LockResult, TryLockError, TryLockResult};
 
 use crate::park::{self, Unparker};
-use crate::sync::lock;
-use crate::sync::ticket::{Ticket, Wait};
+use crate::sync::ticket::{enter_or_mark, update, Ticket, Turn, Wait};
+use crate::sync::{debug_lock, lock, poison_if, Poison};
 
 /// A lock that lets many readers or one writer at a time reach a `T`; see the module docs.
 ///
@@ -76,7 +75,7 @@ pub struct RwLock<T: ?Sized> {
     /// Readers, `WRITER` and `QUEUED` (see the module docs).
     state: AtomicUsize,
     queue: std::sync::Mutex<VecDeque<Waiting>>,
-    poisoned: AtomicBool,
+    poison: Poison,
     data: UnsafeCell<T>,
 }
 
@@ -102,14 +101,6 @@ struct Waiting {
     /// A writer to hand the lock to (`WRITER` set for it), instead of waking it to race.
     hand_over: bool,
 }
-
-/// How long a writer may lose the lock to others before it is handed the lock directly.
-const FAIR_AFTER: Duration = if cfg!(test) {
-    // This crate's unit tests hand over at the first lost race, to exercise that path.
-    Duration::ZERO
-} else {
-    Duration::from_millis(1)
-};
 
 const WRITER: usize = 1;
 const QUEUED: usize = 2;
@@ -139,20 +130,14 @@ impl<T> RwLock<T> {
         RwLock {
             state: AtomicUsize::new(0),
             queue: std::sync::Mutex::new(VecDeque::new()),
-            poisoned: AtomicBool::new(false),
+            poison: Poison::new(),
             data: UnsafeCell::new(t),
         }
     }
 
     /// The data, consuming the lock.
     pub fn into_inner(self) -> LockResult<T> {
-        let poisoned = self.poisoned.load(Ordering::Relaxed);
-        let t = self.data.into_inner();
-        if poisoned {
-            Err(PoisonError::new(t))
-        } else {
-            Ok(t)
-        }
+        poison_if(self.poison.is_set(), self.data.into_inner())
     }
 }
 
@@ -163,7 +148,7 @@ impl<T: ?Sized> RwLock<T> {
     /// Errs (still holding the access) if a writer panicked, like std.
     pub fn read(&self) -> LockResult<RwLockReadGuard<'_, T>> {
         self.acquire(Access::Read);
-        self.poison_check(RwLockReadGuard {
+        self.poison.check(RwLockReadGuard {
             lock: self,
             _data: PhantomData,
         })
@@ -175,7 +160,7 @@ impl<T: ?Sized> RwLock<T> {
     /// Errs (still holding the access) if a writer panicked, like std.
     pub fn write(&self) -> LockResult<RwLockWriteGuard<'_, T>> {
         self.acquire(Access::Write);
-        self.poison_check(self.write_guard())
+        self.poison.check(self.write_guard())
     }
 
     /// Takes shared access if that can be done now.
@@ -183,11 +168,12 @@ impl<T: ?Sized> RwLock<T> {
         if !self.try_read_now() {
             return Err(TryLockError::WouldBlock);
         }
-        self.poison_check(RwLockReadGuard {
-            lock: self,
-            _data: PhantomData,
-        })
-        .map_err(TryLockError::Poisoned)
+        self.poison
+            .check(RwLockReadGuard {
+                lock: self,
+                _data: PhantomData,
+            })
+            .map_err(TryLockError::Poisoned)
     }
 
     /// Takes exclusive access if that can be done now.
@@ -195,46 +181,31 @@ impl<T: ?Sized> RwLock<T> {
         if !self.try_write_now() {
             return Err(TryLockError::WouldBlock);
         }
-        self.poison_check(self.write_guard())
+        self.poison
+            .check(self.write_guard())
             .map_err(TryLockError::Poisoned)
     }
 
     /// Whether a writer panicked while holding the lock.
     pub fn is_poisoned(&self) -> bool {
-        self.poisoned.load(Ordering::Relaxed)
+        self.poison.is_set()
     }
 
     /// Clears the poison flag.
     pub fn clear_poison(&self) {
-        self.poisoned.store(false, Ordering::Relaxed);
+        self.poison.clear();
     }
 
     /// The data, through exclusive access to the lock (no locking needed).
     pub fn get_mut(&mut self) -> LockResult<&mut T> {
-        let poisoned = self.poisoned.load(Ordering::Relaxed);
-        let t = self.data.get_mut();
-        if poisoned {
-            Err(PoisonError::new(t))
-        } else {
-            Ok(t)
-        }
+        self.poison.check(self.data.get_mut())
     }
 
     fn write_guard(&self) -> RwLockWriteGuard<'_, T> {
         RwLockWriteGuard {
             lock: self,
-            // The coroutine's own panics poison, not those of another coroutine of the worker
-            // parked mid-unwind (see `crate::panicking`).
-            panicking: crate::panicking(),
+            panicking: Poison::enter(),
             _data: PhantomData,
-        }
-    }
-
-    fn poison_check<G>(&self, guard: G) -> LockResult<G> {
-        if self.poisoned.load(Ordering::Relaxed) {
-            Err(PoisonError::new(guard))
-        } else {
-            Ok(guard)
         }
     }
 
@@ -280,53 +251,24 @@ impl<T: ?Sized> RwLock<T> {
     /// (see the module docs).
     #[cold]
     fn wait_for(&self, access: Access) {
-        // When this caller first queued: a writer woken to race again and losing keeps it.
-        let mut queued_at: Option<Instant> = None;
+        let mut turn = Turn::default();
         loop {
             let (ticket, hand_over) = {
                 let mut q = lock(&self.queue);
-                let mut s = self.state.load(Ordering::Relaxed);
-                loop {
-                    let (next, got) = match access {
-                        // Behind nobody: with `QUEUED` clear, `queue` is empty.
-                        Access::Read if s & (WRITER | QUEUED) == 0 => (s + READER, true),
-                        // A free lock, even past waiters (see "barging" in the module docs).
-                        Access::Write if s & !QUEUED == 0 => (s | WRITER, true),
-                        _ => (s | QUEUED, false),
-                    };
-                    match self.state.compare_exchange_weak(
-                        s,
-                        next,
-                        Ordering::Acquire,
-                        Ordering::Relaxed,
-                    ) {
-                        Ok(_) if got => return,
-                        Ok(_) => break,
-                        Err(now) => s = now,
-                    }
+                if enter_or_mark(&self.state, QUEUED, |s| match access {
+                    // Behind nobody: with `QUEUED` clear, `queue` is empty.
+                    Access::Read => (s & (WRITER | QUEUED) == 0).then_some(s + READER),
+                    // A free lock, even past waiters (see "barging" in the module docs).
+                    Access::Write => (s & !QUEUED == 0).then_some(s | WRITER),
+                }) {
+                    return;
                 }
                 let ticket = Ticket::new();
-                let hand_over = match queued_at {
-                    None => {
-                        queued_at = Some(Instant::now());
-                        q.push_back(Waiting {
-                            ticket: ticket.clone(),
-                            access,
-                            hand_over: false,
-                        });
-                        false
-                    }
-                    Some(t) => {
-                        // A writer woken to race, and the lock was taken first: to the front.
-                        let hand_over = t.elapsed() >= FAIR_AFTER;
-                        q.push_front(Waiting {
-                            ticket: ticket.clone(),
-                            access,
-                            hand_over,
-                        });
-                        hand_over
-                    }
-                };
+                let hand_over = turn.queue(&mut q, |hand_over| Waiting {
+                    ticket: ticket.clone(),
+                    access,
+                    hand_over,
+                });
                 (ticket, hand_over)
             };
             let mut withdraw = Withdraw {
@@ -359,23 +301,7 @@ impl<T: ?Sized> RwLock<T> {
 
     /// Takes the lock as a writer if no one holds it, whether or not others wait.
     fn try_write_free(&self) -> bool {
-        self.update(|s| (s & !QUEUED == 0).then_some(s | WRITER))
-    }
-
-    /// Moves `state` to `next(state)` by compare-exchange, while `next` gives a value; whether
-    /// it did.
-    fn update(&self, next: impl Fn(usize) -> Option<usize>) -> bool {
-        let mut s = self.state.load(Ordering::Relaxed);
-        while let Some(n) = next(s) {
-            match self
-                .state
-                .compare_exchange_weak(s, n, Ordering::Acquire, Ordering::Relaxed)
-            {
-                Ok(_) => return true,
-                Err(now) => s = now,
-            }
-        }
-        false
+        update(&self.state, |s| (s & !QUEUED == 0).then_some(s | WRITER))
     }
 
     /// Gives back `access`; serves the queue if anyone waits.
@@ -440,9 +366,9 @@ impl<T: ?Sized> RwLock<T> {
             let (access, hand_over) = (w.access, w.hand_over);
             // By compare-exchange: a writer woken earlier may take the lock at any moment.
             let served = match access {
-                Access::Read => self.update(|s| (s & WRITER == 0).then_some(s + READER)),
+                Access::Read => update(&self.state, |s| (s & WRITER == 0).then_some(s + READER)),
                 Access::Write if hand_over => {
-                    self.update(|s| (s & !QUEUED == 0).then_some(s | WRITER))
+                    update(&self.state, |s| (s & !QUEUED == 0).then_some(s | WRITER))
                 }
                 Access::Write => self.state.load(Ordering::Acquire) & !QUEUED == 0,
             };
@@ -502,9 +428,7 @@ impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
 
 impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
-        if !self.panicking && crate::panicking() {
-            self.lock.poisoned.store(true, Ordering::Relaxed);
-        }
+        self.lock.poison.leave(self.panicking);
         self.lock.unlock(Access::Write);
     }
 }
@@ -548,14 +472,7 @@ impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLockWriteGuard<'_, T> {
 
 impl<T: ?Sized + fmt::Debug> fmt::Debug for RwLock<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut d = f.debug_struct("RwLock");
-        match self.try_read() {
-            Ok(g) => d.field("data", &&*g),
-            Err(TryLockError::Poisoned(e)) => d.field("data", &&*e.into_inner()),
-            Err(TryLockError::WouldBlock) => d.field("data", &format_args!("<locked>")),
-        };
-        d.field("poisoned", &self.is_poisoned())
-            .finish_non_exhaustive()
+        debug_lock(f, "RwLock", self.try_read(), self.is_poisoned())
     }
 }
 
@@ -568,61 +485,5 @@ impl<T: Default> Default for RwLock<T> {
 impl<T> From<T> for RwLock<T> {
     fn from(t: T) -> Self {
         RwLock::new(t)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    use std::sync::Arc;
-
-    use super::RwLock;
-
-    /// Writers on two workers and plain threads, with every lost race turned into a hand-over
-    /// (`FAIR_AFTER` is zero here): never two inside at once, and an exact count.
-    #[test]
-    fn hand_overs_and_races_keep_writers_alone() {
-        const WRITES: u64 = 100_000;
-        fn write(lock: &RwLock<u64>, inside: &AtomicUsize) {
-            for i in 0..WRITES {
-                let mut g = lock.write().unwrap();
-                assert_eq!(
-                    inside.fetch_add(1, Ordering::SeqCst),
-                    0,
-                    "two writers at once"
-                );
-                *g += 1;
-                if i % 512 == 0 && crate::in_coroutine() {
-                    crate::yield_now();
-                }
-                inside.fetch_sub(1, Ordering::SeqCst);
-            }
-        }
-        let lock = Arc::new(RwLock::new(0u64));
-        let inside = Arc::new(AtomicUsize::new(0));
-        let rt = crate::Runtime::builder().workers(2).build().unwrap();
-        let (l, i) = (lock.clone(), inside.clone());
-        rt.block_on(move || {
-            let threads: Vec<_> = (0..2)
-                .map(|_| {
-                    let (l, i) = (l.clone(), i.clone());
-                    std::thread::spawn(move || write(&l, &i))
-                })
-                .collect();
-            let coroutines: Vec<_> = (0..4)
-                .map(|_| {
-                    let (l, i) = (l.clone(), i.clone());
-                    crate::spawn(move || write(&l, &i))
-                })
-                .collect();
-            for c in coroutines {
-                c.join().unwrap();
-            }
-            for t in threads {
-                t.join().unwrap();
-            }
-        });
-        drop(rt);
-        assert_eq!(*lock.write().unwrap(), 6 * WRITES);
     }
 }

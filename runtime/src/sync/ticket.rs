@@ -1,6 +1,7 @@
 //! A waiting party's place in a queue that is served by whoever releases what it waits for:
 //! the shared piece of [`Mutex`](super::Mutex), [`Condvar`](super::Condvar) and
-//! [`RwLock`](super::RwLock).
+//! [`RwLock`](super::RwLock); also the state-word steps and the queueing policy the two locks
+//! share (see "Protocol" in `mutex.rs`).
 //!
 //! # Protocol
 //!
@@ -19,9 +20,10 @@
 //! on what it was given: every owner does that in a drop guard, so an unwinding waiter does it
 //! too.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::park::{self, Park, Unparker};
 use crate::sync::lock;
@@ -97,6 +99,76 @@ impl Ticket {
             } else {
                 park::park_uncancellable(deadline);
             }
+        }
+    }
+}
+
+/// How long a lock's waiter, woken to race for the free lock, may keep losing it to others
+/// before it is handed the lock directly. Zero in this crate's unit tests, so that every lost
+/// race is followed by a hand-over and that path is exercised.
+pub(crate) const FAIR_AFTER: Duration = if cfg!(test) {
+    Duration::ZERO
+} else {
+    Duration::from_millis(1)
+};
+
+/// Where a lock's waiter queues, over the rounds of one wait: at the back the first time; at
+/// the front after it was woken to race for the lock and beaten to it, and marked to be handed
+/// the lock once it has waited [`FAIR_AFTER`].
+#[derive(Default)]
+pub(crate) struct Turn {
+    since: Option<Instant>,
+}
+
+impl Turn {
+    /// Queues `entry(hand_over)` in `q` for this round; returns `hand_over`.
+    pub(crate) fn queue<E>(&mut self, q: &mut VecDeque<E>, entry: impl FnOnce(bool) -> E) -> bool {
+        match self.since {
+            None => {
+                self.since = Some(Instant::now());
+                q.push_back(entry(false));
+                false
+            }
+            Some(t) => {
+                let hand_over = t.elapsed() >= FAIR_AFTER;
+                q.push_front(entry(hand_over));
+                hand_over
+            }
+        }
+    }
+}
+
+/// Moves `state` to `next(state)` by compare-exchange while `next` gives a value (looking again
+/// whenever the state changed meanwhile); whether it did.
+pub(crate) fn update(state: &AtomicUsize, next: impl Fn(usize) -> Option<usize>) -> bool {
+    let mut s = state.load(Ordering::Relaxed);
+    while let Some(n) = next(s) {
+        match state.compare_exchange_weak(s, n, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(now) => s = now,
+        }
+    }
+    false
+}
+
+/// For a lock's slow path, under its queue's lock: moves `state` to `enter(state)` if that
+/// gives a value (the caller is in: `true`), or else sets the `queued` bit (the caller must
+/// queue: `false`), by compare-exchange, looking again whenever the state changed meanwhile (a
+/// holder releasing sees the bit, or the caller sees the release).
+pub(crate) fn enter_or_mark(
+    state: &AtomicUsize,
+    queued: usize,
+    enter: impl Fn(usize) -> Option<usize>,
+) -> bool {
+    let mut s = state.load(Ordering::Relaxed);
+    loop {
+        let (next, entered) = match enter(s) {
+            Some(n) => (n, true),
+            None => (s | queued, false),
+        };
+        match state.compare_exchange_weak(s, next, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return entered,
+            Err(now) => s = now,
         }
     }
 }
