@@ -683,6 +683,7 @@ pub fn in_coroutine() -> bool {
 /// ```
 /// coact_runtime::run(|| assert!(!coact_runtime::panicking()));
 /// ```
+#[inline]
 pub fn panicking() -> bool {
     worker::unwinding_now().unwrap_or_else(std::thread::panicking)
 }

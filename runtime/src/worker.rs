@@ -1198,6 +1198,7 @@ pub(crate) fn unwinding_at_park() -> Option<bool> {
 /// fibers of this worker are parked mid-unwind (their panics raise the thread's flag too);
 /// then the answer is the caller's own as of its last park (it may have begun to unwind since,
 /// which this cannot see). `None` outside a fiber, where the thread's flag is exact.
+#[inline]
 pub(crate) fn unwinding_now() -> Option<bool> {
     if !std::thread::panicking() {
         return Some(false);

@@ -6,7 +6,8 @@
 //! its operation count; the cells of one round run one after another, rounds repeat `--runs`
 //! times (default 5) and the median of each cell is printed.
 //!
-//! Usage: `cargo run --release -p coact-benches --bin locks [-- --runs N] [--quick]`.
+//! Usage: `cargo run --release -p coact-benches --bin locks [-- --runs N] [--quick] [--only
+//! SUBSTR]` (`--only` keeps the rows whose name contains SUBSTR).
 
 #![forbid(unsafe_code)]
 
@@ -258,6 +259,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let mut runs = 5usize;
     let mut scale = 1u64;
+    let mut only: Option<String> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -269,7 +271,10 @@ fn main() {
                     .expect("--runs needs a positive number")
             }
             "--quick" => scale = 10,
-            other => panic!("locks: unknown argument {other}; usage: locks [--runs N] [--quick]"),
+            "--only" => only = args.next(),
+            other => panic!(
+                "locks: unknown argument {other}; usage: locks [--runs N] [--quick] [--only SUBSTR]"
+            ),
         }
     }
     let rows = [
@@ -344,6 +349,10 @@ fn main() {
             std: std_barrier,
         },
     ];
+    let rows: Vec<Row> = rows
+        .into_iter()
+        .filter(|r| only.as_ref().is_none_or(|o| r.name.contains(o.as_str())))
+        .collect();
     let mut times = vec![(Vec::new(), Vec::new()); rows.len()];
     for _ in 0..runs {
         for (row, t) in rows.iter().zip(times.iter_mut()) {

@@ -35,6 +35,7 @@ impl Poison {
         Poison(std::sync::atomic::AtomicBool::new(false))
     }
 
+    #[inline]
     pub(crate) fn is_set(&self) -> bool {
         self.0.load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -44,17 +45,20 @@ impl Poison {
     }
 
     /// `t`, as an error if the lock is poisoned.
+    #[inline]
     pub(crate) fn check<T>(&self, t: T) -> LockResult<T> {
         poison_if(self.is_set(), t)
     }
 
     /// Whether the caller is panicking as it takes the lock: its guard keeps it for
     /// [`Poison::leave`].
+    #[inline]
     pub(crate) fn enter() -> bool {
         crate::panicking()
     }
 
     /// For a guard's drop: poisons the lock if its holder began to panic while holding it.
+    #[inline]
     pub(crate) fn leave(&self, panicking_at_enter: bool) {
         if !panicking_at_enter && crate::panicking() {
             self.0.store(true, std::sync::atomic::Ordering::Relaxed);
@@ -63,6 +67,7 @@ impl Poison {
 }
 
 /// `t`, as an error if `poisoned`.
+#[inline]
 pub(crate) fn poison_if<T>(poisoned: bool, t: T) -> LockResult<T> {
     if poisoned {
         Err(PoisonError::new(t))
