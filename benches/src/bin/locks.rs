@@ -351,7 +351,7 @@ fn main() {
     ];
     let rows: Vec<Row> = rows
         .into_iter()
-        .filter(|r| only.as_ref().is_none_or(|o| r.name.contains(o.as_str())))
+        .filter(|r| only.as_ref().map_or(true, |o| r.name.contains(o.as_str())))
         .collect();
     let mut times = vec![(Vec::new(), Vec::new()); rows.len()];
     for _ in 0..runs {
