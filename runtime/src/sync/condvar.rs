@@ -193,6 +193,8 @@ impl Condvar {
         // Returning: a notification that arrived as the time ran out counts as a wake-up.
         withdraw.armed = false;
         let notified = withdraw.take_back();
+        drop(withdraw);
+        ticket.recycle();
         let timed_out = WaitTimeoutResult(!notified);
         map_guard(mutex.lock(), |g| (g, timed_out))
     }

@@ -182,23 +182,18 @@ impl<T: ?Sized> Mutex<T> {
             // A cancelled coroutine that is unwinding still needs the lock (there is no error
             // to return), so it waits like any other; the holder releases it as its own stack
             // unwinds.
-            match ticket.wait(None, !std::thread::panicking()) {
-                Wait::Granted => {
-                    withdraw.done = true;
-                    if hand_over {
-                        return;
-                    }
-                    // Woken to race for the free lock.
-                    if self.try_barge() {
-                        return;
-                    }
-                }
-                Wait::Cancelled | Wait::TimedOut => {
-                    // The guard gives up our place (or passes on a wake or lock we got).
-                    drop(withdraw);
-                    park::cancelled();
-                    unreachable!("a cancellable wait is only made when not unwinding")
-                }
+            if ticket.wait(None, !std::thread::panicking()) != Wait::Granted {
+                // The guard gives up our place (or passes on a wake or lock we got).
+                drop(withdraw);
+                park::cancelled();
+                unreachable!("a cancellable wait is only made when not unwinding")
+            }
+            withdraw.done = true;
+            drop(withdraw);
+            ticket.recycle();
+            // Handed the lock, or woken to race for it while it is free.
+            if hand_over || self.try_barge() {
+                return;
             }
         }
     }

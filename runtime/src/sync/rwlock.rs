@@ -280,21 +280,19 @@ impl<T: ?Sized> RwLock<T> {
             };
             // A cancelled coroutine that is unwinding still needs the lock (there is no error
             // to return), so it waits like any other.
-            match ticket.wait(None, !std::thread::panicking()) {
-                Wait::Granted => {
-                    withdraw.armed = false;
-                    // Readers and handed-over writers hold the lock already; a writer woken to
-                    // race takes it if it is still free.
-                    if access == Access::Read || hand_over || self.try_write_free() {
-                        return;
-                    }
-                }
-                Wait::Cancelled | Wait::TimedOut => {
-                    // The guard gives up our place (or passes on what we were given).
-                    drop(withdraw);
-                    park::cancelled();
-                    unreachable!("a cancellable wait is only made when not unwinding")
-                }
+            if ticket.wait(None, !std::thread::panicking()) != Wait::Granted {
+                // The guard gives up our place (or passes on what we were given).
+                drop(withdraw);
+                park::cancelled();
+                unreachable!("a cancellable wait is only made when not unwinding")
+            }
+            withdraw.armed = false;
+            drop(withdraw);
+            ticket.recycle();
+            // Readers and handed-over writers hold the lock already; a writer woken to race
+            // takes it if it is still free.
+            if access == Access::Read || hand_over || self.try_write_free() {
+                return;
             }
         }
     }

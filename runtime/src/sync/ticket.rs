@@ -50,14 +50,38 @@ pub(crate) enum Wait {
     Cancelled,
 }
 
+thread_local! {
+    /// A ticket's cell left by the last wait on this thread, for the next one (a wait in a loop
+    /// then allocates nothing). Kept without an unparker, so it holds no runtime alive.
+    static SPARE: std::cell::Cell<Option<Arc<Cell>>> = const { std::cell::Cell::new(None) };
+}
+
 impl Ticket {
     /// A ticket for the caller (a coroutine or a plain thread).
     pub(crate) fn new() -> Ticket {
+        let unparker = Some(park::current());
+        if let Some(mut cell) = SPARE.take() {
+            if let Some(c) = Arc::get_mut(&mut cell) {
+                *c.unparker.get_mut().unwrap_or_else(|e| e.into_inner()) = unparker;
+                *c.granted.get_mut() = false;
+                return Ticket { cell };
+            }
+        }
         Ticket {
             cell: Arc::new(Cell {
-                unparker: std::sync::Mutex::new(Some(park::current())),
+                unparker: std::sync::Mutex::new(unparker),
                 granted: AtomicBool::new(false),
             }),
+        }
+    }
+
+    /// Leaves the ticket's cell for this thread's next wait, if no copy of it is left anywhere
+    /// (the owner's queue may still hold one for a moment after the grant: then it is freed).
+    pub(crate) fn recycle(self) {
+        let mut cell = self.cell;
+        if let Some(c) = Arc::get_mut(&mut cell) {
+            *c.unparker.get_mut().unwrap_or_else(|e| e.into_inner()) = None;
+            SPARE.set(Some(cell));
         }
     }
 
