@@ -3,9 +3,10 @@
 //!
 //! Each test parks coroutines in one blocking operation — `recv`, `send` on a full channel (and
 //! on a rendezvous), `select`, a one-hour `sleep`, `Mutex::lock` on a mutex held by another parked
-//! coroutine, `Condvar::wait`, `RwLock::read` and `write`, `JoinHandle::join` — with whatever could release them (senders, receivers) kept
-//! alive *outside* the runtime, so that cancellation is the only way out. Each coroutine owns a
-//! `DropCounter`; after `drop(Runtime)` (or the end of `coact::run`) the count must be exact.
+//! coroutine, `Condvar::wait`, `RwLock::read` and `write`, `Barrier::wait`, `JoinHandle::join` —
+//! with whatever could release them (senders, receivers) kept alive *outside* the runtime, so
+//! that cancellation is the only way out. Each coroutine owns a `DropCounter`; after
+//! `drop(Runtime)` (or the end of `coact::run`) the count must be exact.
 //!
 //! Also: a panicking coroutine is reported through `join` as `Err(payload)` and the runtime keeps
 //! working; a panic in `coact::run`'s closure propagates out of `coact::run`.
@@ -20,7 +21,7 @@ use std::time::Duration;
 
 use coact::select::Select;
 use coact::sync::mpsc::{channel, sync_channel, Sender};
-use coact::sync::{oneshot, Condvar, Mutex, RwLock};
+use coact::sync::{oneshot, Barrier, Condvar, Mutex, RwLock};
 use common::{bounded, panic_message, runtime, DropCounter};
 
 /// What a test's setup hands to the coroutines it parks.
@@ -329,6 +330,28 @@ fn setup_rwlock(probe: &Probe) -> (Keep, usize) {
 #[test]
 fn coroutines_parked_in_rwlock_read_and_write_are_unwound() {
     check(setup_rwlock);
+}
+
+fn setup_barrier(probe: &Probe) -> (Keep, usize) {
+    let (ready_tx, ready_rx) = channel();
+    let barrier = Arc::new(Barrier::new(4));
+    let parties: Vec<_> = (0..3)
+        .map(|_| {
+            let b = Arc::clone(&barrier);
+            park(probe, &ready_tx, move || {
+                b.wait(); // parks: the fourth party never comes
+            })
+        })
+        .collect();
+    for _ in 0..3 {
+        ready_rx.recv().unwrap();
+    }
+    (Box::new((barrier, parties)), 3)
+}
+
+#[test]
+fn coroutines_parked_at_a_barrier_are_unwound() {
+    check(setup_barrier);
 }
 
 fn setup_join(probe: &Probe) -> (Keep, usize) {

@@ -163,7 +163,8 @@ impl<T: ?Sized> RwLock<T> {
         self.poison.check(self.write_guard())
     }
 
-    /// Takes shared access if that can be done now.
+    /// Takes shared access if that can be done now: no writer holds the lock and nobody waits
+    /// for it (a reader does not go past a waiting writer, as with std's).
     pub fn try_read(&self) -> TryLockResult<RwLockReadGuard<'_, T>> {
         if !self.try_read_now() {
             return Err(TryLockError::WouldBlock);
@@ -176,7 +177,7 @@ impl<T: ?Sized> RwLock<T> {
             .map_err(TryLockError::Poisoned)
     }
 
-    /// Takes exclusive access if that can be done now.
+    /// Takes exclusive access if that can be done now: nobody holds the lock or waits for it.
     pub fn try_write(&self) -> TryLockResult<RwLockWriteGuard<'_, T>> {
         if !self.try_write_now() {
             return Err(TryLockError::WouldBlock);
