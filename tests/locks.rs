@@ -1,5 +1,5 @@
-//! `coact::sync::{Condvar, RwLock, Barrier}`: std's semantics, from coroutines and plain threads
-//! mixed, on 1, 2 and 4 workers. (Cancellation of coroutines parked in them is in `cancel.rs`;
+//! `coact::sync::{Condvar, RwLock, Barrier, OnceLock, LazyLock}`: std's semantics, from
+//! coroutines and plain threads mixed, on 1, 2 and 4 workers. (Cancellation of coroutines parked in them is in `cancel.rs`;
 //! the `Mutex` they build on is in `lessons.rs`.)
 
 mod common;
@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use coact::sync::mpsc::channel;
-use coact::sync::{Barrier, Condvar, Mutex, RwLock, TryLockError};
+use coact::sync::{Barrier, Condvar, LazyLock, Mutex, OnceLock, RwLock, TryLockError};
 use common::{bounded, on_workers, WORKER_COUNTS};
 
 // ---------------------------------------------------------------------------------------------
@@ -712,6 +712,115 @@ fn barrier_of_one_party_never_waits() {
             let b = Barrier::new(n);
             assert!(b.wait().is_leader());
             assert!(b.wait().is_leader());
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// OnceLock and LazyLock
+// ---------------------------------------------------------------------------------------------
+
+/// An initialiser that parks (it waits for a message) while 20 coroutines of the same worker
+/// and two plain threads ask for the value: they all wait, the initialiser runs once, and all
+/// get its value. (With std's `OnceLock` the second coroutine would block the worker thread
+/// and the initialiser could never be resumed: a deadlock.)
+#[test]
+fn once_lock_initialiser_that_parks_runs_once_while_the_others_wait() {
+    for workers in WORKER_COUNTS {
+        let runs = on_workers(workers, || {
+            let cell: Arc<OnceLock<u64>> = Arc::new(OnceLock::new());
+            let runs = Arc::new(AtomicUsize::new(0));
+            let (go_tx, go_rx) = channel::<u64>();
+            let go_rx = Arc::new(Mutex::new(go_rx));
+            let (asked_tx, asked_rx) = channel();
+            let ask = {
+                let (cell, runs, go_rx, asked_tx) =
+                    (cell.clone(), runs.clone(), go_rx.clone(), asked_tx.clone());
+                move || {
+                    asked_tx.send(()).unwrap();
+                    *cell.get_or_init(|| {
+                        runs.fetch_add(1, Ordering::SeqCst);
+                        go_rx.lock().unwrap().recv().unwrap() // parks
+                    })
+                }
+            };
+            let coroutines: Vec<_> = (0..20).map(|_| coact::spawn(ask.clone())).collect();
+            let threads: Vec<_> = (0..2).map(|_| thread::spawn(ask.clone())).collect();
+            for _ in 0..22 {
+                asked_rx.recv().unwrap();
+            }
+            assert_eq!(
+                cell.get(),
+                None,
+                "nobody has the value before the initialiser ends"
+            );
+            go_tx.send(42).unwrap();
+            for c in coroutines {
+                assert_eq!(c.join().unwrap(), 42);
+            }
+            for t in threads {
+                assert_eq!(t.join().unwrap(), 42);
+            }
+            assert_eq!(
+                cell.set(7),
+                Err(7),
+                "set on a full cell gives the value back"
+            );
+            runs.load(Ordering::SeqCst)
+        });
+        assert_eq!(runs, 1, "workers={workers}");
+    }
+}
+
+/// An initialiser that panics leaves the cell empty: the panic goes to its caller, and the next
+/// caller runs its own initialiser. `set`, `take` and `into_inner` behave as std's.
+#[test]
+fn once_lock_stays_empty_after_a_panicking_initialiser() {
+    on_workers(2, || {
+        let cell: Arc<OnceLock<String>> = Arc::new(OnceLock::new());
+        let c = cell.clone();
+        let failed = coact::spawn(move || {
+            c.get_or_init(|| panic!("initialiser fails"));
+        });
+        assert!(failed.join().is_err());
+        assert_eq!(cell.get(), None);
+        assert_eq!(cell.get_or_init(|| "second".to_string()), "second");
+        let mut cell = Arc::try_unwrap(cell).unwrap();
+        assert_eq!(cell.take().as_deref(), Some("second"));
+        assert_eq!(cell.set("third".to_string()), Ok(()));
+        assert_eq!(cell.into_inner().as_deref(), Some("third"));
+    });
+}
+
+static SQUARES: LazyLock<Vec<u64>> = LazyLock::new(|| (0..100).map(|i| i * i).collect());
+
+/// A `static` `LazyLock` used from coroutines on several workers and from threads: computed once,
+/// the same value for everyone.
+#[test]
+fn lazy_lock_static_is_computed_once_for_coroutines_and_threads() {
+    for workers in WORKER_COUNTS {
+        let sum = on_workers(workers, || {
+            let coroutines: Vec<_> = (0..8).map(|_| coact::spawn(|| SQUARES[10])).collect();
+            let threads: Vec<_> = (0..2).map(|_| thread::spawn(|| SQUARES[10])).collect();
+            let mut sum: u64 = coroutines.into_iter().map(|h| h.join().unwrap()).sum();
+            sum += threads.into_iter().map(|h| h.join().unwrap()).sum::<u64>();
+            sum
+        });
+        assert_eq!(sum, 10 * 100, "workers={workers}");
+    }
+    assert_eq!(SQUARES.len(), 100);
+}
+
+/// A `LazyLock` whose initialiser panicked stays poisoned: every later use panics, as std's.
+#[test]
+fn lazy_lock_is_poisoned_by_a_panicking_initialiser() {
+    on_workers(1, || {
+        let lazy: Arc<LazyLock<u32, Box<dyn FnOnce() -> u32 + Send>>> =
+            Arc::new(LazyLock::new(Box::new(|| panic!("no value"))));
+        for _ in 0..2 {
+            let l = lazy.clone();
+            let r = coact::spawn(move || **l).join();
+            assert!(r.is_err());
         }
     });
 }

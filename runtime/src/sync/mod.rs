@@ -1,19 +1,23 @@
 //! Synchronisation that works from coroutines and plain threads alike.
 //!
-//! [`mpsc`] mirrors `std::sync::mpsc`; [`Mutex`], [`Condvar`], [`RwLock`] and [`Barrier`]
-//! mirror their namesakes in `std::sync`; [`oneshot`] carries exactly one value (a reply). A
+//! [`mpsc`] mirrors `std::sync::mpsc`; [`Mutex`], [`Condvar`], [`RwLock`], [`Barrier`],
+//! [`OnceLock`] and [`LazyLock`] mirror their namesakes in `std::sync`; [`oneshot`] carries
+//! exactly one value (a reply). A
 //! blocking call made from a coroutine parks only that coroutine (its worker runs others
 //! meanwhile); made from a plain thread, it blocks the thread. Both kinds of caller can share
 //! one channel or lock.
 //!
 //! Use these, not std's, in coroutines: a std lock or condition variable that blocks blocks the
-//! whole worker thread, and every coroutine on it (the watchdog reports such stalls).
+//! whole worker thread, and every coroutine on it (the watchdog reports such stalls); a std
+//! `OnceLock` or `LazyLock` whose initialiser parks deadlocks the worker when a second coroutine
+//! of it touches the cell meanwhile.
 
 mod barrier;
 mod condvar;
 mod fastlock;
 pub mod mpsc;
 mod mutex;
+mod once;
 pub mod oneshot;
 mod rwlock;
 mod ticket;
@@ -22,6 +26,7 @@ pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use fastlock::{FastGuard, FastLock};
 pub use mutex::{Mutex, MutexGuard};
+pub use once::{LazyLock, OnceLock};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 
