@@ -15,6 +15,25 @@ use coact::sync::mpsc::channel;
 use coact::sync::{Barrier, Condvar, LazyLock, Mutex, OnceLock, RwLock, TryLockError};
 use common::{bounded, on_workers, WORKER_COUNTS};
 
+/// The traits std's versions have, so that code moves over unchanged: shared across threads,
+/// and usable from `catch_unwind` without `AssertUnwindSafe` (poisoning reports a panic).
+#[test]
+fn locks_have_the_traits_of_std_s() {
+    fn shared<T: Send + Sync + std::panic::UnwindSafe + std::panic::RefUnwindSafe>() {}
+    shared::<Mutex<Vec<u8>>>();
+    shared::<RwLock<Vec<u8>>>();
+    shared::<Condvar>();
+    shared::<Barrier>();
+    shared::<OnceLock<Vec<u8>>>();
+    shared::<LazyLock<Vec<u8>>>();
+    let m = Mutex::new(1);
+    let r = std::panic::catch_unwind(|| {
+        let _g = m.lock().unwrap();
+        panic!("poisons");
+    });
+    assert!(r.is_err() && m.is_poisoned());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Condvar
 // ---------------------------------------------------------------------------------------------

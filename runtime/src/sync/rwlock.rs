@@ -87,6 +87,11 @@ unsafe impl<T: ?Sized + Send> Send for RwLock<T> {}
 // SAFETY: as above.
 unsafe impl<T: ?Sized + Send + Sync> Sync for RwLock<T> {}
 
+// As std's: a writer's panic poisons the lock, so code that catches the panic sees that the
+// data may be half-updated.
+impl<T: ?Sized> std::panic::UnwindSafe for RwLock<T> {}
+impl<T: ?Sized> std::panic::RefUnwindSafe for RwLock<T> {}
+
 /// What a waiting party wants.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Access {
