@@ -1,4 +1,4 @@
-//! `coact::sync::{Condvar, RwLock, Barrier, OnceLock, LazyLock}`: std's semantics, from
+//! `coact::sync::{Condvar, RwLock, Barrier, Once, OnceLock, LazyLock}`: std's semantics, from
 //! coroutines and plain threads mixed, on 1, 2 and 4 workers. (Cancellation of coroutines parked in them is in `cancel.rs`;
 //! the `Mutex` they build on is in `lessons.rs`.)
 
@@ -12,7 +12,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use coact::sync::mpsc::channel;
-use coact::sync::{Barrier, Condvar, LazyLock, Mutex, OnceLock, RwLock, TryLockError};
+use coact::sync::{Barrier, Condvar, LazyLock, Mutex, Once, OnceLock, RwLock, TryLockError};
 use common::{bounded, on_workers, WORKER_COUNTS};
 
 /// The traits std's versions have, so that code moves over unchanged: shared across threads,
@@ -24,6 +24,7 @@ fn locks_have_the_traits_of_std_s() {
     shared::<RwLock<Vec<u8>>>();
     shared::<Condvar>();
     shared::<Barrier>();
+    shared::<Once>();
     shared::<OnceLock<Vec<u8>>>();
     shared::<LazyLock<Vec<u8>>>();
     let m = Mutex::new(1);
@@ -842,4 +843,53 @@ fn lazy_lock_is_poisoned_by_a_panicking_initialiser() {
             assert!(r.is_err());
         }
     });
+}
+
+/// `Once::call_once` from 10 coroutines and 2 threads, its closure parking: it runs once and
+/// every caller returns after it completed. A panicking closure poisons the `Once`:
+/// `call_once` then panics, `call_once_force` runs (told so) and clears it.
+#[test]
+fn once_runs_its_closure_once_and_is_poisoned_by_a_panic() {
+    for workers in [1, 2] {
+        on_workers(workers, || {
+            let once = Arc::new(Once::new());
+            let runs = Arc::new(AtomicUsize::new(0));
+            let call = {
+                let (once, runs) = (once.clone(), runs.clone());
+                move || {
+                    once.call_once(|| {
+                        coact::yield_now(); // parks: the others wait for it
+                        runs.fetch_add(1, Ordering::SeqCst);
+                    });
+                    assert!(once.is_completed());
+                    runs.load(Ordering::SeqCst)
+                }
+            };
+            let coroutines: Vec<_> = (0..10).map(|_| coact::spawn(call.clone())).collect();
+            let threads: Vec<_> = (0..2).map(|_| thread::spawn(call.clone())).collect();
+            for c in coroutines {
+                assert_eq!(c.join().unwrap(), 1);
+            }
+            for t in threads {
+                assert_eq!(t.join().unwrap(), 1);
+            }
+
+            let once = Arc::new(Once::new());
+            let o = once.clone();
+            assert!(coact::spawn(move || o.call_once(|| panic!("fails")))
+                .join()
+                .is_err());
+            assert!(!once.is_completed());
+            let o = once.clone();
+            assert!(
+                coact::spawn(move || o.call_once(|| ())).join().is_err(),
+                "poisoned"
+            );
+            let mut told = None;
+            once.call_once_force(|state| told = Some(state.is_poisoned()));
+            assert_eq!(told, Some(true));
+            assert!(once.is_completed());
+            once.call_once(|| unreachable!("completed already"));
+        });
+    }
 }

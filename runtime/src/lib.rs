@@ -50,7 +50,7 @@
 //! # Blocking calls, in and out of coroutines
 //!
 //! [`sync::mpsc`], [`sync::Mutex`], [`sync::Condvar`], [`sync::RwLock`], [`sync::Barrier`],
-//! [`sync::OnceLock`] and [`sync::LazyLock`] mirror std's and work from coroutines and from
+//! [`sync::Once`], [`sync::OnceLock`] and [`sync::LazyLock`] mirror std's and work from coroutines and from
 //! plain threads at once, as does [`sync::oneshot`], a channel for one value (a reply);
 //! [`select::Select`] and [`select!`] wait on several channels; [`time::sleep`] parks a
 //! coroutine. From a plain thread each of them blocks the thread, as std's would.

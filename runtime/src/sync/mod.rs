@@ -1,16 +1,15 @@
 //! Synchronisation that works from coroutines and plain threads alike.
 //!
 //! [`mpsc`] mirrors `std::sync::mpsc`; [`Mutex`], [`Condvar`], [`RwLock`], [`Barrier`],
-//! [`OnceLock`] and [`LazyLock`] mirror their namesakes in `std::sync`; [`oneshot`] carries
-//! exactly one value (a reply). A
-//! blocking call made from a coroutine parks only that coroutine (its worker runs others
-//! meanwhile); made from a plain thread, it blocks the thread. Both kinds of caller can share
-//! one channel or lock.
+//! [`Once`], [`OnceLock`] and [`LazyLock`] mirror their namesakes in `std::sync`; [`oneshot`]
+//! carries exactly one value (a reply). A blocking call made from a coroutine parks only that
+//! coroutine (its worker runs others meanwhile); made from a plain thread, it blocks the
+//! thread. Both kinds of caller can share one channel or lock.
 //!
 //! Use these, not std's, in coroutines: a std lock or condition variable that blocks blocks the
 //! whole worker thread, and every coroutine on it (the watchdog reports such stalls); a std
-//! `OnceLock` or `LazyLock` whose initialiser parks deadlocks the worker when a second coroutine
-//! of it touches the cell meanwhile.
+//! `Once`, `OnceLock` or `LazyLock` whose initialiser parks deadlocks the worker when a second
+//! coroutine of it touches the cell meanwhile.
 
 mod barrier;
 mod condvar;
@@ -26,7 +25,7 @@ pub use barrier::{Barrier, BarrierWaitResult};
 pub use condvar::{Condvar, WaitTimeoutResult};
 pub use fastlock::{FastGuard, FastLock};
 pub use mutex::{Mutex, MutexGuard};
-pub use once::{LazyLock, OnceLock};
+pub use once::{LazyLock, Once, OnceLock, OnceState};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 

@@ -1,5 +1,5 @@
-//! One-time initialisation with `std::sync::OnceLock`'s and `LazyLock`'s API, for coroutines
-//! and plain threads at once.
+//! One-time initialisation with `std::sync::Once`'s, `OnceLock`'s and `LazyLock`'s API, for
+//! coroutines and plain threads at once.
 //!
 //! std's versions make every other caller wait for a running initialiser by blocking its
 //! thread. In a coroutine that is a deadlock as soon as the initialiser parks (reads from a
@@ -11,8 +11,128 @@
 //! its own wait never happens) and read without any lock once set.
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::sync::Mutex;
+
+/// Runs one closure once, however many callers ask; see the module docs.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// use coact_runtime::sync::Once;
+///
+/// static SETUP: Once = Once::new();
+/// static RUNS: AtomicUsize = AtomicUsize::new(0);
+///
+/// coact_runtime::run(|| {
+///     let hs: Vec<_> = (0..4)
+///         .map(|_| {
+///             coact_runtime::spawn(|| {
+///                 SETUP.call_once(|| {
+///                     coact_runtime::yield_now(); // the others park until this returns
+///                     RUNS.fetch_add(1, Ordering::SeqCst);
+///                 })
+///             })
+///         })
+///         .collect();
+///     hs.into_iter().for_each(|h| h.join().unwrap());
+/// });
+/// assert!(SETUP.is_completed());
+/// assert_eq!(RUNS.load(Ordering::SeqCst), 1);
+/// ```
+pub struct Once {
+    done: AtomicBool,
+    /// A closure panicked (or its coroutine was cancelled) before the first one completed.
+    poisoned: AtomicBool,
+    /// Held while a closure runs.
+    run: Mutex<()>,
+}
+
+/// What [`Once::call_once_force`] tells its closure.
+#[derive(Debug)]
+pub struct OnceState {
+    poisoned: bool,
+}
+
+impl OnceState {
+    /// Whether an earlier closure of this `Once` panicked.
+    pub fn is_poisoned(&self) -> bool {
+        self.poisoned
+    }
+}
+
+impl Once {
+    /// A `Once` whose closure has not run.
+    pub const fn new() -> Once {
+        Once {
+            done: AtomicBool::new(false),
+            poisoned: AtomicBool::new(false),
+            run: Mutex::new(()),
+        }
+    }
+
+    /// Runs `f` if no closure of this `Once` has completed yet; returns once one has (another
+    /// caller's running meanwhile is waited for: the coroutine parks, a thread blocks).
+    ///
+    /// # Panics
+    /// If an earlier closure panicked (the `Once` is poisoned), as std's does.
+    pub fn call_once<F: FnOnce()>(&self, f: F) {
+        if !self.is_completed() {
+            self.call(false, |_| f());
+        }
+    }
+
+    /// Like [`call_once`](Once::call_once), but runs `f` even if the `Once` is poisoned (it is
+    /// told so); completing clears the poison.
+    pub fn call_once_force<F: FnOnce(&OnceState)>(&self, f: F) {
+        if !self.is_completed() {
+            self.call(true, f);
+        }
+    }
+
+    /// Whether a closure has completed.
+    pub fn is_completed(&self) -> bool {
+        self.done.load(Ordering::Acquire)
+    }
+
+    fn call(&self, force: bool, f: impl FnOnce(&OnceState)) {
+        // The mutex's own poison is ours to judge, by `poisoned`.
+        let _run = self.run.lock().unwrap_or_else(|e| e.into_inner());
+        if self.is_completed() {
+            return;
+        }
+        let poisoned = self.poisoned.load(Ordering::Relaxed);
+        if poisoned && !force {
+            panic!("coact: Once instance has previously been poisoned");
+        }
+        /// Poisons the `Once` if the closure does not return.
+        struct Unwinding<'a>(&'a AtomicBool);
+        impl Drop for Unwinding<'_> {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let unwinding = Unwinding(&self.poisoned);
+        f(&OnceState { poisoned });
+        std::mem::forget(unwinding);
+        self.poisoned.store(false, Ordering::Relaxed);
+        self.done.store(true, Ordering::Release);
+    }
+}
+
+impl Default for Once {
+    fn default() -> Once {
+        Once::new()
+    }
+}
+
+impl fmt::Debug for Once {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Once")
+            .field("completed", &self.is_completed())
+            .finish_non_exhaustive()
+    }
+}
 
 /// A cell written at most once; see the module docs.
 ///
