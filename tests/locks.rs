@@ -641,6 +641,38 @@ fn rwlock_writers_are_alone_by_every_route_and_count_exactly() {
     }
 }
 
+/// A downgraded write guard keeps the lock (no writer gets in between) and lets the reader
+/// waiting behind it in at once: the two meet at a barrier only readers holding the lock
+/// together can pass, and the reader sees the write.
+#[test]
+fn rwlock_downgrade_keeps_the_lock_and_lets_waiting_readers_in() {
+    for workers in [1, 2] {
+        on_workers(workers, || {
+            let lock = Arc::new(RwLock::new(0u32));
+            let barrier = Arc::new(Barrier::new(2));
+            let mut w = lock.write().unwrap();
+            *w = 1;
+            let (arriving_tx, arriving_rx) = channel();
+            let (l, b) = (lock.clone(), barrier.clone());
+            let reader = coact::spawn(move || {
+                arriving_tx.send(()).unwrap();
+                let g = l.read().unwrap(); // queued behind the writer
+                b.wait();
+                *g
+            });
+            arriving_rx.recv().unwrap();
+            // On two workers the reader may not have queued yet; either way it gets in.
+            let r = coact::sync::RwLockWriteGuard::downgrade(w);
+            assert_eq!(*r, 1);
+            assert!(lock.try_write().is_err(), "still held, for reading");
+            barrier.wait(); // both hold the read lock here
+            assert_eq!(reader.join().unwrap(), 1);
+            drop(r);
+            assert!(lock.try_write().is_ok(), "nothing left held or queued");
+        });
+    }
+}
+
 /// A writer that panics poisons the lock (reads and writes then err, still giving access); a
 /// reader that panics does not.
 #[test]

@@ -430,6 +430,26 @@ impl<T: ?Sized> Drop for RwLockReadGuard<'_, T> {
     }
 }
 
+impl<'a, T: ?Sized> RwLockWriteGuard<'a, T> {
+    /// Turns exclusive access into shared access without letting go: no writer can come in
+    /// between, and readers waiting at the front of the queue are let in with it.
+    pub fn downgrade(guard: Self) -> RwLockReadGuard<'a, T> {
+        let lock = guard.lock;
+        // Not a release: no poisoning, no unlock.
+        std::mem::forget(guard);
+        // `WRITER` is set (it is ours): adding `READER - WRITER` swaps it for one reader,
+        // keeping `QUEUED`.
+        let before = lock.state.fetch_add(READER - WRITER, Ordering::Release);
+        if before & QUEUED != 0 {
+            lock.release_and_serve(None);
+        }
+        RwLockReadGuard {
+            lock,
+            _data: PhantomData,
+        }
+    }
+}
+
 impl<T: ?Sized> Drop for RwLockWriteGuard<'_, T> {
     fn drop(&mut self) {
         self.lock.poison.leave(self.panicking);
