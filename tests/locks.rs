@@ -922,6 +922,55 @@ fn once_runs_its_closure_once_and_is_poisoned_by_a_panic() {
             assert_eq!(told, Some(true));
             assert!(once.is_completed());
             once.call_once(|| unreachable!("completed already"));
+            once.wait();
+        });
+    }
+}
+
+/// `Once::wait` parks until another party's closure completes (never running one itself), and
+/// panics if that closure panicked; `wait_force` returns then.
+#[test]
+fn once_wait_parks_until_the_closure_completes_or_panics() {
+    for workers in [1, 2] {
+        on_workers(workers, || {
+            let once = Arc::new(Once::new());
+            let (go_tx, go_rx) = channel::<()>();
+            let (waiting_tx, waiting_rx) = channel();
+            let waiters: Vec<_> = (0..3)
+                .map(|_| {
+                    let (once, waiting_tx) = (once.clone(), waiting_tx.clone());
+                    coact::spawn(move || {
+                        waiting_tx.send(()).unwrap();
+                        once.wait();
+                        once.is_completed()
+                    })
+                })
+                .collect();
+            for _ in 0..3 {
+                waiting_rx.recv().unwrap();
+            }
+            let o = once.clone();
+            let runner = coact::spawn(move || o.call_once(|| go_rx.recv().unwrap()));
+            go_tx.send(()).unwrap();
+            runner.join().unwrap();
+            for w in waiters {
+                assert!(w.join().unwrap());
+            }
+
+            let once = Arc::new(Once::new());
+            let (o1, o2) = (once.clone(), once.clone());
+            let (waiting_tx, waiting_rx) = channel();
+            let strict = coact::spawn(move || {
+                waiting_tx.send(()).unwrap();
+                o1.wait()
+            });
+            waiting_rx.recv().unwrap();
+            assert!(coact::spawn(move || o2.call_once(|| panic!("fails")))
+                .join()
+                .is_err());
+            assert!(strict.join().is_err(), "wait panics on a poisoned Once");
+            once.wait_force();
+            assert!(!once.is_completed());
         });
     }
 }

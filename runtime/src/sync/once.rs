@@ -13,7 +13,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::sync::Mutex;
+use crate::sync::{Condvar, Mutex};
 
 /// Runs one closure once, however many callers ask; see the module docs.
 ///
@@ -46,6 +46,8 @@ pub struct Once {
     poisoned: AtomicBool,
     /// Held while a closure runs.
     run: Mutex<()>,
+    /// Notified when a closure completes or panics, for [`Once::wait`].
+    ended: Condvar,
 }
 
 /// What [`Once::call_once_force`] tells its closure.
@@ -68,6 +70,7 @@ impl Once {
             done: AtomicBool::new(false),
             poisoned: AtomicBool::new(false),
             run: Mutex::new(()),
+            ended: Condvar::new(),
         }
     }
 
@@ -95,6 +98,39 @@ impl Once {
         self.done.load(Ordering::Acquire)
     }
 
+    /// Waits (parking a coroutine, blocking a thread) until a closure has completed, without
+    /// running one.
+    ///
+    /// # Panics
+    /// If the `Once` is poisoned, or becomes so while this waits.
+    pub fn wait(&self) {
+        self.wait_inner(false);
+    }
+
+    /// Like [`wait`](Once::wait), but also returns when the `Once` is poisoned.
+    pub fn wait_force(&self) {
+        self.wait_inner(true);
+    }
+
+    fn wait_inner(&self, force: bool) {
+        if self.is_completed() {
+            return;
+        }
+        let mut run = self.run.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if self.is_completed() {
+                return;
+            }
+            if self.poisoned.load(Ordering::Relaxed) {
+                if force {
+                    return;
+                }
+                panic!("coact: Once instance has previously been poisoned");
+            }
+            run = self.ended.wait(run).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
     fn call(&self, force: bool, f: impl FnOnce(&OnceState)) {
         // The mutex's own poison is ours to judge, by `poisoned`.
         let _run = self.run.lock().unwrap_or_else(|e| e.into_inner());
@@ -105,18 +141,20 @@ impl Once {
         if poisoned && !force {
             panic!("coact: Once instance has previously been poisoned");
         }
-        /// Poisons the `Once` if the closure does not return.
-        struct Unwinding<'a>(&'a AtomicBool);
+        /// Poisons the `Once` if the closure does not return, and tells the waiters.
+        struct Unwinding<'a>(&'a Once);
         impl Drop for Unwinding<'_> {
             fn drop(&mut self) {
-                self.0.store(true, Ordering::Relaxed);
+                self.0.poisoned.store(true, Ordering::Relaxed);
+                self.0.ended.notify_all();
             }
         }
-        let unwinding = Unwinding(&self.poisoned);
+        let unwinding = Unwinding(self);
         f(&OnceState { poisoned });
         std::mem::forget(unwinding);
         self.poisoned.store(false, Ordering::Relaxed);
         self.done.store(true, Ordering::Release);
+        self.ended.notify_all();
     }
 }
 
