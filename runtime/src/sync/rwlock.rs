@@ -218,19 +218,9 @@ impl<T: ?Sized> RwLock<T> {
     /// Adds a reader while no writer holds the lock and nobody waits.
     #[inline]
     fn try_read_now(&self) -> bool {
-        let mut s = self.state.load(Ordering::Relaxed);
-        while s & (WRITER | QUEUED) == 0 {
-            match self.state.compare_exchange_weak(
-                s,
-                s + READER,
-                Ordering::Acquire,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return true,
-                Err(now) => s = now,
-            }
-        }
-        false
+        update(&self.state, |s| {
+            (s & (WRITER | QUEUED) == 0).then_some(s + READER)
+        })
     }
 
     /// Takes the lock as a writer if nobody holds it or waits.
