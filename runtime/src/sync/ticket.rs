@@ -107,15 +107,13 @@ impl Ticket {
     /// Parks until the ticket is granted, `deadline` passes or the coroutine is cancelled. A
     /// wait that is not `cancellable` (one made while unwinding, which must not unwind twice)
     /// ignores cancellation and ends only by a grant or its deadline.
+    ///
+    /// The clock is read only after a park: a deadline already past makes the park return at
+    /// once (as the channels' waits do), and most waits end by a grant before their deadline.
     pub(crate) fn wait(&self, deadline: Option<Instant>, cancellable: bool) -> Wait {
-        loop {
-            // A spurious or stale unpark leaves the unparker in place: only the grant takes it.
-            if self.granted() {
-                return Wait::Granted;
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Wait::TimedOut;
-            }
+        // A spurious or stale unpark leaves the unparker in place: only the grant takes it, so
+        // parking again needs no new registration.
+        while !self.granted() {
             if cancellable {
                 if park::park(deadline) == Park::Cancelled {
                     return Wait::Cancelled;
@@ -123,7 +121,14 @@ impl Ticket {
             } else {
                 park::park_uncancellable(deadline);
             }
+            if self.granted() {
+                break;
+            }
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Wait::TimedOut;
+            }
         }
+        Wait::Granted
     }
 }
 
@@ -164,6 +169,7 @@ impl Turn {
 
 /// Moves `state` to `next(state)` by compare-exchange while `next` gives a value (looking again
 /// whenever the state changed meanwhile); whether it did.
+#[inline]
 pub(crate) fn update(state: &AtomicUsize, next: impl Fn(usize) -> Option<usize>) -> bool {
     let mut s = state.load(Ordering::Relaxed);
     while let Some(n) = next(s) {
