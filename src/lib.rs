@@ -20,11 +20,12 @@
 
 /// `select` is both the module of `Select` and the `select!` macro; `barrier` holds the
 /// asymmetric memory barriers the runtime and the actors build on.
-pub use coact_runtime::{barrier, select, sync, time};
+pub use coact_runtime::{barrier, offload, select, sync, time};
 pub use coact_runtime::{
     current_coroutine, current_worker, in_coroutine, live_coroutines, panicking, run, spawn,
     spawn_detached, try_spawn, yield_now, Builder, Cancelled, CoroutineId, CoroutineIdSlot, Handle,
-    JoinHandle, Runnable, Runtime, Stall, DEFAULT_STACK_SIZE,
+    JoinHandle, Runnable, Runtime, Stall, DEFAULT_OFFLOAD_KEEP_ALIVE, DEFAULT_OFFLOAD_THREADS,
+    DEFAULT_STACK_SIZE,
 };
 
 /// Networking: the coroutine-aware sockets of [`coact_runtime::net`] (`TcpStream`,

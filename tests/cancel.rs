@@ -3,7 +3,8 @@
 //!
 //! Each test parks coroutines in one blocking operation — `recv`, `send` on a full channel (and
 //! on a rendezvous), `select`, a one-hour `sleep`, `Mutex::lock` on a mutex held by another parked
-//! coroutine, `Condvar::wait`, `RwLock::read` and `write`, `Barrier::wait`, `JoinHandle::join` —
+//! coroutine, `Condvar::wait`, `RwLock::read` and `write`, `Barrier::wait`, `JoinHandle::join`,
+//! `offload` —
 //! with whatever could release them (senders, receivers) kept alive *outside* the runtime, so
 //! that cancellation is the only way out. Each coroutine owns a `DropCounter`; after
 //! `drop(Runtime)` (or the end of `coact::run`) the count must be exact.
@@ -368,6 +369,27 @@ fn setup_join(probe: &Probe) -> (Keep, usize) {
     (Box::new((tx, outer)), 2)
 }
 
+/// The job blocks until its coroutine is unwound (the coroutine holds the job's release and
+/// drops it as it unwinds): the wait must end by cancellation, not by the job's return. The
+/// runtime's drop then waits for the job (`offload.rs` checks that).
+fn setup_offload(probe: &Probe) -> (Keep, usize) {
+    let (ready_tx, ready_rx) = channel();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let h = park(probe, &ready_tx, move || {
+        let _release = release_tx;
+        coact::offload(move || {
+            let _ = release_rx.recv();
+        });
+    });
+    ready_rx.recv().unwrap();
+    (Box::new(h), 1)
+}
+
+#[test]
+fn coroutine_parked_in_offload_is_unwound() {
+    check(setup_offload);
+}
+
 #[test]
 fn coroutine_parked_in_join_is_unwound() {
     check(setup_join);
@@ -378,7 +400,7 @@ fn setup_everything(probe: &Probe) -> (Keep, usize) {
     let mut keep: Vec<Keep> = Vec::new();
     let mut guards = 0;
     for _ in 0..10 {
-        let setups: [Setup; 8] = [
+        let setups: [Setup; 9] = [
             setup_recv,
             setup_send,
             setup_select,
@@ -387,6 +409,7 @@ fn setup_everything(probe: &Probe) -> (Keep, usize) {
             setup_condvar,
             setup_rwlock,
             setup_join,
+            setup_offload,
         ];
         for setup in setups {
             let (k, g) = setup(probe);

@@ -89,6 +89,7 @@ pub mod barrier;
 mod fiber;
 mod join;
 pub mod net;
+pub mod offload;
 mod park;
 mod reactor;
 mod runtime;
@@ -100,6 +101,7 @@ pub mod time;
 mod watchdog;
 mod worker;
 
+pub use offload::{offload, DEFAULT_OFFLOAD_KEEP_ALIVE, DEFAULT_OFFLOAD_THREADS};
 pub use park::Cancelled;
 pub use runtime::{
     current_coroutine, current_worker, in_coroutine, panicking, run, spawn, spawn_detached,

@@ -37,6 +37,8 @@ pub struct Builder {
     max_stacks: Option<usize>,
     stall_threshold: Option<Duration>,
     on_stall: StallHook,
+    offload_threads: usize,
+    offload_keep_alive: Duration,
 }
 
 impl std::fmt::Debug for Builder {
@@ -46,6 +48,8 @@ impl std::fmt::Debug for Builder {
             .field("stack_size", &self.stack_size)
             .field("max_stacks", &self.max_stacks)
             .field("stall_threshold", &self.stall_threshold)
+            .field("offload_threads", &self.offload_threads)
+            .field("offload_keep_alive", &self.offload_keep_alive)
             .finish_non_exhaustive()
     }
 }
@@ -92,6 +96,25 @@ impl Builder {
         self
     }
 
+    /// Caps the threads of the runtime's offload pool, which runs the closures given to
+    /// [`offload`](crate::offload()) (default [`DEFAULT_OFFLOAD_THREADS`]; at least 1). Jobs
+    /// past the cap wait for a thread in order of arrival.
+    ///
+    /// [`DEFAULT_OFFLOAD_THREADS`]: crate::DEFAULT_OFFLOAD_THREADS
+    pub fn offload_threads(mut self, n: usize) -> Self {
+        self.offload_threads = n.max(1);
+        self
+    }
+
+    /// Sets how long an idle offload thread waits for a job before it exits (default
+    /// [`DEFAULT_OFFLOAD_KEEP_ALIVE`]).
+    ///
+    /// [`DEFAULT_OFFLOAD_KEEP_ALIVE`]: crate::DEFAULT_OFFLOAD_KEEP_ALIVE
+    pub fn offload_keep_alive(mut self, keep_alive: Duration) -> Self {
+        self.offload_keep_alive = keep_alive;
+        self
+    }
+
     /// Starts the worker threads (and the watchdog thread).
     pub fn build(self) -> io::Result<Runtime> {
         let workers = match self.workers {
@@ -109,7 +132,12 @@ impl Builder {
         // activation, a channel's release) take their cheap branch from the start.
         crate::barrier::init();
         let max_stacks = self.max_stacks.unwrap_or_else(stack::default_max_stacks);
-        let (shared, parts) = Shared::new(workers, self.stack_size, max_stacks)?;
+        let (shared, parts) = Shared::new(
+            workers,
+            self.stack_size,
+            max_stacks,
+            (self.offload_threads, self.offload_keep_alive),
+        )?;
         // Built first, so that an error below tears down what already started (by dropping
         // it) before it is reported.
         let mut rt = Runtime {
@@ -134,8 +162,9 @@ impl Builder {
 /// A set of worker threads running coroutines.
 ///
 /// Dropping the runtime ends it: every coroutine still alive is cancelled (the blocking call
-/// it waits in unwinds its stack, so its destructors run), unstarted ones are dropped, and the
-/// worker threads are joined.
+/// it waits in unwinds its stack, so its destructors run), unstarted ones are dropped, the
+/// worker threads are joined, and then the drop waits for the jobs handed to
+/// [`offload`](crate::offload()) to return (see [`offload`](crate::offload) on the pool).
 ///
 /// ```
 /// use coact_runtime::{Runtime, spawn};
@@ -171,6 +200,8 @@ impl Runtime {
             max_stacks: None,
             stall_threshold: Some(Duration::from_millis(100)),
             on_stall: Arc::new(watchdog::print_stall),
+            offload_threads: crate::offload::DEFAULT_OFFLOAD_THREADS,
+            offload_keep_alive: crate::offload::DEFAULT_OFFLOAD_KEEP_ALIVE,
         }
     }
 
@@ -232,6 +263,11 @@ impl Runtime {
     pub fn workers(&self) -> usize {
         self.shared.remotes.len()
     }
+
+    /// The number of offload pool threads alive now (see [`offload`](crate::offload())).
+    pub fn offload_threads(&self) -> usize {
+        self.shared.pool.threads()
+    }
 }
 
 impl Drop for Runtime {
@@ -245,7 +281,9 @@ impl Drop for Runtime {
             }
         }
         if own {
-            // Joining our own worker would deadlock: the workers finish on their own.
+            // Joining our own worker would deadlock: the workers finish on their own, and so
+            // do the offload threads once their jobs are done.
+            self.shared.pool.close();
             return;
         }
         for t in self.threads.drain(..) {
@@ -253,6 +291,8 @@ impl Drop for Runtime {
             let _ = t.join();
         }
         self.shared.drain_injector();
+        // After the workers: destructors of cancelled coroutines may offload too.
+        self.shared.pool.close_and_wait();
     }
 }
 
@@ -283,6 +323,11 @@ impl Handle {
     /// ```
     pub fn workers(&self) -> usize {
         self.shared.remotes.len()
+    }
+
+    /// The number of offload pool threads alive now (see [`offload`](crate::offload())).
+    pub fn offload_threads(&self) -> usize {
+        self.shared.pool.threads()
     }
 
     /// Spawns a coroutine on the runtime.

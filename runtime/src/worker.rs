@@ -195,6 +195,8 @@ pub(crate) struct Shared {
     pub(crate) id: u64,
     /// The origin of the workers' backlog stamps (`Remote::backlog_since`).
     epoch: Instant,
+    /// Threads for thread-blocking calls (see [`crate::offload`]).
+    pub(crate) pool: Arc<crate::offload::Pool>,
 }
 
 /// Every runtime of the process that is still alive, by id: how a [`CoroutineId`], which
@@ -274,6 +276,7 @@ impl Shared {
         workers: usize,
         stack_size: usize,
         max_stacks: usize,
+        offload: (usize, Duration),
     ) -> std::io::Result<(Arc<Shared>, Vec<WorkerParts>)> {
         let mut remotes = Vec::with_capacity(workers);
         let mut parts = Vec::with_capacity(workers);
@@ -306,6 +309,7 @@ impl Shared {
             max_stacks,
             id,
             epoch: Instant::now(),
+            pool: Arc::new(crate::offload::Pool::new(offload.0, offload.1, id)),
         });
         crate::sync::lock(&RUNTIMES).push((id, Arc::downgrade(&shared)));
         Ok((shared, parts))
