@@ -277,3 +277,46 @@ fn a_coroutine_unwinding_at_the_end_of_its_runtime_can_still_offload() {
         });
     }
 }
+
+/// Sockets take host names: the lookup runs on the pool (a pool thread appears), while an
+/// address written as numbers is read in place (none does).
+#[test]
+fn sockets_look_host_names_up_on_the_pool_and_read_literals_in_place() {
+    use coact::net::{lookup_host, TcpListener, TcpStream};
+    use std::io::{Read, Write};
+    bounded(|| {
+        let rt = common::runtime(1);
+        let port = rt.block_on(|| {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let port = listener.local_addr().unwrap().port();
+            coact::spawn_detached(move || {
+                for _ in 0..2 {
+                    let (mut s, _) = listener.accept().unwrap();
+                    s.write_all(b"hi").unwrap();
+                }
+            });
+            let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+            let mut buf = [0; 2];
+            s.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"hi");
+            port
+        });
+        assert_eq!(rt.offload_threads(), 0, "a numeric address was looked up");
+        rt.block_on(move || {
+            // "localhost" may also name ::1, where nothing listens: connect tries each.
+            let mut s = TcpStream::connect(format!("localhost:{port}")).unwrap();
+            let mut buf = [0; 2];
+            s.read_exact(&mut buf).unwrap();
+            assert_eq!(&buf, b"hi");
+            let addrs: Vec<_> = lookup_host(("localhost", port)).unwrap().collect();
+            assert!(addrs
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == port));
+        });
+        assert!(
+            rt.offload_threads() >= 1,
+            "a host name was looked up on the worker"
+        );
+        drop(rt);
+    });
+}

@@ -71,7 +71,9 @@
 //!
 //! Calls that block the OS thread (`std::sync::Mutex::lock` under contention, std's `Condvar`
 //! waits, `std::thread::sleep`, blocking file or DNS I/O) stall every coroutine of that worker. Use
-//! this crate's versions. A stack overflow aborts the process with a message naming it; give
+//! this crate's versions; for a call that has none (file I/O, a blocking FFI call, a long
+//! computation), [`offload()`] runs it on the runtime's pool of threads while only the calling
+//! coroutine waits. [`net`]'s sockets look host names up there themselves. A stack overflow aborts the process with a message naming it; give
 //! coroutines that recurse deeply a bigger [`Builder::stack_size`]. `std::thread::panicking()`
 //! belongs to the worker thread: another coroutine parked mid-unwind on that worker raises it
 //! for all of them; [`panicking()`] answers for the calling coroutine (see its caveat).
@@ -81,10 +83,12 @@
 //! The runtime prints nothing. What it has to report goes out as
 //! [`tracing`](https://docs.rs/tracing) events: the watchdog's stall warnings (target
 //! `coact::watchdog`; [`Builder::on_stall`] takes them instead), and, target `coact`, running
-//! out of coroutine stacks and coroutines still stuck in destructors when a runtime ends.
+//! out of coroutine stacks and coroutines still stuck in destructors when a runtime ends;
+//! target `coact::offload`, an offload thread that could not be started.
 //! Install a `tracing` subscriber to see them. (A stack overflow is the exception: it aborts
 //! the process with a message on stderr, since nothing else can run at that point.)
 
+mod addr;
 pub mod barrier;
 mod fiber;
 mod join;

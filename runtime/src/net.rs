@@ -47,13 +47,15 @@ use std::cell::Cell;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::marker::PhantomData;
-use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::net::{Shutdown, SocketAddr};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use crate::reactor::{Direction, IoSlot};
+
+pub use crate::addr::{lookup_host, ToSocketAddrs};
 
 /// The accept backlog of every listener: a burst of thousands of connects is queued by the
 /// kernel (capped by `net.core.somaxconn`) instead of being refused.
@@ -141,7 +143,7 @@ impl TcpStream {
     }
 
     /// Connects to the first of `addr`'s addresses that accepts. A refused connection is an
-    /// error. (Name lookup, if `addr` needs one, blocks the thread: pass socket addresses.)
+    /// error. A host name is looked up on the runtime's offload pool (see [`lookup_host`]).
     pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
         each_addr(addr, |a| TcpStream::connect_deadline(a, None))
     }
@@ -591,7 +593,7 @@ impl UdpSocket {
     /// Sends a datagram to `addr`.
     pub fn send_to<A: ToSocketAddrs>(&self, buf: &[u8], addr: A) -> io::Result<usize> {
         let addr = addr
-            .to_socket_addrs()?
+            .resolve()?
             .next()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address to send to"))?;
         self.slot.blocking(true, self.write_timeout.deadline(), || {
@@ -656,7 +658,7 @@ fn each_addr<A: ToSocketAddrs, T>(
     mut f: impl FnMut(SocketAddr) -> io::Result<T>,
 ) -> io::Result<T> {
     let mut last = None;
-    for a in addr.to_socket_addrs()? {
+    for a in addr.resolve()? {
         match f(a) {
             Ok(t) => return Ok(t),
             Err(e) => last = Some(e),

@@ -38,7 +38,8 @@ impl fmt::Display for Stall {
             "coact: worker {} has run one coroutine for {} ms without it blocking or yielding; \
              every other coroutine on that worker waits. Look for a thread-blocking call \
              (std::thread::sleep, std::sync::Mutex, blocking file or DNS I/O) or a long \
-             computation; use coact's versions, or yield_now() in long loops",
+             computation; use coact's versions, coact::offload for calls that have none, \
+             or yield_now() in long loops",
             self.worker,
             self.running_for.as_millis()
         )
