@@ -164,7 +164,7 @@ impl Builder {
 /// Dropping the runtime ends it: every coroutine still alive is cancelled (the blocking call
 /// it waits in unwinds its stack, so its destructors run), unstarted ones are dropped, the
 /// worker threads are joined, and then the drop waits for the jobs handed to
-/// [`offload`](crate::offload()) to return (see [`offload`](crate::offload) on the pool).
+/// [`offload`](crate::offload()) to return (see [the module docs](mod@crate::offload) on the pool).
 ///
 /// ```
 /// use coact_runtime::{Runtime, spawn};
