@@ -77,7 +77,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use coact_runtime::sync::mpsc::{Receiver, SyncSender, TryRecvError};
-use coact_runtime::{barrier, Cancelled, CoroutineId, CoroutineIdSlot, Handle};
+use coact_runtime::{barrier, Cancelled, CoroutineId, CoroutineIdSlot, Handle, Label};
 
 use crate::reason::{panic_text, ActorId, Down, StopReason};
 use crate::slot::{Held, Slot};
@@ -239,6 +239,8 @@ pub(crate) struct Cell<A: Actor> {
     /// is empty (see `go_idle`). The actor's own address keeps the mailbox open anyway, so this
     /// changes nothing about when it disconnects.
     probe: SyncSender<A::Msg>,
+    /// What its activations are labelled with in the watchdog's stall reports: the actor's type.
+    label: Label,
 }
 
 /// What only the activation touches (there is at most one activation at a time).
@@ -270,6 +272,7 @@ pub(crate) fn new_cell<A: Actor>(
         lease: Held::new(None),
         handle,
         probe: tx.clone(),
+        label: Label::of::<A>(),
         inner: Held::new(Inner {
             actor: Some(actor),
             rx: Some(rx),
@@ -382,6 +385,7 @@ enum Outcome {
 fn activate<A: Actor>(mut cell: Arc<Cell<A>>) {
     let me = coact_runtime::current_coroutine();
     cell.common.set_running(me);
+    coact_runtime::set_label(Some(cell.label));
     // Messages handled by this activation (it yields to its worker every `BATCH`).
     let mut handled = 0u32;
     loop {

@@ -20,22 +20,31 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::label::Label;
 use crate::worker::Shared;
 
 /// A worker that ran one coroutine for longer than the stall threshold.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stall {
     /// The worker's index.
     pub worker: usize,
     /// How long it had been running the same coroutine when it was noticed.
     pub running_for: Duration,
+    /// That coroutine's label, if it set one ([`set_label`](crate::set_label); an actor's
+    /// activation is labelled with the actor's type).
+    pub label: Option<Label>,
 }
 
 impl fmt::Display for Stall {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let what = match self.label {
+            Some(l) => format!("`{l}`"),
+            None => "one coroutine".to_string(),
+        };
         write!(
             f,
-            "coact: worker {} has run one coroutine for {} ms without it blocking or yielding; \
+            "coact: worker {} has run {what} for {} ms without it blocking or yielding; \
              every other coroutine on that worker waits. Look for a thread-blocking call \
              (std::thread::sleep, std::sync::Mutex, blocking file or DNS I/O) or a long \
              computation; use coact's versions, coact::offload for calls that have none, \
@@ -87,6 +96,8 @@ pub(crate) fn start(
                         hook(&Stall {
                             worker: i,
                             running_for: now.duration_since(*since),
+                            // Published before the resume that has not moved since.
+                            label: Label::from_id(r.label.load(Ordering::Relaxed)),
                         });
                     }
                 }
