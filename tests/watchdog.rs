@@ -70,6 +70,24 @@ fn a_stall_report_names_the_coroutine_s_label() {
     assert!(stall.to_string().contains("`tests::ledger`"), "{stall}");
 }
 
+/// A label names the stretch of work up to the coroutine's next park or yield: a stall after
+/// that is not reported under it.
+#[test]
+fn a_label_does_not_outlive_the_coroutine_s_next_park() {
+    let label = coact::Label::new("tests::before-the-park");
+    let stalls = stalls_of(move || {
+        coact::set_label(Some(label));
+        coact::yield_now();
+        // The blocking call under test.
+        std::thread::sleep(Duration::from_millis(400));
+    });
+    assert!(!stalls.is_empty(), "the stall was reported");
+    assert!(
+        stalls.iter().all(|s| s.label.is_none()),
+        "a stale label: {stalls:?}"
+    );
+}
+
 /// An actor's activations are labelled with its type, so a handler that blocks its thread is
 /// reported by name.
 #[test]

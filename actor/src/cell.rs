@@ -239,8 +239,6 @@ pub(crate) struct Cell<A: Actor> {
     /// is empty (see `go_idle`). The actor's own address keeps the mailbox open anyway, so this
     /// changes nothing about when it disconnects.
     probe: SyncSender<A::Msg>,
-    /// What its activations are labelled with in the watchdog's stall reports: the actor's type.
-    label: Label,
 }
 
 /// What only the activation touches (there is at most one activation at a time).
@@ -272,7 +270,6 @@ pub(crate) fn new_cell<A: Actor>(
         lease: Held::new(None),
         handle,
         probe: tx.clone(),
-        label: Label::of::<A>(),
         inner: Held::new(Inner {
             actor: Some(actor),
             rx: Some(rx),
@@ -385,7 +382,9 @@ enum Outcome {
 fn activate<A: Actor>(mut cell: Arc<Cell<A>>) {
     let me = coact_runtime::current_coroutine();
     cell.common.set_running(me);
-    coact_runtime::set_label(Some(cell.label));
+    // A handler that stalls the worker is reported by the actor's name (the label lasts until
+    // the activation first parks; see `Label`).
+    coact_runtime::set_label(Some(Label::of::<A>()));
     // Messages handled by this activation (it yields to its worker every `BATCH`).
     let mut handled = 0u32;
     loop {

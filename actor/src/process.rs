@@ -14,7 +14,7 @@ use coact_runtime::select::Select;
 use coact_runtime::sync::mpsc::{
     sync_channel, Receiver, RecvTimeoutError, SyncSender, TryRecvError,
 };
-use coact_runtime::{Cancelled, Handle, Label};
+use coact_runtime::{Cancelled, Handle};
 
 use crate::cell::{orphaned, Common, Control, KILL, ORPHANED, STOP};
 use crate::reason::{panic_text, StopReason};
@@ -159,8 +159,6 @@ where
     let spawned = handle.try_spawn(move || {
         let ctl = run_ctl;
         ctl.common.set_running(coact_runtime::current_coroutine());
-        // Named after the body's type: a closure's names where it was written.
-        coact_runtime::set_label(Some(Label::of::<F>()));
         let reason = if ctl.common.flags.load(Ordering::Acquire) & KILL != 0 {
             drop(inbox);
             StopReason::Killed

@@ -1,7 +1,7 @@
 //! Labels: names for what a coroutine does, shown in the watchdog's stall reports.
 
 use std::any::TypeId;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::fmt;
 use std::num::NonZeroU32;
@@ -13,9 +13,12 @@ use crate::worker;
 /// A name for what a coroutine does, shown in the watchdog's stall reports.
 ///
 /// A [`Stall`](crate::Stall) says which worker is stuck; to say *what* is stuck, a coroutine
-/// names itself with [`set_label`]. The actor layer does it for every activation (with the
-/// actor's type), so a handler that blocks its thread is reported by name. A label is
-/// interned once and costs a `u32` to set, so naming an activation adds two stores to it.
+/// labels what it is about to do with [`set_label`], and a stall that begins before it next
+/// parks or yields is reported with that label (a coroutine that loops over blocking calls,
+/// such as a process actor's `recv` loop, labels each turn). Each activation of a handler
+/// actor is labelled with the actor's type, so a handler that blocks its thread or computes
+/// for long before it first waits is reported by name. A label is interned once; setting one
+/// is a store, and nothing else in the runtime pays for labels.
 /// `Copy`, compared by identity: two labels made from the same text are equal.
 ///
 /// ```
@@ -23,8 +26,7 @@ use crate::worker;
 ///
 /// let label = Label::new("billing::Ledger");
 /// coact_runtime::run(move || {
-///     set_label(Some(label)); // a stall from here on is reported as `billing::Ledger`
-///     assert_eq!(coact_runtime::current_label(), Some(label));
+///     set_label(Some(label)); // a stall from here to the next park is reported by this name
 /// });
 /// assert_eq!(label.name(), "billing::Ledger");
 /// assert_eq!(Label::new("billing::Ledger"), label);
@@ -72,16 +74,34 @@ impl Label {
 
     /// The label named after type `T` (its [`type_name`](std::any::type_name)): what an
     /// actor's activations are labelled with. Cached per thread, so that only a thread's first
-    /// call for a type takes the table's lock.
+    /// call for a type takes the table's lock, and a run of calls for one type costs a
+    /// comparison each.
+    #[inline]
     pub fn of<T: ?Sized + 'static>() -> Label {
+        thread_local! {
+            /// The last type looked up: spawns come in runs of one type.
+            static LAST: Cell<Option<(TypeId, Label)>> = const { Cell::new(None) };
+        }
+        let ty = TypeId::of::<T>();
+        match LAST.with(Cell::get) {
+            Some((t, l)) if t == ty => l,
+            _ => {
+                let l = Label::of_slow(ty, std::any::type_name::<T>());
+                LAST.with(|c| c.set(Some((ty, l))));
+                l
+            }
+        }
+    }
+
+    #[cold]
+    fn of_slow(ty: TypeId, name: &'static str) -> Label {
         thread_local! {
             static BY_TYPE: RefCell<HashMap<TypeId, Label>> = RefCell::new(HashMap::new());
         }
-        let ty = TypeId::of::<T>();
         if let Some(l) = BY_TYPE.with(|m| m.borrow().get(&ty).copied()) {
             return l;
         }
-        let l = Label::new(std::any::type_name::<T>());
+        let l = Label::new(name);
         BY_TYPE.with(|m| m.borrow_mut().insert(ty, l));
         l
     }
@@ -92,6 +112,7 @@ impl Label {
     }
 
     /// The raw id, 0 standing for none (as the workers publish it).
+    #[inline]
     pub(crate) fn id(label: Option<Label>) -> u32 {
         label.map_or(0, |l| l.0.get())
     }
@@ -114,14 +135,10 @@ impl fmt::Display for Label {
     }
 }
 
-/// Labels the calling coroutine (`None` clears it) until it finishes or labels itself again;
-/// does nothing outside a coroutine. See [`Label`].
+/// Labels what the calling coroutine does now (`None` clears it), for the watchdog: a stall
+/// that begins before the coroutine next parks or yields is reported with this label. Does
+/// nothing outside a coroutine. See [`Label`].
 #[inline]
 pub fn set_label(label: Option<Label>) {
     worker::set_label(Label::id(label));
-}
-
-/// The calling coroutine's label, if it set one.
-pub fn current_label() -> Option<Label> {
-    worker::current_label().and_then(Label::from_id)
 }

@@ -106,7 +106,7 @@ pub mod time;
 mod watchdog;
 mod worker;
 
-pub use label::{current_label, set_label, Label};
+pub use label::{set_label, Label};
 pub use offload::{offload, DEFAULT_OFFLOAD_KEEP_ALIVE, DEFAULT_OFFLOAD_THREADS};
 pub use park::Cancelled;
 pub use runtime::{

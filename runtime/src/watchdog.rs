@@ -55,6 +55,16 @@ impl fmt::Display for Stall {
     }
 }
 
+/// The label recorded in `word` (see `Remote::label`) if it was set during the resume whose
+/// progress count is `progress`.
+fn stalled_label(word: u64, progress: u64) -> Option<Label> {
+    if word & 0xffff_ffff == progress & 0xffff_ffff {
+        Label::from_id((word >> 32) as u32)
+    } else {
+        None
+    }
+}
+
 /// What the watchdog calls for each stall.
 pub(crate) type StallHook = Arc<dyn Fn(&Stall) + Send + Sync>;
 
@@ -96,8 +106,7 @@ pub(crate) fn start(
                         hook(&Stall {
                             worker: i,
                             running_for: now.duration_since(*since),
-                            // Published before the resume that has not moved since.
-                            label: Label::from_id(r.label.load(Ordering::Relaxed)),
+                            label: stalled_label(r.label.load(Ordering::Relaxed), progress),
                         });
                     }
                 }

@@ -137,7 +137,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::sync::atomic::{fence, AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -242,9 +242,11 @@ pub(crate) struct Remote {
     /// Bumped before and after every fiber resume, so it is odd exactly while a fiber runs
     /// (read by the watchdog).
     pub(crate) progress: AtomicU64,
-    /// The running fiber's label id (see `label.rs`; 0 for none), for the watchdog's report.
-    /// Stored only when it changes: fibers without labels never touch it.
-    pub(crate) label: AtomicU32,
+    /// The last label a fiber of this worker set (see `label.rs`): its id in the high half,
+    /// and in the low half the low half of `progress` then. The watchdog names a stall with
+    /// it only if `progress` has not moved since: the label was set by the very resume that
+    /// stalls. Written only by `set_label`, so the resume path pays nothing for it.
+    pub(crate) label: AtomicU64,
 }
 
 impl Remote {
@@ -295,7 +297,7 @@ impl Shared {
                 backlog_since: AtomicU64::new(0),
                 watching: AtomicBool::new(false),
                 progress: AtomicU64::new(0),
-                label: AtomicU32::new(0),
+                label: AtomicU64::new(0),
             });
             parts.push(WorkerParts {
                 index,
@@ -417,8 +419,6 @@ struct Entry {
     cancelled: bool,
     /// Sequence number of the fiber's armed timer, or 0.
     timer: u64,
-    /// Its label id (see `label.rs`), 0 for none.
-    label: u32,
 }
 
 impl Entry {
@@ -447,8 +447,6 @@ pub(crate) struct Local {
     fibers: RefCell<Slab<Entry>>,
     /// This worker's copy of `Remote::progress` (it is the only writer).
     progress: Cell<u64>,
-    /// This worker's copy of `Remote::label` (it is the only writer).
-    label: Cell<u32>,
     /// Tasks the running fiber has chained since it was resumed (see [`chain_task`]).
     chained: Cell<u32>,
     /// Resumes left in this round before the next poll, nested ones included (see [`BUDGET`]
@@ -523,7 +521,6 @@ pub(crate) fn run_worker(shared: Arc<Shared>, parts: WorkerParts) {
         index: parts.index,
         fibers: RefCell::new(Slab::new()),
         progress: Cell::new(0),
-        label: Cell::new(0),
         chained: Cell::new(0),
         budget: Cell::new(0),
         lending: Cell::new(false),
@@ -910,7 +907,6 @@ impl Local {
             notified: false,
             cancelled: false,
             timer: 0,
-            label: 0,
         });
         let key = u32::try_from(key).expect("coact: more than 4 billion fibers on one worker");
         self.runq.borrow_mut().push_back(key);
@@ -924,30 +920,29 @@ impl Local {
         let outer_gen = self.current_gen.get();
         let outer_chained = self.chained.get();
         self.budget.set(self.budget.get().saturating_sub(1));
-        let (guard, input, gen, label, mut fiber) = {
+        let (guard, input, gen, mut fiber) = {
             let mut fibers = self.fibers.borrow_mut();
             let e = &mut fibers[key as usize];
             debug_assert_eq!(e.state, State::Scheduled);
             let input = e.run(self.shared.shutdown.load(Ordering::Relaxed));
             let fiber = e.fiber.take().expect("coact: a running fiber resumed");
-            (e.guard, input, e.gen, e.label, fiber)
+            (e.guard, input, e.gen, fiber)
         };
         self.current.set(key);
         self.current_gen.set(gen);
         stack::set_current_guard(guard);
-        // The watchdog's view: the count odd while a fiber runs (a nested resume steps by two:
-        // a fiber runs throughout), and the running fiber's label.
+        // Plain stores (this thread is the only writer): the watchdog's view of progress,
+        // odd while a fiber runs (a nested resume steps by two: a fiber runs throughout).
         let step = if outer == NONE { 1 } else { 2 };
-        let outer_label = self.label.get();
-        self.publish_label(label);
-        self.step_progress(step);
+        let progress = &self.remote().progress;
+        let p = self.progress.get().wrapping_add(step);
+        progress.store(p, Ordering::Relaxed);
+        self.progress.set(p);
         self.chained.set(0);
         let done = fiber.resume(input);
-        self.step_progress(step);
-        // After a top-level resume the label may stay: no fiber runs (the count is even).
-        if outer != NONE {
-            self.publish_label(outer_label);
-        }
+        let p = self.progress.get().wrapping_add(step);
+        progress.store(p, Ordering::Relaxed);
+        self.progress.set(p);
         if outer == NONE {
             stack::set_current_guard(Guard::default());
         } else {
@@ -967,24 +962,6 @@ impl Local {
         }
     }
 
-    /// Advances the progress count by `step` and publishes it (a plain store: this thread is
-    /// the only writer).
-    #[inline]
-    fn step_progress(&self, step: u64) {
-        let p = self.progress.get().wrapping_add(step);
-        self.progress.set(p);
-        self.remote().progress.store(p, Ordering::Relaxed);
-    }
-
-    /// Publishes the running fiber's label if it differs from the one published.
-    #[inline]
-    fn publish_label(&self, label: u32) {
-        if self.label.get() != label {
-            self.label.set(label);
-            self.remote().label.store(label, Ordering::Relaxed);
-        }
-    }
-
     /// Makes the running fiber a new coroutine to the outside world, in `state`: a new
     /// generation (wakes, cancels and timers addressed to its last task are dropped), no park
     /// permit, no cancellation, no timer. For a fiber that goes on to another task on the same
@@ -1001,10 +978,8 @@ impl Local {
             e.cancelled = false;
             e.timer = 0;
             e.state = state;
-            e.label = 0;
         }
         self.current_gen.set(gen);
-        self.publish_label(0);
         key
     }
 
@@ -1211,26 +1186,16 @@ pub(crate) fn park_fiber(deadline: Option<Instant>, cancellable: bool) -> Park {
     .expect("coact: park_fiber called outside a worker")
 }
 
-/// Sets the running fiber's label id (see `label.rs`); nothing outside a fiber.
+/// Records a label set by the running fiber, with the progress count of its current resume;
+/// nothing outside a fiber.
 #[inline]
 pub(crate) fn set_label(id: u32) {
     with_local(|l| {
-        let key = l.current.get();
-        if key == NONE {
-            return;
+        if l.current.get() != NONE {
+            let word = (u64::from(id) << 32) | (l.progress.get() & 0xffff_ffff);
+            l.remote().label.store(word, Ordering::Relaxed);
         }
-        l.fibers.borrow_mut()[key as usize].label = id;
-        l.publish_label(id);
     });
-}
-
-/// The running fiber's label id, if the caller is a fiber.
-pub(crate) fn current_label() -> Option<u32> {
-    with_local(|l| {
-        let key = l.current.get();
-        (key != NONE).then(|| l.label.get())
-    })
-    .flatten()
 }
 
 /// Whether the running fiber was unwinding (a panic in flight) when the park it just returned
@@ -1296,7 +1261,9 @@ pub(crate) fn chain_task() -> Option<Task> {
         }
         l.renew_current(State::Running);
         // The watchdog sees progress: this is a new coroutine (the count stays odd).
-        l.step_progress(2);
+        let p = l.progress.get().wrapping_add(2);
+        l.progress.set(p);
+        l.remote().progress.store(p, Ordering::Relaxed);
         Some(task)
     })
     .flatten()
