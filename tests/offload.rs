@@ -320,3 +320,62 @@ fn sockets_look_host_names_up_on_the_pool_and_read_literals_in_place() {
         drop(rt);
     });
 }
+
+/// Many coroutines on several workers offload through a small pool at once, mixing values,
+/// panics and jobs that themselves wait on coact channels fed from coroutines: every call
+/// gets its own result, and the totals are exact.
+#[test]
+fn many_coroutines_offload_through_a_small_pool_with_exact_totals() {
+    const COROUTINES: u64 = 200;
+    const CALLS: u64 = 50;
+    for workers in [2, 4] {
+        bounded(move || {
+            let rt = coact::Runtime::builder()
+                .workers(workers)
+                .offload_threads(3)
+                .build()
+                .unwrap();
+            let (sum, panics) = rt.block_on(|| {
+                let hs: Vec<_> = (0..COROUTINES)
+                    .map(|c| {
+                        coact::spawn(move || {
+                            let (mut sum, mut panics) = (0u64, 0u64);
+                            for i in 0..CALLS {
+                                let v = c * CALLS + i;
+                                if v % 97 == 0 {
+                                    let r = catch_unwind(AssertUnwindSafe(|| {
+                                        offload(move || -> u64 { panic!("job {v}") })
+                                    }));
+                                    assert_eq!(
+                                        panic_message(r.unwrap_err().as_ref()),
+                                        format!("job {v}")
+                                    );
+                                    panics += 1;
+                                } else if v % 13 == 0 {
+                                    // A job that blocks on a coact channel until a coroutine
+                                    // (possibly on this same worker) answers.
+                                    let (tx, rx) = coact::sync::mpsc::sync_channel(0);
+                                    coact::spawn_detached(move || tx.send(v).unwrap());
+                                    sum += offload(move || rx.recv().unwrap());
+                                } else {
+                                    sum += offload(move || v);
+                                }
+                            }
+                            (sum, panics)
+                        })
+                    })
+                    .collect();
+                hs.into_iter()
+                    .map(|h| h.join().unwrap())
+                    .fold((0, 0), |(s, p), (a, b)| (s + a, p + b))
+            });
+            let n = COROUTINES * CALLS;
+            let expected_panics = (0..n).filter(|v| v % 97 == 0).count() as u64;
+            let expected_sum: u64 = (0..n).filter(|v| v % 97 != 0).sum();
+            assert_eq!(panics, expected_panics, "workers={workers}");
+            assert_eq!(sum, expected_sum, "workers={workers}");
+            assert!(rt.offload_threads() <= 3);
+            drop(rt);
+        });
+    }
+}

@@ -31,7 +31,9 @@
 //! Dropping the runtime first ends its coroutines, then waits for every job already accepted,
 //! running or queued, to return: nothing handed to the pool is dropped unrun, and what the jobs
 //! do (a file written, a record flushed) is done when [`run`](crate::run) returns. A job that
-//! never returns therefore keeps the drop waiting; give such calls a timeout of their own.
+//! never returns therefore keeps the drop waiting: give such calls a timeout of their own, and
+//! do not offload a job that waits for a coroutine of the same runtime (the runtime's end
+//! cancels that coroutine, and the job would wait for good).
 //!
 //! # Panics and cancellation
 //!
@@ -248,7 +250,10 @@ impl Pool {
         loop {
             if let Some(job) = s.queue.pop_front() {
                 drop(s);
-                job();
+                // `offload`'s jobs catch their closure's panic themselves; this keeps the
+                // thread (and its place in the count that the runtime's drop waits on) safe
+                // from anything else.
+                let _ = catch_unwind(AssertUnwindSafe(job));
                 s = lock(&self.state);
                 continue;
             }
