@@ -1,5 +1,6 @@
-//! TCP and UDP sockets shaped like `std::net`'s, that park the calling coroutine instead of
-//! blocking its worker (on a plain thread they block the thread, as std's do).
+//! TCP and UDP sockets shaped like `std::net`'s, and Unix domain stream sockets in [`unix`],
+//! that park the calling coroutine instead of blocking its worker (on a plain thread they
+//! block the thread, as std's do).
 //!
 //! ```
 //! use std::io::{Read, Write};
@@ -57,19 +58,21 @@ use crate::reactor::{Direction, IoSlot};
 
 pub use crate::addr::{lookup_host, ToSocketAddrs};
 
+pub mod unix;
+
 /// The accept backlog of every listener: a burst of thousands of connects is queued by the
 /// kernel (capped by `net.core.somaxconn`) instead of being refused.
 pub const LISTEN_BACKLOG: i32 = 4096;
 
 /// Marks a type as usable from one place at a time.
-type NotSync = PhantomData<Cell<()>>;
+pub(crate) type NotSync = PhantomData<Cell<()>>;
 
 /// A timeout setting: nanoseconds, 0 for none.
 #[derive(Default)]
-struct Timeout(AtomicU64);
+pub(crate) struct Timeout(AtomicU64);
 
 impl Timeout {
-    fn set(&self, d: Option<Duration>) -> io::Result<()> {
+    pub(crate) fn set(&self, d: Option<Duration>) -> io::Result<()> {
         let ns = match d {
             Some(d) if d.is_zero() => {
                 return Err(io::Error::new(
@@ -84,29 +87,47 @@ impl Timeout {
         Ok(())
     }
 
-    fn get(&self) -> Option<Duration> {
+    pub(crate) fn get(&self) -> Option<Duration> {
         match self.0.load(Ordering::Relaxed) {
             0 => None,
             ns => Some(Duration::from_nanos(ns)),
         }
     }
 
-    fn deadline(&self) -> Option<Instant> {
+    pub(crate) fn deadline(&self) -> Option<Instant> {
         self.get().and_then(|d| Instant::now().checked_add(d))
     }
 }
 
-/// What a stream and its halves share. `slot` is declared before `io` so that the
-/// registration is dropped (deregistered) before the descriptor is closed.
-struct StreamInner {
-    slot: IoSlot,
-    io: mio::net::TcpStream,
-    read_timeout: Timeout,
-    write_timeout: Timeout,
+/// What a stream (TCP or Unix) and its halves share. `slot` is declared before `io` so that
+/// the registration is dropped (deregistered) before the descriptor is closed.
+pub(crate) struct StreamInner<S> {
+    pub(crate) slot: IoSlot,
+    pub(crate) io: S,
+    pub(crate) read_timeout: Timeout,
+    pub(crate) write_timeout: Timeout,
 }
 
-impl StreamInner {
-    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+/// A TCP stream's shared part.
+type TcpInner = StreamInner<mio::net::TcpStream>;
+
+impl<S: AsRawFd> StreamInner<S> {
+    /// Registers nothing yet: the slot registers on first need.
+    pub(crate) fn new(io: S) -> Arc<StreamInner<S>> {
+        Arc::new(StreamInner {
+            slot: IoSlot::new(io.as_raw_fd()),
+            io,
+            read_timeout: Timeout::default(),
+            write_timeout: Timeout::default(),
+        })
+    }
+}
+
+impl<S> StreamInner<S>
+where
+    for<'a> &'a S: Read + Write,
+{
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let len = buf.len();
         self.slot
             .stream_blocking(false, self.read_timeout.deadline(), len, || {
@@ -114,30 +135,47 @@ impl StreamInner {
             })
     }
 
-    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+    pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
         self.slot
             .stream_blocking(true, self.write_timeout.deadline(), buf.len(), || {
                 (&self.io).write(buf)
             })
     }
+
+    /// Reads what is there now; never parks.
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.slot
+            .stream_nonblocking(false, buf.len(), || (&self.io).read(buf))
+    }
+
+    /// Writes what fits now; never parks.
+    pub(crate) fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.slot
+            .stream_nonblocking(true, buf.len(), || (&self.io).write(buf))
+    }
+}
+
+/// Shutting a stream down through a [`Closer`], whatever its kind.
+pub(crate) trait Shut: Send + Sync {
+    fn shut(&self, how: Shutdown) -> io::Result<()>;
+}
+
+impl Shut for StreamInner<mio::net::TcpStream> {
+    fn shut(&self, how: Shutdown) -> io::Result<()> {
+        self.io.shutdown(how)
+    }
 }
 
 /// A TCP connection.
 pub struct TcpStream {
-    inner: Arc<StreamInner>,
+    inner: Arc<TcpInner>,
     _not_sync: NotSync,
 }
 
 impl TcpStream {
     fn from_mio(io: mio::net::TcpStream) -> TcpStream {
-        let slot = IoSlot::new(io.as_raw_fd());
         TcpStream {
-            inner: Arc::new(StreamInner {
-                slot,
-                io,
-                read_timeout: Timeout::default(),
-                write_timeout: Timeout::default(),
-            }),
+            inner: StreamInner::new(io),
             _not_sync: PhantomData,
         }
     }
@@ -229,16 +267,12 @@ impl TcpStream {
 
     /// Reads what is there now; `WouldBlock` if nothing is. Never parks.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner
-            .slot
-            .stream_nonblocking(false, buf.len(), || (&self.inner.io).read(buf))
+        self.inner.try_read(buf)
     }
 
     /// Writes what fits now; `WouldBlock` if nothing does. Never parks.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.inner
-            .slot
-            .stream_nonblocking(true, buf.len(), || (&self.inner.io).write(buf))
+        self.inner.try_write(buf)
     }
 
     /// Reads without removing the data from the socket; parks until some is there.
@@ -341,13 +375,14 @@ impl fmt::Debug for TcpStream {
 /// ```
 #[derive(Clone)]
 pub struct Closer {
-    inner: Weak<StreamInner>,
+    inner: Weak<dyn Shut>,
 }
 
 impl Closer {
-    fn of(inner: &Arc<StreamInner>) -> Closer {
+    pub(crate) fn of<S: Shut + 'static>(inner: &Arc<S>) -> Closer {
+        let inner: Arc<dyn Shut> = inner.clone();
         Closer {
-            inner: Arc::downgrade(inner),
+            inner: Arc::downgrade(&inner),
         }
     }
 
@@ -356,7 +391,7 @@ impl Closer {
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         match self.inner.upgrade() {
             // The upgraded reference keeps the descriptor open for the call.
-            Some(inner) => inner.io.shutdown(how),
+            Some(inner) => inner.shut(how),
             None => Ok(()),
         }
     }
@@ -377,16 +412,14 @@ impl fmt::Debug for Closer {
 
 /// The reading half of a [`TcpStream`]; see [`TcpStream::split`].
 pub struct ReadHalf {
-    inner: Arc<StreamInner>,
+    inner: Arc<TcpInner>,
     _not_sync: NotSync,
 }
 
 impl ReadHalf {
     /// Reads what is there now; `WouldBlock` if nothing is. Never parks.
     pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner
-            .slot
-            .stream_nonblocking(false, buf.len(), || (&self.inner.io).read(buf))
+        self.inner.try_read(buf)
     }
 
     /// The peer's address.
@@ -426,16 +459,14 @@ impl fmt::Debug for ReadHalf {
 
 /// The writing half of a [`TcpStream`]; see [`TcpStream::split`].
 pub struct WriteHalf {
-    inner: Arc<StreamInner>,
+    inner: Arc<TcpInner>,
     _not_sync: NotSync,
 }
 
 impl WriteHalf {
     /// Writes what fits now; `WouldBlock` if nothing does. Never parks.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.inner
-            .slot
-            .stream_nonblocking(true, buf.len(), || (&self.inner.io).write(buf))
+        self.inner.try_write(buf)
     }
 
     /// Shuts down the write side: the peer reads end of stream after what was sent.

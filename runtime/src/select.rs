@@ -45,6 +45,7 @@ use std::sync::atomic::{fence, AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::net::unix::{self, UnixListener, UnixStream};
 use crate::net::{ReadHalf, TcpListener, TcpStream, UdpSocket, WriteHalf};
 use crate::park::{self, Park, Unparker};
 use crate::reactor::Direction;
@@ -177,7 +178,8 @@ impl Handle for Direction {
 }
 
 /// A socket a `Select` can wait to read from: [`TcpStream`], [`ReadHalf`], [`TcpListener`]
-/// (ready to accept) or [`UdpSocket`].
+/// (ready to accept), [`UdpSocket`], or their Unix counterparts ([`UnixStream`],
+/// [`unix::ReadHalf`], [`UnixListener`]).
 #[allow(private_interfaces)]
 pub trait SelectReadable: sealed::Sealed {
     /// The readiness state of the read direction.
@@ -185,7 +187,8 @@ pub trait SelectReadable: sealed::Sealed {
     fn read_dir(&self) -> &Direction;
 }
 
-/// A socket a `Select` can wait to write to: [`TcpStream`] or [`WriteHalf`].
+/// A socket a `Select` can wait to write to: [`TcpStream`], [`WriteHalf`], [`UnixStream`] or
+/// [`unix::WriteHalf`].
 #[allow(private_interfaces)]
 pub trait SelectWritable: sealed::Sealed {
     /// The readiness state of the write direction.
@@ -203,8 +206,10 @@ macro_rules! io_select {
         }
     )*};
 }
-io_select!(SelectReadable read_dir read_direction: TcpStream, ReadHalf, TcpListener, UdpSocket);
-io_select!(SelectWritable write_dir write_direction: TcpStream, WriteHalf);
+io_select!(SelectReadable read_dir read_direction: TcpStream, ReadHalf, TcpListener, UdpSocket,
+    UnixStream, unix::ReadHalf, UnixListener);
+io_select!(SelectWritable write_dir write_direction: TcpStream, WriteHalf, UnixStream,
+    unix::WriteHalf);
 
 /// A sending half a `Select` can use: [`Sender`] or [`SyncSender`].
 #[allow(private_interfaces)]
@@ -237,6 +242,10 @@ mod sealed {
     impl Sealed for super::WriteHalf {}
     impl Sealed for super::TcpListener {}
     impl Sealed for super::UdpSocket {}
+    impl Sealed for super::UnixStream {}
+    impl Sealed for super::unix::ReadHalf {}
+    impl Sealed for super::unix::WriteHalf {}
+    impl Sealed for super::UnixListener {}
 }
 
 /// One operation of a set (or one arm of a [`select!`](crate::select!) call, which makes them
