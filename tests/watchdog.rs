@@ -5,8 +5,9 @@
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-#[test]
-fn a_thread_blocking_call_in_a_coroutine_is_reported() {
+/// Runs `f` on a 2-worker runtime whose watchdog threshold is 50 ms; returns its value and the
+/// stalls reported (a worker descheduled by a busy machine mid-resume may be one of them).
+fn stalls_of<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> (T, Vec<coact::Stall>) {
     let (tx, rx) = mpsc::channel();
     let tx = std::sync::Mutex::new(tx);
     let rt = coact::Runtime::builder()
@@ -17,14 +18,19 @@ fn a_thread_blocking_call_in_a_coroutine_is_reported() {
         })
         .build()
         .unwrap();
-    let worker = rt.block_on(|| {
+    let value = rt.block_on(f);
+    // Dropping the runtime joins the watchdog thread: every report is in.
+    drop(rt);
+    (value, rx.try_iter().collect())
+}
+
+#[test]
+fn a_thread_blocking_call_in_a_coroutine_is_reported() {
+    let (worker, stalls) = stalls_of(|| {
         // The blocking call under test: it holds the worker for 400 ms.
         std::thread::sleep(Duration::from_millis(400));
         coact::current_worker().unwrap()
     });
-    // Dropping the runtime joins the watchdog thread: every report is in.
-    drop(rt);
-    let stalls: Vec<coact::Stall> = rx.try_iter().collect();
     let stall = stalls
         .iter()
         .find(|s| s.worker == worker)
@@ -35,29 +41,10 @@ fn a_thread_blocking_call_in_a_coroutine_is_reported() {
     assert!(stall.to_string().contains("one coroutine"), "{stall}");
 }
 
-/// Runs `f` on a 2-worker runtime whose watchdog threshold is 50 ms and returns the stalls
-/// reported (a worker descheduled by a busy machine mid-resume may be one of them).
-fn stalls_of(f: impl FnOnce() + Send + 'static) -> Vec<coact::Stall> {
-    let (tx, rx) = mpsc::channel();
-    let tx = std::sync::Mutex::new(tx);
-    let rt = coact::Runtime::builder()
-        .workers(2)
-        .stall_threshold(Some(Duration::from_millis(50)))
-        .on_stall(move |s| {
-            let _ = tx.lock().unwrap().send(s.clone());
-        })
-        .build()
-        .unwrap();
-    rt.block_on(f);
-    // Dropping the runtime joins the watchdog thread: every report is in.
-    drop(rt);
-    rx.try_iter().collect()
-}
-
 #[test]
 fn a_stall_report_names_the_coroutine_s_label() {
     let label = coact::Label::new("tests::ledger");
-    let stalls = stalls_of(move || {
+    let ((), stalls) = stalls_of(move || {
         coact::set_label(Some(label));
         // The blocking call under test.
         std::thread::sleep(Duration::from_millis(400));
@@ -75,7 +62,7 @@ fn a_stall_report_names_the_coroutine_s_label() {
 #[test]
 fn a_label_does_not_outlive_the_coroutine_s_next_park() {
     let label = coact::Label::new("tests::before-the-park");
-    let stalls = stalls_of(move || {
+    let ((), stalls) = stalls_of(move || {
         coact::set_label(Some(label));
         coact::yield_now();
         // The blocking call under test.
@@ -103,7 +90,7 @@ fn a_stall_in_an_actor_s_handler_names_the_actor() {
             reply.send(());
         }
     }
-    let stalls = stalls_of(|| {
+    let ((), stalls) = stalls_of(|| {
         let ledger = spawn(SlowLedger);
         assert_eq!(ledger.ask(|r| r, Duration::from_secs(30)), Ok(()));
     });

@@ -58,6 +58,8 @@ use crate::reactor::{Direction, IoSlot};
 
 pub use crate::addr::{lookup_host, ToSocketAddrs};
 
+#[macro_use]
+mod shared;
 pub mod unix;
 
 /// The accept backlog of every listener: a burst of thousands of connects is queued by the
@@ -160,12 +162,6 @@ pub(crate) trait Shut: Send + Sync {
     fn shut(&self, how: Shutdown) -> io::Result<()>;
 }
 
-impl Shut for StreamInner<mio::net::TcpStream> {
-    fn shut(&self, how: Shutdown) -> io::Result<()> {
-        self.io.shutdown(how)
-    }
-}
-
 /// A TCP connection.
 pub struct TcpStream {
     inner: Arc<TcpInner>,
@@ -173,13 +169,6 @@ pub struct TcpStream {
 }
 
 impl TcpStream {
-    fn from_mio(io: mio::net::TcpStream) -> TcpStream {
-        TcpStream {
-            inner: StreamInner::new(io),
-            _not_sync: PhantomData,
-        }
-    }
-
     /// Connects to the first of `addr`'s addresses that accepts. A refused connection is an
     /// error. A host name is looked up on the runtime's offload pool (see [`lookup_host`]).
     pub fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
@@ -215,16 +204,6 @@ impl TcpStream {
         Ok(s)
     }
 
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.io.local_addr()
-    }
-
-    /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.io.peer_addr()
-    }
-
     /// Sets `TCP_NODELAY` (no Nagle delay for small writes).
     pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
         self.inner.io.set_nodelay(nodelay)
@@ -235,46 +214,6 @@ impl TcpStream {
         self.inner.io.nodelay()
     }
 
-    /// Shuts down the read side, the write side, or both.
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.inner.io.shutdown(how)
-    }
-
-    /// A handle that shuts this connection down from any coroutine or thread; see [`Closer`].
-    pub fn closer(&self) -> Closer {
-        Closer::of(&self.inner)
-    }
-
-    /// Makes blocking reads give up with `TimedOut` after `d` (`None`: wait forever).
-    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.inner.read_timeout.set(d)
-    }
-
-    /// Makes blocking writes give up with `TimedOut` after `d` (`None`: wait forever).
-    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.inner.write_timeout.set(d)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.read_timeout.get())
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.write_timeout.get())
-    }
-
-    /// Reads what is there now; `WouldBlock` if nothing is. Never parks.
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.try_read(buf)
-    }
-
-    /// Writes what fits now; `WouldBlock` if nothing does. Never parks.
-    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.try_write(buf)
-    }
-
     /// Reads without removing the data from the socket; parks until some is there.
     pub fn peek(&self, buf: &mut [u8]) -> io::Result<usize> {
         let deadline = self.inner.read_timeout.deadline();
@@ -282,71 +221,16 @@ impl TcpStream {
             .slot
             .blocking(false, deadline, || self.inner.io.peek(buf))
     }
-
-    /// Takes the socket's pending error (`SO_ERROR`).
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.io.take_error()
-    }
-
-    /// Splits the stream into a read half and a write half, each movable to its own
-    /// coroutine. The connection closes when both halves are dropped.
-    pub fn split(self) -> (ReadHalf, WriteHalf) {
-        (
-            ReadHalf {
-                inner: self.inner.clone(),
-                _not_sync: PhantomData,
-            },
-            WriteHalf {
-                inner: self.inner,
-                _not_sync: PhantomData,
-            },
-        )
-    }
-
-    /// A real clone: a duplicated descriptor with its own registration, independent of this
-    /// stream's lifetime. Both see the same connection.
-    pub fn try_clone(&self) -> io::Result<TcpStream> {
-        let fd = self.inner.io.as_fd().try_clone_to_owned()?;
-        let s = TcpStream::from_mio(mio::net::TcpStream::from_std(std::net::TcpStream::from(fd)));
-        s.set_read_timeout(self.inner.read_timeout.get())?;
-        s.set_write_timeout(self.inner.write_timeout.get())?;
-        Ok(s)
-    }
-
-    pub(crate) fn read_direction(&self) -> &Direction {
-        self.inner.slot.ensure_for_select();
-        &self.inner.slot.state.read
-    }
-
-    pub(crate) fn write_direction(&self) -> &Direction {
-        self.inner.slot.ensure_for_select();
-        &self.inner.slot.state.write
-    }
 }
 
-impl Read for TcpStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
-    }
-}
-
-impl Write for TcpStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl fmt::Debug for TcpStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpStream")
-            .field("local", &self.local_addr().ok())
-            .field("peer", &self.peer_addr().ok())
-            .finish()
-    }
-}
+stream_api!(
+    TcpStream,
+    ReadHalf,
+    WriteHalf,
+    mio::net::TcpStream,
+    std::net::TcpStream,
+    SocketAddr
+);
 
 /// Shuts a connection down from anywhere: [`TcpStream::closer`], [`ReadHalf::closer`] or
 /// [`WriteHalf::closer`].
@@ -416,95 +300,10 @@ pub struct ReadHalf {
     _not_sync: NotSync,
 }
 
-impl ReadHalf {
-    /// Reads what is there now; `WouldBlock` if nothing is. Never parks.
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.try_read(buf)
-    }
-
-    /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.io.peer_addr()
-    }
-
-    /// Shuts down the read side of the connection.
-    pub fn shutdown(&self) -> io::Result<()> {
-        self.inner.io.shutdown(Shutdown::Read)
-    }
-
-    /// A handle that shuts the whole connection down from anywhere; see [`Closer`].
-    pub fn closer(&self) -> Closer {
-        Closer::of(&self.inner)
-    }
-
-    pub(crate) fn read_direction(&self) -> &Direction {
-        self.inner.slot.ensure_for_select();
-        &self.inner.slot.state.read
-    }
-}
-
-impl Read for ReadHalf {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
-    }
-}
-
-impl fmt::Debug for ReadHalf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReadHalf")
-            .field("peer", &self.peer_addr().ok())
-            .finish()
-    }
-}
-
 /// The writing half of a [`TcpStream`]; see [`TcpStream::split`].
 pub struct WriteHalf {
     inner: Arc<TcpInner>,
     _not_sync: NotSync,
-}
-
-impl WriteHalf {
-    /// Writes what fits now; `WouldBlock` if nothing does. Never parks.
-    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.try_write(buf)
-    }
-
-    /// Shuts down the write side: the peer reads end of stream after what was sent.
-    pub fn shutdown(&self) -> io::Result<()> {
-        self.inner.io.shutdown(Shutdown::Write)
-    }
-
-    /// A handle that shuts the whole connection down from anywhere; see [`Closer`].
-    pub fn closer(&self) -> Closer {
-        Closer::of(&self.inner)
-    }
-
-    /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.io.peer_addr()
-    }
-
-    pub(crate) fn write_direction(&self) -> &Direction {
-        self.inner.slot.ensure_for_select();
-        &self.inner.slot.state.write
-    }
-}
-
-impl Write for WriteHalf {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl fmt::Debug for WriteHalf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("WriteHalf")
-            .field("peer", &self.peer_addr().ok())
-            .finish()
-    }
 }
 
 /// A TCP listener.
@@ -530,59 +329,14 @@ impl TcpListener {
             })
         })
     }
-
-    /// Waits for a connection.
-    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (io, addr) = self.slot.blocking(false, None, || self.io.accept())?;
-        Ok((TcpStream::from_mio(io), addr))
-    }
-
-    /// Accepts a connection if one is waiting now; `WouldBlock` otherwise. Never parks.
-    pub fn try_accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
-        let (io, addr) = self.slot.nonblocking(false, || self.io.accept())?;
-        Ok((TcpStream::from_mio(io), addr))
-    }
-
-    /// An endless iterator of accepted connections.
-    pub fn incoming(&self) -> Incoming<'_> {
-        Incoming { listener: self }
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.local_addr()
-    }
-
-    /// Takes the socket's pending error.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.io.take_error()
-    }
-
-    pub(crate) fn read_direction(&self) -> &Direction {
-        self.slot.ensure_for_select();
-        &self.slot.state.read
-    }
 }
 
-impl fmt::Debug for TcpListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("TcpListener")
-            .field("local", &self.local_addr().ok())
-            .finish()
-    }
-}
+listener_api!(TcpListener, TcpStream, Incoming, SocketAddr);
 
 /// Accepted connections; see [`TcpListener::incoming`].
 #[derive(Debug)]
 pub struct Incoming<'a> {
     listener: &'a TcpListener,
-}
-
-impl Iterator for Incoming<'_> {
-    type Item = io::Result<TcpStream>;
-    fn next(&mut self) -> Option<io::Result<TcpStream>> {
-        Some(self.listener.accept().map(|(s, _)| s))
-    }
 }
 
 /// A UDP socket.

@@ -13,6 +13,9 @@
 //!   `channel()` while the main thread receives them, ns per message.
 #![forbid(unsafe_code)]
 
+#[path = "../args.rs"]
+mod args;
+
 use std::hint::black_box;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -113,13 +116,7 @@ fn contended_channel() -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let runs = args
-        .iter()
-        .position(|a| a == "--runs")
-        .and_then(|i| args.get(i + 1))
-        .map(|v| v.parse().expect("--runs takes a number"))
-        .unwrap_or(5usize);
+    let runs = args::parse("floors", 5, false).runs;
     // Registers the expedited barrier, as any coact program does.
     let _rt = coact::Runtime::builder()
         .workers(1)

@@ -11,6 +11,9 @@
 
 #![forbid(unsafe_code)]
 
+#[path = "../args.rs"]
+mod args;
+
 use std::collections::VecDeque;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -257,26 +260,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let mut runs = 5usize;
-    let mut scale = 1u64;
-    let mut only: Option<String> = None;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--runs" => {
-                runs = args
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .filter(|&r| r > 0)
-                    .expect("--runs needs a positive number")
-            }
-            "--quick" => scale = 10,
-            "--only" => only = args.next(),
-            other => panic!(
-                "locks: unknown argument {other}; usage: locks [--runs N] [--quick] [--only SUBSTR]"
-            ),
-        }
-    }
+    let args = args::parse("locks", 5, true);
+    let (runs, scale) = (args.runs, if args.quick { 10 } else { 1 });
     let rows = [
         Row {
             name: "Mutex lock + unlock, uncontended",
@@ -349,10 +334,7 @@ fn main() {
             std: std_barrier,
         },
     ];
-    let rows: Vec<Row> = rows
-        .into_iter()
-        .filter(|r| only.as_ref().map_or(true, |o| r.name.contains(o.as_str())))
-        .collect();
+    let rows: Vec<Row> = rows.into_iter().filter(|r| args.keeps(r.name)).collect();
     let mut times = vec![(Vec::new(), Vec::new()); rows.len()];
     for _ in 0..runs {
         for (row, t) in rows.iter().zip(times.iter_mut()) {

@@ -14,9 +14,13 @@
 //! The thread-per-call column spawns and joins a `std::thread` for each call (what a runtime
 //! without a pool does; mioco did).
 //!
-//! Usage: `cargo run --release -p coact-benches --bin offload [-- --runs N] [--quick]`.
+//! Usage: `cargo run --release -p coact-benches --bin offload [-- --runs N] [--quick] [--only
+//! SUBSTR]` (`--only` keeps the rows whose name contains SUBSTR).
 
 #![forbid(unsafe_code)]
+
+#[path = "../args.rs"]
+mod args;
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -138,24 +142,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let mut runs = 5usize;
-    let mut scale = 1u64;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--runs" => {
-                runs = args
-                    .next()
-                    .and_then(|s| s.parse().ok())
-                    .filter(|&r| r > 0)
-                    .expect("--runs needs a positive number")
-            }
-            "--quick" => scale = 10,
-            other => {
-                panic!("offload: unknown argument {other}; usage: offload [--runs N] [--quick]")
-            }
-        }
-    }
+    let args = args::parse("offload", 5, true);
+    let (runs, scale) = (args.runs, if args.quick { 10 } else { 1u64 });
     let rows = [
         Row {
             name: "one caller, empty closure",
@@ -176,6 +164,7 @@ fn main() {
             work: sleep,
         },
     ];
+    let rows: Vec<Row> = rows.into_iter().filter(|r| args.keeps(r.name)).collect();
     type Side = (&'static str, fn(u64, u64, fn() -> u64) -> Duration);
     let sides: [Side; 3] = [
         ("coact offload", coact_calls),

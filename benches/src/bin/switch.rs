@@ -15,6 +15,9 @@
 
 #![forbid(unsafe_code)]
 
+#[path = "../args.rs"]
+mod args;
+
 use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -94,26 +97,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let mut runs = 3;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--runs" => {
-                runs = args
-                    .next()
-                    .and_then(|v| v.parse().ok())
-                    .filter(|&n: &usize| n > 0)
-                    .unwrap_or_else(|| {
-                        eprintln!("switch: --runs needs a positive number");
-                        std::process::exit(2)
-                    })
-            }
-            other => {
-                eprintln!("switch: unknown argument {other}; usage: switch [--runs N]");
-                std::process::exit(2)
-            }
-        }
-    }
+    let runs = args::parse("switch", 3, false).runs;
     println!("ns per switch pair (resume + suspend), median of {runs} runs, {N} switches each:");
     let cases: [(&str, &dyn Fn() -> f64); 4] = [
         ("corosensei, suspend inline in the body", &|| {

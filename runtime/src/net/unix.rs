@@ -46,12 +46,6 @@ use crate::reactor::{Direction, IoSlot};
 /// A Unix stream's shared part.
 type UnixInner = StreamInner<mio::net::UnixStream>;
 
-impl Shut for UnixInner {
-    fn shut(&self, how: Shutdown) -> io::Result<()> {
-        self.io.shutdown(how)
-    }
-}
-
 /// A connected Unix domain stream socket.
 pub struct UnixStream {
     inner: Arc<UnixInner>,
@@ -59,13 +53,6 @@ pub struct UnixStream {
 }
 
 impl UnixStream {
-    fn from_mio(io: mio::net::UnixStream) -> UnixStream {
-        UnixStream {
-            inner: StreamInner::new(io),
-            _not_sync: PhantomData,
-        }
-    }
-
     /// Connects to the socket bound at `path`. When the listener's backlog is full (the
     /// kernel refuses a non-blocking connect then), the connect waits for room as std's does,
     /// on the runtime's [offload pool](crate::offload()), so only the calling coroutine waits.
@@ -88,122 +75,16 @@ impl UnixStream {
         let (a, b) = mio::net::UnixStream::pair()?;
         Ok((UnixStream::from_mio(a), UnixStream::from_mio(b)))
     }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.io.local_addr()
-    }
-
-    /// The peer's address.
-    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.io.peer_addr()
-    }
-
-    /// Shuts down the read side, the write side, or both.
-    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
-        self.inner.io.shutdown(how)
-    }
-
-    /// A handle that shuts this connection down from any coroutine or thread; see [`Closer`].
-    pub fn closer(&self) -> Closer {
-        Closer::of(&self.inner)
-    }
-
-    /// Makes blocking reads give up with `TimedOut` after `d` (`None`: wait forever).
-    pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.inner.read_timeout.set(d)
-    }
-
-    /// Makes blocking writes give up with `TimedOut` after `d` (`None`: wait forever).
-    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.inner.write_timeout.set(d)
-    }
-
-    /// The read timeout.
-    pub fn read_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.read_timeout.get())
-    }
-
-    /// The write timeout.
-    pub fn write_timeout(&self) -> io::Result<Option<Duration>> {
-        Ok(self.inner.write_timeout.get())
-    }
-
-    /// Reads what is there now; `WouldBlock` if nothing is. Never parks.
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.try_read(buf)
-    }
-
-    /// Writes what fits now; `WouldBlock` if nothing does. Never parks.
-    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.try_write(buf)
-    }
-
-    /// Takes the socket's pending error (`SO_ERROR`).
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.inner.io.take_error()
-    }
-
-    /// Splits the stream into a read half and a write half, each movable to its own
-    /// coroutine. The connection closes when both halves are dropped.
-    pub fn split(self) -> (ReadHalf, WriteHalf) {
-        (
-            ReadHalf {
-                inner: self.inner.clone(),
-                _not_sync: PhantomData,
-            },
-            WriteHalf {
-                inner: self.inner,
-                _not_sync: PhantomData,
-            },
-        )
-    }
-
-    /// A real clone: a duplicated descriptor with its own registration, independent of this
-    /// stream's lifetime. Both see the same connection.
-    pub fn try_clone(&self) -> io::Result<UnixStream> {
-        let fd = self.inner.io.as_fd().try_clone_to_owned()?;
-        let std = std::os::unix::net::UnixStream::from(fd);
-        let s = UnixStream::from_mio(mio::net::UnixStream::from_std(std));
-        s.set_read_timeout(self.inner.read_timeout.get())?;
-        s.set_write_timeout(self.inner.write_timeout.get())?;
-        Ok(s)
-    }
-
-    pub(crate) fn read_direction(&self) -> &Direction {
-        self.inner.slot.ensure_for_select();
-        &self.inner.slot.state.read
-    }
-
-    pub(crate) fn write_direction(&self) -> &Direction {
-        self.inner.slot.ensure_for_select();
-        &self.inner.slot.state.write
-    }
 }
 
-impl Read for UnixStream {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
-    }
-}
-
-impl Write for UnixStream {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl fmt::Debug for UnixStream {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnixStream")
-            .field("local", &self.local_addr().ok())
-            .field("peer", &self.peer_addr().ok())
-            .finish()
-    }
-}
+stream_api!(
+    UnixStream,
+    ReadHalf,
+    WriteHalf,
+    mio::net::UnixStream,
+    std::os::unix::net::UnixStream,
+    SocketAddr
+);
 
 /// The reading half of a [`UnixStream`]; see [`UnixStream::split`].
 pub struct ReadHalf {
@@ -211,81 +92,10 @@ pub struct ReadHalf {
     _not_sync: NotSync,
 }
 
-impl ReadHalf {
-    /// Reads what is there now; `WouldBlock` if nothing is. Never parks.
-    pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.try_read(buf)
-    }
-
-    /// Shuts down the read side of the connection.
-    pub fn shutdown(&self) -> io::Result<()> {
-        self.inner.io.shutdown(Shutdown::Read)
-    }
-
-    /// A handle that shuts the whole connection down from anywhere; see [`Closer`].
-    pub fn closer(&self) -> Closer {
-        Closer::of(&self.inner)
-    }
-
-    pub(crate) fn read_direction(&self) -> &Direction {
-        self.inner.slot.ensure_for_select();
-        &self.inner.slot.state.read
-    }
-}
-
-impl Read for ReadHalf {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        self.inner.read(buf)
-    }
-}
-
-impl fmt::Debug for ReadHalf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("unix::ReadHalf").finish_non_exhaustive()
-    }
-}
-
 /// The writing half of a [`UnixStream`]; see [`UnixStream::split`].
 pub struct WriteHalf {
     inner: Arc<UnixInner>,
     _not_sync: NotSync,
-}
-
-impl WriteHalf {
-    /// Writes what fits now; `WouldBlock` if nothing does. Never parks.
-    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.try_write(buf)
-    }
-
-    /// Shuts down the write side: the peer reads end of stream after what was sent.
-    pub fn shutdown(&self) -> io::Result<()> {
-        self.inner.io.shutdown(Shutdown::Write)
-    }
-
-    /// A handle that shuts the whole connection down from anywhere; see [`Closer`].
-    pub fn closer(&self) -> Closer {
-        Closer::of(&self.inner)
-    }
-
-    pub(crate) fn write_direction(&self) -> &Direction {
-        self.inner.slot.ensure_for_select();
-        &self.inner.slot.state.write
-    }
-}
-
-impl Write for WriteHalf {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.inner.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-impl fmt::Debug for WriteHalf {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("unix::WriteHalf").finish_non_exhaustive()
-    }
 }
 
 /// A Unix domain socket listener. The socket file stays when it is dropped, as with std's:
@@ -306,59 +116,14 @@ impl UnixListener {
             _not_sync: PhantomData,
         })
     }
-
-    /// Waits for a connection.
-    pub fn accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (io, addr) = self.slot.blocking(false, None, || self.io.accept())?;
-        Ok((UnixStream::from_mio(io), addr))
-    }
-
-    /// Accepts a connection if one is waiting now; `WouldBlock` otherwise. Never parks.
-    pub fn try_accept(&self) -> io::Result<(UnixStream, SocketAddr)> {
-        let (io, addr) = self.slot.nonblocking(false, || self.io.accept())?;
-        Ok((UnixStream::from_mio(io), addr))
-    }
-
-    /// An endless iterator of accepted connections.
-    pub fn incoming(&self) -> Incoming<'_> {
-        Incoming { listener: self }
-    }
-
-    /// The local address.
-    pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.io.local_addr()
-    }
-
-    /// Takes the socket's pending error.
-    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
-        self.io.take_error()
-    }
-
-    pub(crate) fn read_direction(&self) -> &Direction {
-        self.slot.ensure_for_select();
-        &self.slot.state.read
-    }
 }
 
-impl fmt::Debug for UnixListener {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnixListener")
-            .field("local", &self.local_addr().ok())
-            .finish()
-    }
-}
+listener_api!(UnixListener, UnixStream, Incoming, SocketAddr);
 
 /// Accepted connections; see [`UnixListener::incoming`].
 #[derive(Debug)]
 pub struct Incoming<'a> {
     listener: &'a UnixListener,
-}
-
-impl Iterator for Incoming<'_> {
-    type Item = io::Result<UnixStream>;
-    fn next(&mut self) -> Option<io::Result<UnixStream>> {
-        Some(self.listener.accept().map(|(s, _)| s))
-    }
 }
 
 #[cfg(test)]
