@@ -2,11 +2,10 @@
 //! point where it was parked and its destructors run; the code after the blocking call never runs.
 //!
 //! Each test parks coroutines in one blocking operation — `recv`, `send` on a full channel (and
-//! on a rendezvous), `select`, a one-hour `sleep`, `Mutex::lock` on a mutex held by another parked
-//! coroutine, `Condvar::wait`, `RwLock::read` and `write`, `Barrier::wait`, `JoinHandle::join`,
-//! `offload` —
-//! with whatever could release them (senders, receivers) kept alive *outside* the runtime, so
-//! that cancellation is the only way out. Each coroutine owns a `DropCounter`; after
+//! on a rendezvous), `select`, a one-hour `sleep`, `Mutex::lock` on a mutex held by another
+//! parked coroutine, `Condvar::wait`, `RwLock::read` and `write`, `Barrier::wait`,
+//! `JoinHandle::join`, `offload` — with whatever could release them (senders, receivers) kept
+//! alive *outside* the runtime, so that cancellation is the only way out. Each coroutine owns a `DropCounter`; after
 //! `drop(Runtime)` (or the end of `coact::run`) the count must be exact.
 //!
 //! Also: a panicking coroutine is reported through `join` as `Err(payload)` and the runtime keeps

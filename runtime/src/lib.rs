@@ -70,11 +70,13 @@
 //! # What not to do in a coroutine
 //!
 //! Calls that block the OS thread (`std::sync::Mutex::lock` under contention, std's `Condvar`
-//! waits, `std::thread::sleep`, blocking file or DNS I/O) stall every coroutine of that worker. Use
-//! this crate's versions; for a call that has none (file I/O, a blocking FFI call, a long
+//! waits, `std::thread::sleep`, blocking file or DNS I/O) stall every coroutine of that worker.
+//! Use this crate's versions; for a call that has none (file I/O, a blocking FFI call, a long
 //! computation), [`offload()`] runs it on the runtime's pool of threads while only the calling
-//! coroutine waits. [`net`]'s sockets look host names up there themselves. A stack overflow aborts the process with a message naming it; give
-//! coroutines that recurse deeply a bigger [`Builder::stack_size`]. `std::thread::panicking()`
+//! coroutine waits, and [`net`]'s sockets look host names up there themselves. The watchdog
+//! reports a worker stalled anyway, with the [`Label`] its coroutine gave itself. A stack
+//! overflow aborts the process with a message naming it; give coroutines that recurse deeply
+//! a bigger [`Builder::stack_size`]. `std::thread::panicking()`
 //! belongs to the worker thread: another coroutine parked mid-unwind on that worker raises it
 //! for all of them; [`panicking()`] answers for the calling coroutine (see its caveat).
 //!

@@ -31,8 +31,9 @@ pub struct Stall {
     pub worker: usize,
     /// How long it had been running the same coroutine when it was noticed.
     pub running_for: Duration,
-    /// That coroutine's label, if it set one ([`set_label`](crate::set_label); an actor's
-    /// activation is labelled with the actor's type).
+    /// That coroutine's label, if it set one since it last parked or yielded
+    /// ([`set_label`](crate::set_label); a handler actor's activation is labelled with the
+    /// actor's type).
     pub label: Option<Label>,
 }
 
