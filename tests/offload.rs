@@ -379,3 +379,37 @@ fn many_coroutines_offload_through_a_small_pool_with_exact_totals() {
         });
     }
 }
+
+/// A job knows its runtime: it takes its handle and spawns coroutines and actors onto it.
+#[test]
+fn an_offloaded_job_spawns_onto_its_runtime() {
+    use coact::actor::{spawn as spawn_actor, Actor, Ctx, ReplyTo};
+
+    struct Doubler;
+    impl Actor for Doubler {
+        type Msg = (u64, ReplyTo<u64>);
+        fn handle(&mut self, (n, reply): Self::Msg, _ctx: &mut Ctx<'_, Self::Msg>) {
+            reply.send(n * 2);
+        }
+    }
+    on_workers(2, || {
+        let (from_coroutine, from_actor, workers) = offload(|| {
+            assert!(!coact::in_coroutine(), "a job runs on a plain thread");
+            let workers = coact::Handle::current().expect("a job's runtime").workers();
+            // Joined from the pool thread: the join blocks that thread, not a worker.
+            let h = coact::Handle::current().unwrap();
+            let v = h
+                .spawn(|| coact::current_worker().is_some())
+                .join()
+                .unwrap();
+            let doubler = spawn_actor(Doubler);
+            let d = doubler.ask(|r| (21, r), Duration::from_secs(30)).unwrap();
+            (v, d, workers)
+        });
+        assert!(from_coroutine, "the job's spawn ran on a worker");
+        assert_eq!(from_actor, 42);
+        assert_eq!(workers, 2);
+    });
+    // A plain thread outside any runtime has none.
+    assert!(coact::Handle::current().is_none());
+}

@@ -35,6 +35,11 @@
 //! do not offload a job that waits for a coroutine of the same runtime (the runtime's end
 //! cancels that coroutine, and the job would wait for good).
 //!
+//! A job runs on a plain thread, where coact's blocking calls block the thread. It knows its
+//! runtime: [`Handle::current`](crate::Handle::current) returns it there, so a job can spawn
+//! coroutines (with [`Handle::spawn`](crate::Handle::spawn)) and actors onto it. (The free
+//! [`spawn`](crate::spawn()) is for coroutines: it panics on any other thread.)
+//!
 //! # Panics and cancellation
 //!
 //! A panic in the closure is caught on the pool thread and raised again in the caller, with
@@ -43,16 +48,17 @@
 //! A coroutine that offloads while it unwinds (from a destructor) waits for the job whatever
 //! happens, since it has no way to give up.
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::thread;
 use std::time::Duration;
 
 use crate::park::{self, Park, Unparker};
 use crate::sync::lock;
-use crate::worker;
+use crate::worker::{self, Shared};
 
 /// Offload threads a runtime may run at once unless
 /// [`Builder::offload_threads`](crate::Builder::offload_threads) says otherwise.
@@ -117,6 +123,17 @@ where
 /// A job of the pool: it catches its own panics.
 type Job = Box<dyn FnOnce() + Send + 'static>;
 
+thread_local! {
+    /// On a pool thread, its runtime.
+    static RUNTIME: RefCell<Weak<Shared>> = const { RefCell::new(Weak::new()) };
+}
+
+/// The runtime whose offload pool runs the calling thread, if it is a pool thread and the
+/// runtime is alive: a job may spawn onto its runtime, as code on the runtime's workers does.
+pub(crate) fn current_runtime() -> Option<Arc<Shared>> {
+    RUNTIME.with(|r| r.borrow().upgrade())
+}
+
 /// Where a job leaves its result for the coroutine that waits for it.
 struct Handoff<T> {
     state: Mutex<HandoffState<T>>,
@@ -165,8 +182,8 @@ pub(crate) struct Pool {
     gone: Condvar,
     max_threads: usize,
     keep_alive: Duration,
-    /// The runtime's id, for thread names.
-    runtime: u64,
+    /// The runtime, for its id (in thread names) and for the jobs (see [`current_runtime`]).
+    runtime: Weak<Shared>,
 }
 
 struct PoolState {
@@ -185,7 +202,7 @@ struct PoolState {
 
 impl Pool {
     /// A pool with no threads yet.
-    pub(crate) fn new(max_threads: usize, keep_alive: Duration, runtime: u64) -> Pool {
+    pub(crate) fn new(max_threads: usize, keep_alive: Duration, runtime: Weak<Shared>) -> Pool {
         Pool {
             state: Mutex::new(PoolState {
                 queue: VecDeque::new(),
@@ -237,9 +254,13 @@ impl Pool {
 
     fn start_thread(self: &Arc<Self>, n: u64) -> io::Result<()> {
         let pool = self.clone();
+        let id = self.runtime.upgrade().map_or(0, |s| s.id);
         thread::Builder::new()
-            .name(format!("coact-offload-{}-{n}", self.runtime))
-            .spawn(move || pool.serve())
+            .name(format!("coact-offload-{id}-{n}"))
+            .spawn(move || {
+                RUNTIME.with(|r| *r.borrow_mut() = pool.runtime.clone());
+                pool.serve()
+            })
             .map(drop)
     }
 

@@ -309,9 +309,12 @@ impl std::fmt::Debug for Handle {
 }
 
 impl Handle {
-    /// The handle of the runtime running the caller, if it runs on one.
+    /// The handle of the runtime running the caller, if it runs on one: on one of its workers,
+    /// or on a thread of its offload pool (a job handed to [`offload`](crate::offload())).
     pub fn current() -> Option<Handle> {
-        worker::current_shared().map(|shared| Handle { shared })
+        worker::current_shared()
+            .or_else(crate::offload::current_runtime)
+            .map(|shared| Handle { shared })
     }
 
     /// The number of worker threads of the runtime (to keep one helper per worker, say).
@@ -638,8 +641,10 @@ where
 {
     // Through the worker's own reference to the runtime: cloning a `Handle` and dropping it
     // would cost two atomic read-modify-writes on a counter every worker shares.
-    worker::with_current_shared(|shared| try_spawn_on(shared, f))
-        .expect("coact: spawn called outside a runtime; use Runtime::spawn or Handle::spawn")
+    worker::with_current_shared(|shared| try_spawn_on(shared, f)).expect(
+        "coact: spawn called outside a coroutine; use Runtime::spawn or Handle::spawn \
+         (in an offloaded job, Handle::current() gives the job's runtime)",
+    )
 }
 
 /// [`Handle::try_spawn`] on a runtime's shared state.

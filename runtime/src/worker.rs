@@ -307,15 +307,18 @@ impl Shared {
         }
         static NEXT_ID: AtomicU64 = AtomicU64::new(1);
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
-        let shared = Arc::new(Shared {
-            remotes: remotes.into_boxed_slice(),
+        let remotes = remotes.into_boxed_slice();
+        // The pool's threads reach the runtime through a weak reference: they must not keep
+        // it alive, and they let jobs spawn onto it (see `offload::current_runtime`).
+        let shared = Arc::new_cyclic(|me| Shared {
+            remotes,
             injector: Injector::new(),
             shutdown: AtomicBool::new(false),
             stack_size,
             max_stacks,
             id,
             epoch: Instant::now(),
-            pool: Arc::new(crate::offload::Pool::new(offload.0, offload.1, id)),
+            pool: Arc::new(crate::offload::Pool::new(offload.0, offload.1, me.clone())),
         });
         crate::sync::lock(&RUNTIMES).push((id, Arc::downgrade(&shared)));
         Ok((shared, parts))
