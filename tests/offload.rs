@@ -413,3 +413,44 @@ fn an_offloaded_job_spawns_onto_its_runtime() {
     // A plain thread outside any runtime has none.
     assert!(coact::Handle::current().is_none());
 }
+
+/// `shutdown_timeout` bounds the wait for offloaded jobs that a drop would wait out: with a job
+/// stuck it gives up after its timeout and says so; with none left it says all returned.
+#[test]
+fn shutdown_timeout_gives_up_on_a_job_that_does_not_return() {
+    bounded(|| {
+        let rt = common::runtime(1);
+        let (started_tx, started_rx) = std_mpsc::channel::<()>();
+        let (release_tx, release_rx) = std_mpsc::channel::<()>();
+        let (finished_tx, finished_rx) = std_mpsc::channel::<()>();
+        rt.block_on(move || {
+            coact::spawn_detached(move || {
+                offload(move || {
+                    started_tx.send(()).unwrap();
+                    let _ = release_rx.recv();
+                    finished_tx.send(()).unwrap();
+                });
+            });
+        });
+        started_rx.recv().unwrap();
+        // The timer under test: 50 ms, checked with generous bounds.
+        let start = Instant::now();
+        assert!(
+            !rt.shutdown_timeout(Duration::from_millis(50)),
+            "a job was still running"
+        );
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(50), "{waited:?}");
+        assert!(waited < Duration::from_secs(60), "{waited:?}");
+        // The job was left to its thread, and finishes there once released.
+        release_tx.send(()).unwrap();
+        finished_rx.recv().unwrap();
+
+        let rt = common::runtime(1);
+        assert_eq!(rt.block_on(|| offload(|| 2 + 2)), 4);
+        assert!(
+            rt.shutdown_timeout(Duration::from_secs(30)),
+            "nothing was left"
+        );
+    });
+}

@@ -31,9 +31,10 @@
 //! Dropping the runtime first ends its coroutines, then waits for every job already accepted,
 //! running or queued, to return: nothing handed to the pool is dropped unrun, and what the jobs
 //! do (a file written, a record flushed) is done when [`run`](crate::run) returns. A job that
-//! never returns therefore keeps the drop waiting: give such calls a timeout of their own, and
-//! do not offload a job that waits for a coroutine of the same runtime (the runtime's end
-//! cancels that coroutine, and the job would wait for good).
+//! never returns therefore keeps the drop waiting: give such calls a timeout of their own, or
+//! end the runtime with [`Runtime::shutdown_timeout`](crate::Runtime::shutdown_timeout), and do
+//! not offload a job that waits for a coroutine of the same runtime (the runtime's end cancels
+//! that coroutine, and the job would wait for good).
 //!
 //! A job runs on a plain thread, where coact's blocking calls block the thread. It knows its
 //! runtime: [`Handle::current`](crate::Handle::current) returns it there, so a job can spawn
@@ -54,7 +55,7 @@ use std::io;
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::park::{self, Park, Unparker};
 use crate::sync::lock;
@@ -304,13 +305,27 @@ impl Pool {
         self.work.notify_all();
     }
 
-    /// Closes the pool and waits until every accepted job has run and every thread is gone.
-    pub(crate) fn close_and_wait(&self) {
+    /// Closes the pool and waits until every accepted job has run and every thread is gone,
+    /// or until `until` (`None`: for good). Returns whether they had.
+    pub(crate) fn close_and_wait(&self, until: Option<Instant>) -> bool {
         self.close();
         let mut s = lock(&self.state);
         while s.threads > 0 {
-            s = self.gone.wait(s).unwrap_or_else(PoisonError::into_inner);
+            s = match until {
+                None => self.gone.wait(s).unwrap_or_else(PoisonError::into_inner),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        return false;
+                    }
+                    self.gone
+                        .wait_timeout(s, d - now)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
         }
+        true
     }
 
     /// Live pool threads.

@@ -6,7 +6,7 @@ use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 use std::sync::atomic::{fence, AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::fiber::{self, Resume, Task};
 use crate::join::{joint, JoinCell, Reservation};
@@ -144,6 +144,7 @@ impl Builder {
             shared,
             threads: Vec::with_capacity(workers),
             watchdog: None,
+            ended: false,
         };
         for (i, part) in parts.into_iter().enumerate() {
             let sh = rt.shared.clone();
@@ -181,6 +182,8 @@ pub struct Runtime {
     shared: Arc<Shared>,
     threads: Vec<thread::JoinHandle<()>>,
     watchdog: Option<thread::JoinHandle<()>>,
+    /// Ended already (by [`Runtime::shutdown_timeout`]): the drop has nothing left to do.
+    ended: bool,
 }
 
 impl std::fmt::Debug for Runtime {
@@ -270,8 +273,30 @@ impl Runtime {
     }
 }
 
-impl Drop for Runtime {
-    fn drop(&mut self) {
+impl Runtime {
+    /// Ends the runtime as dropping it does, but waits at most `timeout` for the jobs handed
+    /// to [`offload`](crate::offload()) (a drop waits for them however long they take). Returns
+    /// whether every job had returned; jobs still running are left to their threads, which
+    /// exit once the jobs return. Coroutines are cancelled and the workers joined first, as in
+    /// a drop, which `timeout` does not bound.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    ///
+    /// let rt = coact_runtime::Runtime::new()?;
+    /// rt.block_on(|| coact_runtime::offload(|| 2 + 2));
+    /// assert!(rt.shutdown_timeout(Duration::from_secs(10))); // nothing was left running
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> bool {
+        let done = self.end(Instant::now().checked_add(timeout));
+        self.ended = true;
+        done
+    }
+
+    /// Ends the runtime; waits for offloaded jobs until `jobs_until` (`None`: for good).
+    /// Returns whether they had all returned.
+    fn end(&mut self, jobs_until: Option<Instant>) -> bool {
         self.shared.shutdown();
         let own = worker::current_shared().is_some_and(|s| Arc::ptr_eq(&s, &self.shared));
         if let Some(w) = self.watchdog.take() {
@@ -283,8 +308,7 @@ impl Drop for Runtime {
         if own {
             // Joining our own worker would deadlock: the workers finish on their own, and so
             // do the offload threads once their jobs are done.
-            self.shared.pool.close();
-            return;
+            return self.shared.pool.close_and_wait(Some(Instant::now()));
         }
         for t in self.threads.drain(..) {
             // A worker never panics on its own; if one did, the report was already printed.
@@ -292,7 +316,15 @@ impl Drop for Runtime {
         }
         self.shared.drain_injector();
         // After the workers: destructors of cancelled coroutines may offload too.
-        self.shared.pool.close_and_wait();
+        self.shared.pool.close_and_wait(jobs_until)
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.end(None);
+        }
     }
 }
 
