@@ -95,25 +95,21 @@ where
             waiter: None,
         }),
     });
-    let h = handoff.clone();
-    let job: Job = Box::new(move || {
-        let result = catch_unwind(AssertUnwindSafe(f));
-        let waiter = {
-            let mut s = lock(&h.state);
-            s.result = Some(result);
-            s.waiter.take()
-        };
-        if let Some(w) = waiter {
-            w.unpark();
-        }
+    let job: Box<dyn Job> = Box::new(Call {
+        f: Some(f),
+        result: None,
+        handoff: handoff.clone(),
     });
-    if let Err(job) = pool.submit(job) {
+    if let Err(mut job) = pool.submit(job) {
         // No pool thread exists and none could be started: better late here than never.
         tracing::warn!(
             target: "coact::offload",
             "coact: could not start an offload thread; running the job on the worker"
         );
-        job();
+        job.run();
+        if let Some(w) = job.finish() {
+            w.unpark();
+        }
     }
     match handoff.wait() {
         Ok(v) => v,
@@ -121,8 +117,42 @@ where
     }
 }
 
-/// A job of the pool: it catches its own panics.
-type Job = Box<dyn FnOnce() + Send + 'static>;
+/// A job of the pool, in two steps: `run` does the work (catching the closure's panic) and
+/// `finish` hands the result over and returns the waiter to wake. A pool thread finishes a
+/// job with the pool's lock held, so that the caller, who often offloads again at once, finds
+/// that thread waiting for its next job instead of starting another.
+trait Job: Send {
+    fn run(&mut self);
+    fn finish(self: Box<Self>) -> Option<Unparker>;
+}
+
+/// The job `offload` makes of its closure.
+struct Call<F, T> {
+    f: Option<F>,
+    result: Option<thread::Result<T>>,
+    handoff: Arc<Handoff<T>>,
+}
+
+impl<F, T> Job for Call<F, T>
+where
+    F: FnOnce() -> T + Send,
+    T: Send,
+{
+    fn run(&mut self) {
+        if let Some(f) = self.f.take() {
+            self.result = Some(catch_unwind(AssertUnwindSafe(f)));
+        }
+    }
+
+    fn finish(self: Box<Self>) -> Option<Unparker> {
+        let Call {
+            result, handoff, ..
+        } = *self;
+        let mut s = lock(&handoff.state);
+        s.result = result;
+        s.waiter.take()
+    }
+}
 
 thread_local! {
     /// On a pool thread, its runtime.
@@ -189,7 +219,7 @@ pub(crate) struct Pool {
 
 struct PoolState {
     /// Jobs no thread has taken yet, oldest first.
-    queue: VecDeque<Job>,
+    queue: VecDeque<Box<dyn Job>>,
     /// Live pool threads.
     threads: usize,
     /// Threads waiting for a job. Each covers one queued job: a job that would leave more
@@ -222,7 +252,7 @@ impl Pool {
 
     /// Queues `job` and makes sure a thread will run it; `Err` gives it back when the pool
     /// has no thread and cannot start one.
-    fn submit(self: &Arc<Self>, job: Job) -> Result<(), Job> {
+    fn submit(self: &Arc<Self>, job: Box<dyn Job>) -> Result<(), Box<dyn Job>> {
         let mut s = lock(&self.state);
         s.queue.push_back(job);
         if s.queue.len() <= s.idle {
@@ -270,13 +300,19 @@ impl Pool {
     fn serve(&self) {
         let mut s = lock(&self.state);
         loop {
-            if let Some(job) = s.queue.pop_front() {
+            if let Some(mut job) = s.queue.pop_front() {
                 drop(s);
-                // `offload`'s jobs catch their closure's panic themselves; this keeps the
-                // thread (and its place in the count that the runtime's drop waits on) safe
-                // from anything else.
-                let _ = catch_unwind(AssertUnwindSafe(job));
+                // `run` catches the closure's panic itself; this keeps the thread (and its
+                // place in the count that the runtime's drop waits on) safe from anything else.
+                let ran = catch_unwind(AssertUnwindSafe(|| job.run())).is_ok();
                 s = lock(&self.state);
+                // Finished under the pool's lock (see `Job`): the caller can see the result
+                // only once this thread is back in its loop, where it takes the next job.
+                if ran {
+                    if let Some(w) = job.finish() {
+                        w.unpark();
+                    }
+                }
                 continue;
             }
             if s.closing {
