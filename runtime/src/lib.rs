@@ -67,6 +67,9 @@
 //! });
 //! ```
 //!
+//! [`signal::Signals`] receives Unix signals the same way: a server's main coroutine parks in
+//! `recv` until `SIGTERM` or `SIGINT` arrives, then shuts down in order.
+//!
 //! # What not to do in a coroutine
 //!
 //! Calls that block the OS thread (`std::sync::Mutex::lock` under contention, std's `Condvar`
@@ -101,6 +104,7 @@ mod park;
 mod reactor;
 mod runtime;
 pub mod select;
+pub mod signal;
 mod stack;
 pub mod sync;
 mod tasks;

@@ -49,6 +49,7 @@ use crate::net::unix::{self, UnixListener, UnixStream};
 use crate::net::{ReadHalf, TcpListener, TcpStream, UdpSocket, WriteHalf};
 use crate::park::{self, Park, Unparker};
 use crate::reactor::Direction;
+use crate::signal::Signals;
 use crate::sync::lock;
 use crate::sync::mpsc::{
     self, Chan, Receiver, RecvError, Reservation, SendError, Sender, SyncSender,
@@ -179,7 +180,8 @@ impl Handle for Direction {
 
 /// A socket a `Select` can wait to read from: [`TcpStream`], [`ReadHalf`], [`TcpListener`]
 /// (ready to accept), [`UdpSocket`], or their Unix counterparts ([`UnixStream`],
-/// [`unix::ReadHalf`], [`UnixListener`]).
+/// [`unix::ReadHalf`], [`UnixListener`]); or [`Signals`] (a signal has arrived; take it
+/// with [`Signals::try_recv`]).
 #[allow(private_interfaces)]
 pub trait SelectReadable: sealed::Sealed {
     /// The readiness state of the read direction.
@@ -207,7 +209,7 @@ macro_rules! io_select {
     )*};
 }
 io_select!(SelectReadable read_dir read_direction: TcpStream, ReadHalf, TcpListener, UdpSocket,
-    UnixStream, unix::ReadHalf, UnixListener);
+    UnixStream, unix::ReadHalf, UnixListener, Signals);
 io_select!(SelectWritable write_dir write_direction: TcpStream, WriteHalf, UnixStream,
     unix::WriteHalf);
 
@@ -246,6 +248,7 @@ mod sealed {
     impl Sealed for super::unix::ReadHalf {}
     impl Sealed for super::unix::WriteHalf {}
     impl Sealed for super::UnixListener {}
+    impl Sealed for super::Signals {}
 }
 
 /// One operation of a set (or one arm of a [`select!`](crate::select!) call, which makes them
