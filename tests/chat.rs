@@ -1779,3 +1779,95 @@ fn user_mode_query_reports_i() {
     let r = a.expect_num("221");
     assert!(r.param(1).contains('i'), "221 after +i: {r:?}");
 }
+
+/// A shutdown stops accepting, sends every client (registered or not) its goodbye after what
+/// was queued for it, and closes the connections, without a storm of QUITs between members
+/// who are all leaving. A second shutdown finds nothing to do.
+#[test]
+fn shutdown_says_goodbye_to_every_client_and_stops_accepting() {
+    let srv = serve(config());
+    let mut a = Irc::register(srv.addr, "a");
+    let mut b = Irc::register(srv.addr, "b");
+    let mut anon = Irc::connect(srv.addr, "unregistered");
+    a.join("#x");
+    b.join("#x");
+    a.expect_from("b", "JOIN");
+    anon.send("PING :here");
+    anon.expect("PONG", |m| m.cmd == "PONG");
+    b.send("PRIVMSG #x :last words");
+    // Fanned out to `a` before the PONG.
+    b.sync();
+
+    let report = srv.handle.shutdown(Duration::from_secs(60));
+    assert_eq!(report.connections, 3, "{report:?}");
+    assert_eq!(report.cut_off, 0, "{report:?}");
+
+    for (who, client) in [("a", &mut a), ("b", &mut b), ("unregistered", &mut anon)] {
+        let (lines, reset) = client.read_to_end(TIMEOUT);
+        assert!(!reset, "{who}: the connection was reset: {lines:#?}");
+        let last = lines
+            .last()
+            .unwrap_or_else(|| panic!("{who}: nothing read"));
+        assert_eq!(last.cmd, "ERROR", "{who}: {lines:#?}");
+        assert!(
+            last.last().contains("Server shutting down"),
+            "{who}: {last:?}"
+        );
+        assert!(
+            lines.iter().all(|m| m.cmd != "QUIT"),
+            "{who} was sent a QUIT: {lines:#?}"
+        );
+        if who == "a" {
+            // Queued before the shutdown: delivered before the goodbye.
+            assert!(
+                lines
+                    .iter()
+                    .any(|m| m.cmd == "PRIVMSG" && m.last() == "last words"),
+                "{lines:#?}"
+            );
+        }
+    }
+    let refused = TcpStream::connect(srv.addr).expect_err("the listener is closed");
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    let again = srv.handle.shutdown(Duration::from_secs(60));
+    assert_eq!((again.connections, again.cut_off), (0, 0), "{again:?}");
+}
+
+/// A client that does not read cannot hold a shutdown up: past the grace period its
+/// connection is cut off, and the report says so.
+#[test]
+fn shutdown_cuts_off_a_client_that_does_not_read_after_the_grace_period() {
+    // 10,000 full-length lines (5.4 MB) are more than loopback's socket buffers hold for a
+    // client that never reads (about 4 MB here; see `slow_reader_is_cut_off_...`), and well
+    // under this sendq: the client stays connected with a stalled socket.
+    let srv = serve(Config {
+        sendq: 40_000,
+        ..config()
+    });
+    let mut s = Irc::register(srv.addr, "s");
+    let mut stuck = Irc::register(srv.addr, "stuck");
+    s.join("#f");
+    stuck.join("#f");
+    s.chan_sync("#f");
+    let pad = "p".repeat(510 - "PRIVMSG #f :99999 ".len());
+    let lines = (0..10_000)
+        .map(|n| format!("PRIVMSG #f :{n} {pad}"))
+        .collect();
+    spam(s.socket(), lines).join().unwrap();
+    // Every line was handed to the channel, and fanned out, before the PONG.
+    s.sync();
+    s.send("QUIT :done");
+    s.read_to_end(TIMEOUT);
+
+    let start = Instant::now();
+    let report = srv.handle.shutdown(Duration::from_millis(200));
+    let took = start.elapsed();
+    assert_eq!(report.connections, 1, "{report:?}");
+    assert_eq!(report.cut_off, 1, "{report:?}");
+    assert!(
+        took >= Duration::from_millis(200),
+        "returned after {took:?}"
+    );
+    assert!(took < Duration::from_secs(30), "returned after {took:?}");
+    drop(stuck);
+}

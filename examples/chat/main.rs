@@ -8,6 +8,10 @@
 //! Then connect with any IRC client, for example `irssi -c 127.0.0.1 -p 6667` or, in weechat,
 //! `/server add coact 127.0.0.1/6667` and `/connect coact`.
 //!
+//! Ctrl-C (`SIGINT`) or `SIGTERM` shuts the server down in order: it stops accepting, sends
+//! every client `ERROR :Closing link` after what was queued for it, and waits up to 5 s for
+//! the goodbyes to be written; a second signal ends the process at once.
+//!
 //! How it is built (see `server.rs`): a coroutine per connection for reading and one for
 //! writing through a bounded queue, a handler actor per channel, and a directory actor for
 //! nicknames and channels.
@@ -16,6 +20,11 @@ mod irc;
 mod server;
 
 use std::time::Duration;
+
+use coact::signal::{self, Signals};
+
+/// How long a shutdown waits for the goodbyes to reach slow clients.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 fn usage() -> ! {
     eprintln!(
@@ -68,6 +77,14 @@ fn main() {
     }
     let rt = builder.build().expect("start the coact runtime");
     rt.block_on(move || {
+        // Watched before the server starts: from here on, Ctrl-C asks for a clean shutdown.
+        let signals = match Signals::new([signal::SIGINT, signal::SIGTERM]) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("chat: cannot watch SIGINT and SIGTERM: {e}");
+                std::process::exit(1);
+            }
+        };
         let listener = match coact::net::TcpListener::bind(&listen) {
             Ok(l) => l,
             Err(e) => {
@@ -83,6 +100,32 @@ fn main() {
             addr.ip(),
             addr.port()
         );
-        coact::time::sleep(Duration::MAX);
+        let Ok(sig) = signals.recv() else {
+            return; // nothing closes `signals`: not reached
+        };
+        println!(
+            "chat: {} received, shutting down (again to stop at once)",
+            signal::name(sig).unwrap_or("signal")
+        );
+        coact::spawn_detached(move || {
+            if let Ok(sig) = signals.recv() {
+                eprintln!(
+                    "chat: {} received again, stopping now",
+                    signal::name(sig).unwrap_or("signal")
+                );
+                std::process::exit(130);
+            }
+        });
+        let report = handle.shutdown(SHUTDOWN_GRACE);
+        if report.cut_off == 0 {
+            println!("chat: said goodbye to {} client(s)", report.connections);
+        } else {
+            println!(
+                "chat: said goodbye to {} client(s); cut off {} that did not read it within {:?}",
+                report.connections - report.cut_off,
+                report.cut_off,
+                SHUTDOWN_GRACE
+            );
+        }
     });
 }

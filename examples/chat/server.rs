@@ -69,13 +69,117 @@ impl Default for Config {
 }
 
 /// A running server.
-#[derive(Debug)]
 pub struct ServerHandle {
     /// Where it listens.
     pub addr: SocketAddr,
     /// Connections open now (the tests read it).
     #[allow(dead_code)]
     pub connections: Arc<AtomicUsize>,
+    shared: Arc<Shared>,
+}
+
+/// How a [`ServerHandle::shutdown`] went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShutdownReport {
+    /// Connections open when the shutdown began (or accepted during it).
+    pub connections: usize,
+    /// Of those, the ones still open at the end of the grace period, closed without waiting
+    /// for their goodbye to be written.
+    pub cut_off: usize,
+}
+
+/// What the accept loop, the connections and the handle share for a shutdown.
+struct Shared {
+    /// Set once, by [`ServerHandle::shutdown`]; a connection checks it at the top of its loop,
+    /// after it has registered in `live` (so a connection that registers after the shutdown's
+    /// sweep of `live` still sees it).
+    closing: AtomicBool,
+    live: coact::sync::Mutex<Live>,
+    /// Notified when a connection leaves `live` or the accept loop ends.
+    changed: coact::sync::Condvar,
+    /// Wakes the accept loop to stop it. (Held here, not by the handle: the server keeps
+    /// serving when its handle is dropped.)
+    stop_accepting: SyncSender<()>,
+}
+
+#[derive(Default)]
+struct Live {
+    next_id: u64,
+    /// Each open connection: how to cut it off, and how to wake its loop.
+    conns: HashMap<u64, (Arc<Conn>, SyncSender<()>)>,
+    /// Connections that registered since the shutdown began.
+    late: usize,
+    /// Whether the accept loop still holds the listener.
+    accepting: bool,
+}
+
+impl Shared {
+    /// Adds a connection; returns its id in `live`.
+    fn register(&self, conn: Arc<Conn>, wake: SyncSender<()>) -> u64 {
+        let mut live = self.live.lock().unwrap();
+        let id = live.next_id;
+        live.next_id += 1;
+        live.conns.insert(id, (conn, wake));
+        if self.closing.load(Ordering::Acquire) {
+            live.late += 1;
+        }
+        id
+    }
+
+    fn unregister(&self, id: u64) {
+        self.live.lock().unwrap().conns.remove(&id);
+        self.changed.notify_all();
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing.load(Ordering::Acquire)
+    }
+}
+
+impl std::fmt::Debug for ServerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerHandle")
+            .field("addr", &self.addr)
+            .field("closing", &self.shared.is_closing())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServerHandle {
+    /// Shuts the server down: stops accepting (the listening socket is closed when this
+    /// returns), tells every client `ERROR :Closing link: ... (Server shutting down)` after
+    /// what was queued for it, and closes its connection. Members of a channel are not sent
+    /// each other's QUIT, since they all go. Waits at most `grace` for the goodbyes to be
+    /// written; connections still open then (a client that does not read) are cut off.
+    /// Callable from a coroutine or a plain thread; a second call finds nothing left to do.
+    pub fn shutdown(&self, grace: Duration) -> ShutdownReport {
+        let deadline = Instant::now() + grace;
+        self.shared.closing.store(true, Ordering::Release);
+        let _ = self.shared.stop_accepting.try_send(());
+        let mut live = self.shared.live.lock().unwrap();
+        let mut connections = live.conns.len();
+        for (_, wake) in live.conns.values() {
+            // Wakes the connection's `Select` (its stall signal; a spurious one costs a
+            // look at an empty buffer); the loop then sees `closing`.
+            let _ = wake.try_send(());
+        }
+        while live.accepting || !live.conns.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            live = self.shared.changed.wait_timeout(live, left).unwrap().0;
+        }
+        connections += std::mem::take(&mut live.late);
+        let cut_off = live.conns.len();
+        for (conn, _) in live.conns.values() {
+            conn.kill("Server shutting down");
+        }
+        ShutdownReport {
+            connections,
+            cut_off,
+        }
+    }
 }
 
 /// Starts serving on `listener` from the current runtime; returns at once.
@@ -92,38 +196,82 @@ pub fn start(listener: TcpListener, config: Config) -> std::io::Result<ServerHan
         },
     );
     let connections = Arc::new(AtomicUsize::new(0));
+    let (stop_accepting, stop_rx) = sync_channel(1);
+    let shared = Arc::new(Shared {
+        closing: AtomicBool::new(false),
+        live: coact::sync::Mutex::new(Live {
+            accepting: true,
+            ..Live::default()
+        }),
+        changed: coact::sync::Condvar::new(),
+        stop_accepting,
+    });
     let open = connections.clone();
+    let shared2 = shared.clone();
     coact::spawn_detached(move || {
-        let mut out_of_fds = false;
+        let shared = shared2;
+        accept_loop(&listener, &stop_rx, |stream, peer| {
+            let dir = directory.clone();
+            let config = config.clone();
+            let open = open.clone();
+            let shared = shared.clone();
+            coact::spawn_detached(move || {
+                open.fetch_add(1, Ordering::Relaxed);
+                connection(stream, peer, dir, config, &shared);
+                open.fetch_sub(1, Ordering::Relaxed);
+            });
+        });
+        drop(listener);
+        shared.live.lock().unwrap().accepting = false;
+        shared.changed.notify_all();
+    });
+    Ok(ServerHandle {
+        addr,
+        connections,
+        shared,
+    })
+}
+
+/// Accepts connections until `stop` says to, handing each to `serve`.
+/// One persistent `Select` waits for both.
+fn accept_loop(
+    listener: &TcpListener,
+    stop: &Receiver<()>,
+    mut serve: impl FnMut(TcpStream, SocketAddr),
+) {
+    let mut sel = Select::new();
+    let incoming = sel.readable(listener);
+    sel.recv(stop);
+    let mut out_of_fds = false;
+    loop {
+        if sel.ready() != incoming {
+            return;
+        }
+        // Everything waiting, until the listener would block (it is edge-triggered).
         loop {
-            match listener.accept() {
+            match listener.try_accept() {
                 Ok((stream, peer)) => {
                     out_of_fds = false;
-                    let dir = directory.clone();
-                    let config = config.clone();
-                    let open = open.clone();
-                    coact::spawn_detached(move || {
-                        open.fetch_add(1, Ordering::Relaxed);
-                        connection(stream, peer, dir, config);
-                        open.fetch_sub(1, Ordering::Relaxed);
-                    });
+                    serve(stream, peer);
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                 // Out of descriptors (EMFILE = 24, ENFILE = 23): the waiting connection stays
-                // queued and the listener stays readable, so retrying at once would spin; wait for
-                // connections to close. Said once per stretch, not once per retry.
+                // queued and the listener stays readable, so retrying at once would spin; wait
+                // for connections to close. Said once per stretch, not once per retry.
                 Err(e) if matches!(e.raw_os_error(), Some(23 | 24)) => {
                     if !out_of_fds {
                         eprintln!("chat: accept failed: {e}; retrying every 10 ms");
                         out_of_fds = true;
                     }
-                    coact::time::sleep(Duration::from_millis(10));
+                    if stop.recv_timeout(Duration::from_millis(10)).is_ok() {
+                        return;
+                    }
                 }
                 // A peer that vanished during the handshake: keep serving.
                 Err(e) => eprintln!("chat: accept failed: {e}"),
             }
         }
-    });
-    Ok(ServerHandle { addr, connections })
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -869,10 +1017,11 @@ pub enum ChanMsg {
     Names { nick: String, out: Outbound },
     /// WHO.
     WhoList { nick: String, out: Outbound },
-    /// A member quits; members in `notified` were told already.
+    /// A member quits; members in `notified` were told already, and with `quiet` none is.
     Quit {
         who: Who,
         reason: String,
+        quiet: bool,
         notified: Notified,
         reply: ReplyTo<()>,
     },
@@ -1419,19 +1568,21 @@ impl Actor for Channel {
             ChanMsg::Quit {
                 who,
                 reason,
+                quiet,
                 notified,
                 reply,
             } => {
                 let k = fold(&who.nick);
                 if self.members.contains_key(&k) {
-                    let line = format!(":{} QUIT :{}\r\n", who.prefix(), reason);
-                    let mut told = notified.lock().unwrap();
-                    for (mk, m) in &self.members {
-                        if *mk != k && told.insert(mk.clone()) {
-                            m.out.queue(&line, &mut self.dirty);
+                    if !quiet {
+                        let line = format!(":{} QUIT :{}\r\n", who.prefix(), reason);
+                        let mut told = notified.lock().unwrap();
+                        for (mk, m) in &self.members {
+                            if *mk != k && told.insert(mk.clone()) {
+                                m.out.queue(&line, &mut self.dirty);
+                            }
                         }
                     }
-                    drop(told);
                     self.leave(&k, ctx);
                 }
                 reply.send(());
@@ -1519,7 +1670,13 @@ struct Client {
 /// Serves one connection until it closes: one coroutine that reads the client's commands
 /// and waits, in one persistent `Select`, for its socket to be readable or for word that the
 /// socket stopped taking what others write to the client (then it drains the buffer).
-fn connection(stream: TcpStream, peer: SocketAddr, dir: Addr<DirMsg>, config: Arc<Config>) {
+fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    dir: Addr<DirMsg>,
+    config: Arc<Config>,
+    shared: &Shared,
+) {
     let _ = stream.set_nodelay(true);
     let conn = Arc::new(Conn {
         closer: stream.closer(),
@@ -1528,6 +1685,17 @@ fn connection(stream: TcpStream, peer: SocketAddr, dir: Addr<DirMsg>, config: Ar
     });
     let (reader, writer) = stream.split();
     let (out, stalled) = Outbound::new(writer, conn.clone(), config.sendq);
+    // Leaves `live` however this ends (a panic included), so a shutdown does not wait for it.
+    struct Registered<'a>(&'a Shared, u64);
+    impl Drop for Registered<'_> {
+        fn drop(&mut self) {
+            self.0.unregister(self.1);
+        }
+    }
+    let _registered = Registered(
+        shared,
+        shared.register(conn.clone(), out.0.stalled_tx.clone()),
+    );
     let mut client = Client {
         out,
         host: peer.ip().to_string(),
@@ -1542,8 +1710,8 @@ fn connection(stream: TcpStream, peer: SocketAddr, dir: Addr<DirMsg>, config: Ar
         identity: std::cell::RefCell::new(None),
         invisible: false,
     };
-    let reason = client.serve(&reader, &stalled);
-    client.cleanup(&reason);
+    let reason = client.serve(&reader, &stalled, shared);
+    client.cleanup(&reason, shared.is_closing());
     // What is queued still goes out (unless the client is the problem), then the goodbye.
     if !conn.dead.load(Ordering::Acquire) {
         let out = &client.out;
@@ -1607,7 +1775,7 @@ impl Client {
     /// Input is handled as the flood limit allows; while a client waits for tokens, its
     /// socket is not read (the flood backs up into its own TCP window) but what others send it
     /// keeps flowing out.
-    fn serve(&mut self, stream: &ReadHalf, stalled: &Receiver<()>) -> String {
+    fn serve(&mut self, stream: &ReadHalf, stalled: &Receiver<()>, shared: &Shared) -> String {
         let mut framer = Framer::default();
         let mut pending: std::collections::VecDeque<Frame> = std::collections::VecDeque::new();
         let mut fresh = Vec::new();
@@ -1629,6 +1797,9 @@ impl Client {
         loop {
             if self.out.conn().dead.load(Ordering::Acquire) {
                 return self.why("Connection closed");
+            }
+            if shared.is_closing() {
+                return "Server shutting down".into();
             }
             // Handle what was read, as far as the flood limit allows.
             let mut throttled = None;
@@ -1657,6 +1828,12 @@ impl Client {
             self.out.flush();
             if stalled.try_recv().is_ok() && self.out.drain(stalled).is_err() {
                 return self.why("Write error");
+            }
+            // Checked again after the stall signal was taken (above, or in `drain`): a
+            // shutdown's wake-up may have been taken with it, and the shutdown set `closing`
+            // before it sent the wake-up, so it shows here; a later wake-up ends the wait below.
+            if shared.is_closing() {
+                return "Server shutting down".into();
             }
             if let Some(wait) = throttled {
                 // Only a stalled socket is served (above, next turn) until a token is due.
@@ -2191,7 +2368,9 @@ impl Client {
     }
 
     /// Leaves every channel (each member told once) and frees the nickname.
-    fn cleanup(&mut self, reason: &str) {
+    /// Leaves the client's channels and frees its nick. `quiet`: the other members are not
+    /// sent its QUIT (the server is shutting down: they are all leaving).
+    fn cleanup(&mut self, reason: &str, quiet: bool) {
         if !self.registered {
             return;
         }
@@ -2202,6 +2381,7 @@ impl Client {
                 |r| ChanMsg::Quit {
                     who: who.clone(),
                     reason: reason.to_owned(),
+                    quiet,
                     notified: notified.clone(),
                     reply: r,
                 },

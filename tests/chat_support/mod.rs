@@ -38,6 +38,8 @@ pub fn runtime() -> &'static coact::Runtime {
 pub struct Server {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicUsize>,
+    /// Shuts the server down; dropping it leaves the server running.
+    pub handle: server::ServerHandle,
 }
 
 impl Server {
@@ -64,7 +66,8 @@ pub fn serve(config: Config) -> Server {
     let handle = handle.expect("start the chat server");
     Server {
         addr: handle.addr,
-        connections: handle.connections,
+        connections: handle.connections.clone(),
+        handle,
     }
 }
 
