@@ -68,7 +68,8 @@
 //! ```
 //!
 //! [`signal::Signals`] receives Unix signals the same way: a server's main coroutine parks in
-//! `recv` until `SIGTERM` or `SIGINT` arrives, then shuts down in order.
+//! `recv` until `SIGTERM` or `SIGINT` arrives, then shuts down in order. [`process::Command`]
+//! starts child processes whose waits and pipes park only the calling coroutine.
 //!
 //! # What not to do in a coroutine
 //!
@@ -101,6 +102,7 @@ mod label;
 pub mod net;
 pub mod offload;
 mod park;
+pub mod process;
 mod reactor;
 mod runtime;
 pub mod select;

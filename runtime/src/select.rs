@@ -48,6 +48,7 @@ use std::time::{Duration, Instant};
 use crate::net::unix::{self, UnixListener, UnixStream};
 use crate::net::{ReadHalf, TcpListener, TcpStream, UdpSocket, WriteHalf};
 use crate::park::{self, Park, Unparker};
+use crate::process::{ChildStderr, ChildStdin, ChildStdout};
 use crate::reactor::Direction;
 use crate::signal::Signals;
 use crate::sync::lock;
@@ -180,8 +181,8 @@ impl Handle for Direction {
 
 /// A socket a `Select` can wait to read from: [`TcpStream`], [`ReadHalf`], [`TcpListener`]
 /// (ready to accept), [`UdpSocket`], or their Unix counterparts ([`UnixStream`],
-/// [`unix::ReadHalf`], [`UnixListener`]); or [`Signals`] (a signal has arrived; take it
-/// with [`Signals::try_recv`]).
+/// [`unix::ReadHalf`], [`UnixListener`]); a child's [`ChildStdout`] or [`ChildStderr`]; or
+/// [`Signals`] (a signal has arrived; take it with [`Signals::try_recv`]).
 #[allow(private_interfaces)]
 pub trait SelectReadable: sealed::Sealed {
     /// The readiness state of the read direction.
@@ -189,8 +190,8 @@ pub trait SelectReadable: sealed::Sealed {
     fn read_dir(&self) -> &Direction;
 }
 
-/// A socket a `Select` can wait to write to: [`TcpStream`], [`WriteHalf`], [`UnixStream`] or
-/// [`unix::WriteHalf`].
+/// A socket a `Select` can wait to write to: [`TcpStream`], [`WriteHalf`], [`UnixStream`],
+/// [`unix::WriteHalf`], or a child's [`ChildStdin`].
 #[allow(private_interfaces)]
 pub trait SelectWritable: sealed::Sealed {
     /// The readiness state of the write direction.
@@ -209,9 +210,9 @@ macro_rules! io_select {
     )*};
 }
 io_select!(SelectReadable read_dir read_direction: TcpStream, ReadHalf, TcpListener, UdpSocket,
-    UnixStream, unix::ReadHalf, UnixListener, Signals);
+    UnixStream, unix::ReadHalf, UnixListener, Signals, ChildStdout, ChildStderr);
 io_select!(SelectWritable write_dir write_direction: TcpStream, WriteHalf, UnixStream,
-    unix::WriteHalf);
+    unix::WriteHalf, ChildStdin);
 
 /// A sending half a `Select` can use: [`Sender`] or [`SyncSender`].
 #[allow(private_interfaces)]
@@ -249,6 +250,9 @@ mod sealed {
     impl Sealed for super::unix::WriteHalf {}
     impl Sealed for super::UnixListener {}
     impl Sealed for super::Signals {}
+    impl Sealed for super::ChildStdin {}
+    impl Sealed for super::ChildStdout {}
+    impl Sealed for super::ChildStderr {}
 }
 
 /// One operation of a set (or one arm of a [`select!`](crate::select!) call, which makes them

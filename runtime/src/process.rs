@@ -1,0 +1,665 @@
+//! Child processes shaped like `std::process`'s, whose waits park only the calling coroutine:
+//! [`Child::wait`] waits for the exit, and the pipes to a child's standard input, output and
+//! error read and write like coact's sockets (a blocking call parks the coroutine or blocks a
+//! plain thread, `read` returns as soon as any bytes are there, `try_*` calls never park, a
+//! [`Select`](crate::select::Select) can wait on them).
+//!
+//! ```
+//! use coact_runtime::process::Command;
+//!
+//! coact_runtime::run(|| {
+//!     let out = Command::new("sh").args(["-c", "echo hello; exit 3"]).output()?;
+//!     assert_eq!(out.stdout, b"hello\n");
+//!     assert_eq!(out.status.code(), Some(3));
+//!     Ok::<(), std::io::Error>(())
+//! })?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Talking to a child through its pipes, from two coroutines:
+//!
+//! ```
+//! use std::io::{Read, Write};
+//! use coact_runtime::process::{Command, Stdio};
+//!
+//! coact_runtime::run(|| {
+//!     let mut child = Command::new("cat").stdin(Stdio::piped()).stdout(Stdio::piped()).spawn()?;
+//!     let mut stdin = child.stdin.take().unwrap();
+//!     let writer = coact_runtime::spawn(move || {
+//!         stdin.write_all(&vec![b'x'; 1 << 20]) // more than a pipe holds: parks while full
+//!         // `stdin` drops here: `cat` sees the end of its input
+//!     });
+//!     let mut echoed = Vec::new();
+//!     child.stdout.take().unwrap().read_to_end(&mut echoed)?;
+//!     writer.join().unwrap()?;
+//!     assert_eq!(echoed.len(), 1 << 20);
+//!     assert!(child.wait()?.success());
+//!     Ok::<(), std::io::Error>(())
+//! })?;
+//! # Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! # How an exit is waited for
+//!
+//! On Linux, [`Child::wait`] asks the kernel for a descriptor of the child's process
+//! (`pidfd_open`, Linux 5.3 and later), which becomes readable when the child exits, and waits
+//! for it like a socket: no thread and no signal handler. Where that call is refused (an older
+//! kernel, a sandbox), it waits for `SIGCHLD` through [`signal::Signals`](crate::signal::Signals)
+//! instead, and checks its child at each one.
+//!
+//! As with std, dropping a [`Child`] neither kills nor reaps it: wait for every child you
+//! start (or kill, then wait), or it stays a zombie until this process ends.
+
+use std::ffi::OsStr;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+pub use std::process::{ExitStatus, Output, Stdio};
+
+use crate::net::{NotSync, Timeout};
+use crate::reactor::{Direction, IoSlot};
+use crate::signal::{Signals, SIGCHLD};
+
+/// A process builder: std's [`Command`](std::process::Command) whose `spawn`, `output` and
+/// `status` give coact's [`Child`], with coroutine-aware pipes and waits.
+///
+/// The builder methods mirror std's; for anything else (std's `CommandExt` traits, say),
+/// [`as_std_mut`](Command::as_std_mut) reaches the std command underneath.
+pub struct Command {
+    inner: std::process::Command,
+    /// Which standard streams were set through this builder (`output` pipes the others).
+    stdin_set: bool,
+    stdout_set: bool,
+    stderr_set: bool,
+}
+
+impl Command {
+    /// A command that runs `program`, found on `PATH` if it has no `/`; see std's
+    /// [`Command::new`](std::process::Command::new).
+    pub fn new<S: AsRef<OsStr>>(program: S) -> Command {
+        Command::from(std::process::Command::new(program))
+    }
+
+    /// Adds an argument.
+    pub fn arg<S: AsRef<OsStr>>(&mut self, arg: S) -> &mut Command {
+        self.inner.arg(arg);
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<I, S>(&mut self, args: I) -> &mut Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        self.inner.args(args);
+        self
+    }
+
+    /// Sets an environment variable for the child.
+    pub fn env<K: AsRef<OsStr>, V: AsRef<OsStr>>(&mut self, key: K, val: V) -> &mut Command {
+        self.inner.env(key, val);
+        self
+    }
+
+    /// Sets several environment variables for the child.
+    pub fn envs<I, K, V>(&mut self, vars: I) -> &mut Command
+    where
+        I: IntoIterator<Item = (K, V)>,
+        K: AsRef<OsStr>,
+        V: AsRef<OsStr>,
+    {
+        self.inner.envs(vars);
+        self
+    }
+
+    /// Removes an environment variable from the child's environment.
+    pub fn env_remove<K: AsRef<OsStr>>(&mut self, key: K) -> &mut Command {
+        self.inner.env_remove(key);
+        self
+    }
+
+    /// Starts the child with an empty environment (plus what `env` adds).
+    pub fn env_clear(&mut self) -> &mut Command {
+        self.inner.env_clear();
+        self
+    }
+
+    /// Sets the child's working directory.
+    pub fn current_dir<P: AsRef<Path>>(&mut self, dir: P) -> &mut Command {
+        self.inner.current_dir(dir);
+        self
+    }
+
+    /// Sets the child's standard input (`Stdio::piped()` makes [`Child::stdin`]).
+    pub fn stdin<T: Into<Stdio>>(&mut self, cfg: T) -> &mut Command {
+        self.inner.stdin(cfg);
+        self.stdin_set = true;
+        self
+    }
+
+    /// Sets the child's standard output (`Stdio::piped()` makes [`Child::stdout`]).
+    pub fn stdout<T: Into<Stdio>>(&mut self, cfg: T) -> &mut Command {
+        self.inner.stdout(cfg);
+        self.stdout_set = true;
+        self
+    }
+
+    /// Sets the child's standard error (`Stdio::piped()` makes [`Child::stderr`]).
+    pub fn stderr<T: Into<Stdio>>(&mut self, cfg: T) -> &mut Command {
+        self.inner.stderr(cfg);
+        self.stderr_set = true;
+        self
+    }
+
+    /// Starts the child. Standard streams not set are inherited from this process.
+    pub fn spawn(&mut self) -> io::Result<Child> {
+        Child::from_std(self.inner.spawn()?)
+    }
+
+    /// Runs the child to its end and collects its output: standard output and error are
+    /// captured (unless set otherwise) and standard input is empty (unless set otherwise), as
+    /// with std's `output`. Parks the calling coroutine meanwhile.
+    pub fn output(&mut self) -> io::Result<Output> {
+        // std's `output` picks these defaults without changing the command; here they are set
+        // for this spawn and put back to what `spawn` uses when nothing is set (inherit).
+        if !self.stdin_set {
+            self.inner.stdin(Stdio::null());
+        }
+        if !self.stdout_set {
+            self.inner.stdout(Stdio::piped());
+        }
+        if !self.stderr_set {
+            self.inner.stderr(Stdio::piped());
+        }
+        let child = self.inner.spawn();
+        if !self.stdin_set {
+            self.inner.stdin(Stdio::inherit());
+        }
+        if !self.stdout_set {
+            self.inner.stdout(Stdio::inherit());
+        }
+        if !self.stderr_set {
+            self.inner.stderr(Stdio::inherit());
+        }
+        Child::from_std(child?)?.wait_with_output()
+    }
+
+    /// Runs the child to its end (standard streams inherited unless set) and returns how it
+    /// ended. Parks the calling coroutine meanwhile.
+    pub fn status(&mut self) -> io::Result<ExitStatus> {
+        self.spawn()?.wait()
+    }
+
+    /// The std command underneath.
+    pub fn as_std(&self) -> &std::process::Command {
+        &self.inner
+    }
+
+    /// The std command underneath, to set what this builder does not mirror. Standard streams
+    /// set there count as not set for [`output`](Command::output), which sets its defaults.
+    pub fn as_std_mut(&mut self) -> &mut std::process::Command {
+        &mut self.inner
+    }
+}
+
+impl From<std::process::Command> for Command {
+    fn from(inner: std::process::Command) -> Command {
+        Command {
+            inner,
+            stdin_set: false,
+            stdout_set: false,
+            stderr_set: false,
+        }
+    }
+}
+
+impl fmt::Debug for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.fmt(f)
+    }
+}
+
+/// A running (or finished, not yet waited for) child process.
+///
+/// Its pipes are public fields, as in std: take them out to use them from other coroutines.
+pub struct Child {
+    /// The child's standard input, if it was set to `Stdio::piped()`.
+    pub stdin: Option<ChildStdin>,
+    /// The child's standard output, if it was set to `Stdio::piped()`.
+    pub stdout: Option<ChildStdout>,
+    /// The child's standard error, if it was set to `Stdio::piped()`.
+    pub stderr: Option<ChildStderr>,
+    /// How an exit is waited for, made at the first wait that has to wait. Declared before
+    /// `child` (it may hold a descriptor of the child's process).
+    watch: Option<ExitWatch>,
+    child: std::process::Child,
+}
+
+/// What a waiting [`Child`] waits on.
+enum ExitWatch {
+    /// A process descriptor, readable once the child has exited. `slot` is declared before
+    /// `fd` so that the registration is dropped before the descriptor is closed.
+    #[cfg(target_os = "linux")]
+    Pidfd { slot: IoSlot, _fd: OwnedFd },
+    /// `SIGCHLD`, where process descriptors are not available.
+    Sigchld(Signals),
+}
+
+impl Child {
+    /// Takes over a child started by std, making its pipes coroutine-aware (non-blocking).
+    pub fn from_std(mut child: std::process::Child) -> io::Result<Child> {
+        Ok(Child {
+            stdin: child.stdin.take().map(ChildStdin::from_std).transpose()?,
+            stdout: child.stdout.take().map(ChildStdout::from_std).transpose()?,
+            stderr: child.stderr.take().map(ChildStderr::from_std).transpose()?,
+            watch: None,
+            child,
+        })
+    }
+
+    /// The child's process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills the child (`SIGKILL`); `Ok` if it has exited already. Wait for it afterwards.
+    pub fn kill(&mut self) -> io::Result<()> {
+        self.child.kill()
+    }
+
+    /// How the child ended, if it has: never parks.
+    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
+        self.child.try_wait()
+    }
+
+    /// Waits for the child to end: parks the calling coroutine (or blocks a plain thread).
+    /// Its standard input, if still here, is closed first, as std does (a child that reads
+    /// its input to the end would otherwise never end).
+    pub fn wait(&mut self) -> io::Result<ExitStatus> {
+        match self.wait_until(None)? {
+            Some(status) => Ok(status),
+            None => unreachable!("a wait without a deadline returned without a status"),
+        }
+    }
+
+    /// [`wait`](Child::wait) that gives up after `timeout`: `Ok(None)` if the child is still
+    /// running then.
+    pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+        self.wait_until(Instant::now().checked_add(timeout))
+    }
+
+    /// [`wait`](Child::wait) that gives up at `deadline`.
+    pub fn wait_deadline(&mut self, deadline: Instant) -> io::Result<Option<ExitStatus>> {
+        self.wait_until(Some(deadline))
+    }
+
+    fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<Option<ExitStatus>> {
+        drop(self.stdin.take());
+        if let Some(status) = self.child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if self.watch.is_none() {
+            self.watch = Some(ExitWatch::new(self.child.id())?);
+        }
+        let child = &mut self.child;
+        match self.watch.as_ref().expect("made above") {
+            #[cfg(target_os = "linux")]
+            ExitWatch::Pidfd { slot, .. } => {
+                let r = slot.blocking(false, deadline, || {
+                    child.try_wait()?.ok_or(io::ErrorKind::WouldBlock.into())
+                });
+                match r {
+                    Ok(status) => Ok(Some(status)),
+                    Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(None),
+                    Err(e) => Err(e),
+                }
+            }
+            ExitWatch::Sigchld(signals) => wait_sigchld(child, signals, deadline),
+        }
+    }
+
+    /// Waits for the child to end while collecting all of its standard output and error
+    /// (those that are piped), read side by side so that neither pipe fills up and stalls
+    /// the child. Standard input, if piped, is closed first.
+    pub fn wait_with_output(mut self) -> io::Result<Output> {
+        drop(self.stdin.take());
+        let (stdout, stderr) = read_both(self.stdout.take(), self.stderr.take())?;
+        let status = self.wait()?;
+        Ok(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+impl fmt::Debug for Child {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Child")
+            .field("id", &self.child.id())
+            .field("stdin", &self.stdin.is_some())
+            .field("stdout", &self.stdout.is_some())
+            .field("stderr", &self.stderr.is_some())
+            .finish()
+    }
+}
+
+impl ExitWatch {
+    /// A process descriptor for `pid` where the kernel gives one, else a `SIGCHLD` watch.
+    /// Made after a first look found the child running; a watch made after the child exited
+    /// still sees it (the descriptor is readable, or the loop looks before waiting).
+    fn new(pid: u32) -> io::Result<ExitWatch> {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = pidfd_open(pid) {
+            let slot = IoSlot::new(fd.as_raw_fd());
+            slot.ensure_registered()?;
+            return Ok(ExitWatch::Pidfd { slot, _fd: fd });
+        }
+        let _ = pid;
+        Ok(ExitWatch::Sigchld(Signals::new([SIGCHLD])?))
+    }
+}
+
+/// A descriptor of process `pid`, or `None` where the kernel refuses one (too old, or a
+/// sandbox that filters the call): the caller then watches `SIGCHLD`.
+#[cfg(target_os = "linux")]
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let pid = libc::pid_t::try_from(pid).ok()?;
+    // SAFETY: `pidfd_open(pid, 0)` passes two integers and no memory; it returns a new
+    // descriptor (close-on-exec) or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    let fd = RawFd::try_from(fd).ok()?;
+    // SAFETY: the kernel just made this descriptor for us; nothing else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Waits for `child` to end by watching `SIGCHLD` (which `signals` was watching before the
+/// first look below, so an exit after that look is never missed). Every child's exit raises
+/// one, so a wait may wake for another child: it looks, and waits again.
+fn wait_sigchld(
+    child: &mut std::process::Child,
+    signals: &Signals,
+    deadline: Option<Instant>,
+) -> io::Result<Option<ExitStatus>> {
+    use crate::sync::mpsc::RecvTimeoutError;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        let r = match deadline {
+            Some(d) => signals.recv_deadline(d),
+            None => signals.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match r {
+            Ok(_) => {}
+            Err(RecvTimeoutError::Timeout) => return child.try_wait(),
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(io::Error::other(crate::Cancelled));
+            }
+        }
+    }
+}
+
+/// Reads `stdout` and `stderr` (either may be absent) to their ends, side by side.
+fn read_both(
+    stdout: Option<ChildStdout>,
+    stderr: Option<ChildStderr>,
+) -> io::Result<(Vec<u8>, Vec<u8>)> {
+    let mut sel = crate::select::Select::new();
+    // (the pipe, its operation in `sel`, what it gave so far, still open)
+    let mut pipes: Vec<(&Pipe<mio::unix::pipe::Receiver>, usize, Vec<u8>, bool)> = Vec::new();
+    let mut slots = [None, None];
+    if let Some(p) = &stdout {
+        slots[0] = Some(pipes.len());
+        pipes.push((&p.pipe, sel.readable(p), Vec::new(), true));
+    }
+    if let Some(p) = &stderr {
+        slots[1] = Some(pipes.len());
+        pipes.push((&p.pipe, sel.readable(p), Vec::new(), true));
+    }
+    let mut chunk = vec![0u8; 32 * 1024];
+    loop {
+        for (pipe, op, buf, open) in pipes.iter_mut().filter(|p| p.3) {
+            loop {
+                match pipe.try_read(&mut chunk) {
+                    Ok(0) => {
+                        *open = false;
+                        sel.remove(*op);
+                        break;
+                    }
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        if !pipes.iter().any(|p| p.3) {
+            break;
+        }
+        if sel.ready_timeout(Duration::MAX).is_err() {
+            // Only a cancelled wait gives up without a deadline.
+            return Err(io::Error::other(crate::Cancelled));
+        }
+    }
+    let mut take = |slot: Option<usize>| slot.map(|i| std::mem::take(&mut pipes[i].2));
+    let out = take(slots[0]).unwrap_or_default();
+    let err = take(slots[1]).unwrap_or_default();
+    Ok((out, err))
+}
+
+/// One end of a pipe: the descriptor, its readiness and its timeout.
+struct Pipe<P> {
+    /// Declared before `io`, so that the registration is dropped before the descriptor is
+    /// closed.
+    slot: IoSlot,
+    io: P,
+    timeout: Timeout,
+    _not_sync: NotSync,
+}
+
+impl<P: AsRawFd> Pipe<P> {
+    fn new(io: P) -> Pipe<P> {
+        Pipe {
+            slot: IoSlot::new(io.as_raw_fd()),
+            io,
+            timeout: Timeout::default(),
+            _not_sync: NotSync::default(),
+        }
+    }
+
+    fn read_direction(&self) -> &Direction {
+        self.slot.ensure_for_select();
+        &self.slot.state.read
+    }
+
+    fn write_direction(&self) -> &Direction {
+        self.slot.ensure_for_select();
+        &self.slot.state.write
+    }
+}
+
+impl Pipe<mio::unix::pipe::Receiver> {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.slot
+            .stream_blocking(false, self.timeout.deadline(), buf.len(), || {
+                (&self.io).read(buf)
+            })
+    }
+
+    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.slot
+            .stream_nonblocking(false, buf.len(), || (&self.io).read(buf))
+    }
+}
+
+impl Pipe<mio::unix::pipe::Sender> {
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.slot
+            .stream_blocking(true, self.timeout.deadline(), buf.len(), || {
+                (&self.io).write(buf)
+            })
+    }
+
+    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.slot
+            .stream_nonblocking(true, buf.len(), || (&self.io).write(buf))
+    }
+}
+
+/// The write end of a child's standard input. Dropping it closes the pipe: the child reads
+/// the end of its input.
+pub struct ChildStdin {
+    pipe: Pipe<mio::unix::pipe::Sender>,
+}
+
+impl ChildStdin {
+    /// Takes over std's pipe end, making it non-blocking.
+    pub fn from_std(s: std::process::ChildStdin) -> io::Result<ChildStdin> {
+        let io = mio::unix::pipe::Sender::from(s);
+        io.set_nonblocking(true)?;
+        Ok(ChildStdin {
+            pipe: Pipe::new(io),
+        })
+    }
+
+    /// Writes what fits now; `WouldBlock` if nothing does. Never parks.
+    pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.pipe.try_write(buf)
+    }
+
+    /// Makes blocking writes give up with `TimedOut` after `d` (`None`: wait forever).
+    pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+        self.pipe.timeout.set(d)
+    }
+
+    /// The write timeout.
+    pub fn write_timeout(&self) -> Option<Duration> {
+        self.pipe.timeout.get()
+    }
+
+    pub(crate) fn write_direction(&self) -> &Direction {
+        self.pipe.write_direction()
+    }
+}
+
+impl Write for ChildStdin {
+    /// Writes what fits, parking while the pipe is full.
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.pipe.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl AsRawFd for ChildStdin {
+    fn as_raw_fd(&self) -> RawFd {
+        self.pipe.io.as_raw_fd()
+    }
+}
+
+impl fmt::Debug for ChildStdin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChildStdin")
+            .field("fd", &self.as_raw_fd())
+            .finish()
+    }
+}
+
+macro_rules! read_pipe {
+    ($name:ident, $std:ty, $what:literal) => {
+        #[doc = concat!("The read end of a child's ", $what, ".")]
+        pub struct $name {
+            pipe: Pipe<mio::unix::pipe::Receiver>,
+        }
+
+        impl $name {
+            /// Takes over std's pipe end, making it non-blocking.
+            pub fn from_std(s: $std) -> io::Result<$name> {
+                let io = mio::unix::pipe::Receiver::from(s);
+                io.set_nonblocking(true)?;
+                Ok($name {
+                    pipe: Pipe::new(io),
+                })
+            }
+
+            /// Reads what is there now; `WouldBlock` if nothing is. Never parks.
+            pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+                self.pipe.try_read(buf)
+            }
+
+            /// Makes blocking reads give up with `TimedOut` after `d` (`None`: wait
+            /// forever).
+            pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
+                self.pipe.timeout.set(d)
+            }
+
+            /// The read timeout.
+            pub fn read_timeout(&self) -> Option<Duration> {
+                self.pipe.timeout.get()
+            }
+
+            pub(crate) fn read_direction(&self) -> &Direction {
+                self.pipe.read_direction()
+            }
+        }
+
+        impl Read for $name {
+            /// Returns as soon as any bytes are there (0 at the end: the child closed its
+            /// end, usually by exiting); parks while there are none.
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                self.pipe.read(buf)
+            }
+        }
+
+        impl AsRawFd for $name {
+            fn as_raw_fd(&self) -> RawFd {
+                self.pipe.io.as_raw_fd()
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name))
+                    .field("fd", &self.as_raw_fd())
+                    .finish()
+            }
+        }
+    };
+}
+
+read_pipe!(ChildStdout, std::process::ChildStdout, "standard output");
+read_pipe!(ChildStderr, std::process::ChildStderr, "standard error");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The `SIGCHLD` path, which Linux machines with process descriptors never take.
+    #[test]
+    fn the_sigchld_fallback_waits_for_the_exit() {
+        crate::run(|| {
+            let mut child = Command::new("sh")
+                .args(["-c", "read x; exit 5"])
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.watch = Some(ExitWatch::Sigchld(Signals::new([SIGCHLD]).unwrap()));
+            let mut stdin = child.stdin.take().unwrap();
+            assert_eq!(child.wait_timeout(Duration::from_millis(20)).unwrap(), None);
+            stdin.write_all(b"go\n").unwrap();
+            let status = child.wait().unwrap();
+            assert_eq!(status.code(), Some(5));
+        });
+    }
+}
