@@ -2,9 +2,10 @@
 //! I/O on the runtime's offload pool: epoll cannot watch a regular file, so a read made in a
 //! coroutine would stall its whole worker (and the watchdog would report it).
 //!
-//! A coroutine walks the tree (each `read_dir` offloaded) and sends the paths down a bounded
-//! channel; a coroutine per file reads it through `coact::offload` and reports its count to
-//! the collector. Run it with `cargo run --release --example line_count -- [dir]` (default:
+//! A coroutine walks the tree with `coact::fs::read_dir` and sends the paths down a bounded
+//! channel; a coroutine per file reads it with `coact::fs::read_to_string` and reports its
+//! count to the collector. (`coact::fs` runs std's calls on the offload pool; for a blocking
+//! call it does not cover, `coact::offload` takes any closure.) Run it with `cargo run --release --example line_count -- [dir]` (default:
 //! this crate's directory).
 
 use std::path::{Path, PathBuf};
@@ -14,16 +15,13 @@ use coact::sync::mpsc::{channel, sync_channel, SyncSender};
 
 /// Sends every `.rs` file under `dir` (directories read on the offload pool).
 fn walk(dir: PathBuf, out: &SyncSender<PathBuf>) {
-    let entries = coact::offload(move || -> std::io::Result<Vec<(PathBuf, bool)>> {
-        std::fs::read_dir(&dir)?
-            .map(|e| {
-                let e = e?;
-                Ok((e.path(), e.file_type()?.is_dir()))
-            })
-            .collect()
-    });
-    let Ok(entries) = entries else { return };
-    for (path, is_dir) in entries {
+    let Ok(entries) = coact::fs::read_dir(&dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        // The entry's type comes with the listing on Linux (no further system call).
+        let is_dir = entry.file_type().is_ok_and(|t| t.is_dir());
+        let path = entry.path();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
         if is_dir && !name.starts_with('.') && name != "target" {
             walk(path, out);
@@ -52,8 +50,7 @@ fn main() {
             for path in paths_rx {
                 let counts = counts_tx.clone();
                 coact::spawn_detached(move || {
-                    let p = path.clone();
-                    if let Ok(text) = coact::offload(move || std::fs::read_to_string(p)) {
+                    if let Ok(text) = coact::fs::read_to_string(&path) {
                         let _ = counts.send((path, text.lines().count()));
                     }
                 });

@@ -20,7 +20,7 @@
 
 /// `select` is both the module of `Select` and the `select!` macro; `barrier` holds the
 /// asymmetric memory barriers the runtime and the actors build on.
-pub use coact_runtime::{barrier, offload, process, select, signal, sync, time};
+pub use coact_runtime::{barrier, fs, offload, process, select, signal, sync, time};
 pub use coact_runtime::{
     current_coroutine, current_worker, in_coroutine, live_coroutines, panicking, run, set_label,
     spawn, spawn_detached, try_spawn, yield_now, Builder, Cancelled, CoroutineId, CoroutineIdSlot,

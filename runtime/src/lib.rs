@@ -75,9 +75,10 @@
 //!
 //! Calls that block the OS thread (`std::sync::Mutex::lock` under contention, std's `Condvar`
 //! waits, `std::thread::sleep`, blocking file or DNS I/O) stall every coroutine of that worker.
-//! Use this crate's versions; for a call that has none (file I/O, a blocking FFI call, a long
-//! computation), [`offload()`] runs it on the runtime's pool of threads while only the calling
-//! coroutine waits, and [`net`]'s sockets look host names up there themselves. The watchdog
+//! Use this crate's versions: [`fs`] runs std's file calls on the runtime's pool of threads
+//! while only the calling coroutine waits, and [`net`]'s sockets look host names up there
+//! themselves; for a call that has none (a blocking FFI call, a long computation),
+//! [`offload()`] runs any closure there. The watchdog
 //! reports a worker stalled anyway, with the [`Label`] its coroutine gave itself. A stack
 //! overflow aborts the process with a message naming it; give coroutines that recurse deeply
 //! a bigger [`Builder::stack_size`]. `std::thread::panicking()`
@@ -97,6 +98,7 @@
 mod addr;
 pub mod barrier;
 mod fiber;
+pub mod fs;
 mod join;
 mod label;
 pub mod net;
