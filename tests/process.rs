@@ -4,7 +4,8 @@
 //! are there (lesson 1); a megabyte through `cat` with a writer and a reader coroutine;
 //! `wait_timeout` gives up, `kill` ends the child; 64 children at once, exit codes summed
 //! exactly; a `Select` on a child's output and a channel; a coroutine parked in `wait` when
-//! its runtime ends is unwound. The children are `sh`, `cat` and `sleep`.
+//! its runtime ends is unwound, and with `kill_on_drop` its child is killed (without, a
+//! dropped child runs on). The children are `sh`, `cat` and `sleep`.
 
 mod common;
 
@@ -239,4 +240,60 @@ fn a_missing_program_is_an_error_not_a_hang() {
             .unwrap_err()
     });
     assert_eq!(err.kind(), ErrorKind::NotFound);
+}
+
+#[test]
+fn kill_on_drop_ends_the_child_of_a_cancelled_wait() {
+    let drops = Arc::new(AtomicUsize::new(0));
+    let counter = drops.clone();
+    let rt = common::runtime(2);
+    let stdout = rt.block_on(move || {
+        // `exec`: the pipe's only writer is the `sleep` itself, so its end closes when it dies.
+        let mut child = sh("exec sleep 60")
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (ready_tx, ready_rx) = channel();
+        coact::spawn_detached(move || {
+            let _guard = DropCounter::new(&counter);
+            ready_tx.send(()).unwrap();
+            let _ = child.wait();
+            unreachable!("the child sleeps for a minute");
+        });
+        ready_rx.recv().unwrap();
+        stdout
+    });
+    bounded(move || drop(rt));
+    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    // The cancelled coroutine dropped the child, which killed it: its output ends now, not in
+    // a minute (the test's time limit would catch that).
+    let rest = bounded(move || {
+        let mut stdout = stdout;
+        let mut v = Vec::new();
+        stdout.read_to_end(&mut v).unwrap();
+        v
+    });
+    assert!(rest.is_empty());
+}
+
+#[test]
+fn without_kill_on_drop_a_dropped_child_runs_on() {
+    let out = on_workers(1, || {
+        let mut child = sh("read x; echo \"got $x\"")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        drop(child);
+        stdin.write_all(b"on\n").unwrap();
+        drop(stdin);
+        let mut v = String::new();
+        stdout.read_to_string(&mut v).unwrap();
+        v
+    });
+    assert_eq!(out, "got on\n");
 }

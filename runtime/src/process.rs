@@ -48,7 +48,9 @@
 //! instead, and checks its child at each one.
 //!
 //! As with std, dropping a [`Child`] neither kills nor reaps it: wait for every child you
-//! start (or kill, then wait), or it stays a zombie until this process ends.
+//! start (or kill, then wait), or it stays a zombie until this process ends. With
+//! [`Command::kill_on_drop`], a child dropped unwaited (its coroutine cancelled, say) is
+//! killed and reaped.
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -74,6 +76,7 @@ pub struct Command {
     stdin_set: bool,
     stdout_set: bool,
     stderr_set: bool,
+    kill_on_drop: bool,
 }
 
 impl Command {
@@ -155,9 +158,19 @@ impl Command {
         self
     }
 
+    /// Makes the [`Child`]s spawned from now on kill their process when they are dropped
+    /// before it was waited for (as when a coroutine waiting for it is cancelled, or gives
+    /// up on an error), and reap it. Off by default, as in std: a dropped child runs on.
+    pub fn kill_on_drop(&mut self, on: bool) -> &mut Command {
+        self.kill_on_drop = on;
+        self
+    }
+
     /// Starts the child. Standard streams not set are inherited from this process.
     pub fn spawn(&mut self) -> io::Result<Child> {
-        Child::from_std(self.inner.spawn()?)
+        let mut child = Child::from_std(self.inner.spawn()?)?;
+        child.kill_on_drop = self.kill_on_drop;
+        Ok(child)
     }
 
     /// Runs the child to its end and collects its output: standard output and error are
@@ -176,6 +189,10 @@ impl Command {
             self.inner.stderr(Stdio::piped());
         }
         let child = self.inner.spawn();
+        let child = child.and_then(Child::from_std).map(|mut c| {
+            c.kill_on_drop = self.kill_on_drop;
+            c
+        });
         if !self.stdin_set {
             self.inner.stdin(Stdio::inherit());
         }
@@ -185,7 +202,7 @@ impl Command {
         if !self.stderr_set {
             self.inner.stderr(Stdio::inherit());
         }
-        Child::from_std(child?)?.wait_with_output()
+        child?.wait_with_output()
     }
 
     /// Runs the child to its end (standard streams inherited unless set) and returns how it
@@ -213,6 +230,7 @@ impl From<std::process::Command> for Command {
             stdin_set: false,
             stdout_set: false,
             stderr_set: false,
+            kill_on_drop: false,
         }
     }
 }
@@ -236,7 +254,10 @@ pub struct Child {
     /// How an exit is waited for, made at the first wait that has to wait. Declared before
     /// `child` (it may hold a descriptor of the child's process).
     watch: Option<ExitWatch>,
-    child: std::process::Child,
+    /// From [`Command::kill_on_drop`].
+    kill_on_drop: bool,
+    /// Always `Some` but in `drop`, which may hand it to a reaper thread.
+    child: Option<std::process::Child>,
 }
 
 /// What a waiting [`Child`] waits on.
@@ -257,23 +278,31 @@ impl Child {
             stdout: child.stdout.take().map(ChildStdout::from_std).transpose()?,
             stderr: child.stderr.take().map(ChildStderr::from_std).transpose()?,
             watch: None,
-            child,
+            kill_on_drop: false,
+            child: Some(child),
         })
+    }
+
+    fn std(&mut self) -> &mut std::process::Child {
+        self.child.as_mut().expect("only a drop takes the child")
     }
 
     /// The child's process id.
     pub fn id(&self) -> u32 {
-        self.child.id()
+        self.child
+            .as_ref()
+            .expect("only a drop takes the child")
+            .id()
     }
 
     /// Kills the child (`SIGKILL`); `Ok` if it has exited already. Wait for it afterwards.
     pub fn kill(&mut self) -> io::Result<()> {
-        self.child.kill()
+        self.std().kill()
     }
 
     /// How the child ended, if it has: never parks.
     pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
-        self.child.try_wait()
+        self.std().try_wait()
     }
 
     /// Waits for the child to end: parks the calling coroutine (or blocks a plain thread).
@@ -299,13 +328,13 @@ impl Child {
 
     fn wait_until(&mut self, deadline: Option<Instant>) -> io::Result<Option<ExitStatus>> {
         drop(self.stdin.take());
-        if let Some(status) = self.child.try_wait()? {
+        if let Some(status) = self.try_wait()? {
             return Ok(Some(status));
         }
         if self.watch.is_none() {
-            self.watch = Some(ExitWatch::new(self.child.id())?);
+            self.watch = Some(ExitWatch::new(self.id())?);
         }
-        let child = &mut self.child;
+        let child = self.child.as_mut().expect("only a drop takes the child");
         match self.watch.as_ref().expect("made above") {
             #[cfg(target_os = "linux")]
             ExitWatch::Pidfd { slot, .. } => {
@@ -337,10 +366,37 @@ impl Child {
     }
 }
 
+impl Drop for Child {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if !self.kill_on_drop || !matches!(child.try_wait(), Ok(None)) {
+            return;
+        }
+        let _ = child.kill();
+        if let Ok(None) = child.try_wait() {
+            // Killed but not dead yet (a signal takes a moment): a thread of its own waits
+            // and reaps it, since a drop cannot park (it may run while the coroutine unwinds).
+            let reaper = std::thread::Builder::new()
+                .name("coact-reaper".into())
+                .spawn(move || {
+                    let _ = child.wait();
+                });
+            if reaper.is_err() {
+                tracing::warn!(
+                    target: "coact",
+                    "coact: could not start a thread to reap a killed child; it stays a zombie"
+                );
+            }
+        }
+    }
+}
+
 impl fmt::Debug for Child {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Child")
-            .field("id", &self.child.id())
+            .field("id", &self.id())
             .field("stdin", &self.stdin.is_some())
             .field("stdout", &self.stdout.is_some())
             .field("stderr", &self.stderr.is_some())
