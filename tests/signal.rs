@@ -155,23 +155,29 @@ fn a_plain_thread_blocks_in_recv_until_the_signal_arrives() {
 #[test]
 fn a_persistent_select_waits_on_a_channel_and_signals_registering_once() {
     const MESSAGES: u32 = 1_000;
+    const RAISES: u32 = 3;
     for &n in &WORKER_COUNTS {
-        let (messages, signal_seen, idle_wakes, registrations) = on_workers(n, || {
+        let (messages, signals_seen, idle_wakes, registrations) = on_workers(n, || {
             let signals = Signals::new([libc::SIGIO]).unwrap();
             let (tx, rx) = sync_channel::<u32>(4);
+            let (seen_tx, seen_rx) = channel::<()>();
             let producer = coact::spawn(move || {
                 for i in 0..MESSAGES {
                     tx.send(i).unwrap();
                 }
-                signal::raise(libc::SIGIO).unwrap();
-                // `tx` drops here, after the signal: the loop below ends on both.
+                // One raise at a time: each is received before the next (repeats coalesce).
+                for _ in 0..RAISES {
+                    signal::raise(libc::SIGIO).unwrap();
+                    seen_rx.recv().unwrap();
+                }
+                // `tx` drops here: the loop below ends on that and on the last signal.
             });
             let mut sel = Select::new();
             let msg = sel.recv(&rx);
             let sig = sel.readable(&signals);
-            let (mut messages, mut signal_seen, mut idle_wakes) = (0u32, false, 0u32);
+            let (mut messages, mut signals_seen, mut idle_wakes) = (0u32, 0u32, 0u32);
             let mut disconnected = false;
-            while !(signal_seen && disconnected) {
+            while !(signals_seen == RAISES && disconnected) {
                 let op = sel
                     .select_timeout(Duration::from_secs(30))
                     .expect("an event within 30 s");
@@ -189,8 +195,8 @@ fn a_persistent_select_waits_on_a_channel_and_signals_registering_once() {
                     match signals.try_recv() {
                         Ok(s) => {
                             assert_eq!(s, libc::SIGIO);
-                            signal_seen = true;
-                            sel.remove(sig);
+                            signals_seen += 1;
+                            seen_tx.send(()).unwrap();
                         }
                         Err(TryRecvError::Empty) => idle_wakes += 1,
                         Err(e) => panic!("signals ended: {e:?}"),
@@ -198,11 +204,12 @@ fn a_persistent_select_waits_on_a_channel_and_signals_registering_once() {
                 }
             }
             producer.join().unwrap();
-            (messages, signal_seen, idle_wakes, sel.registrations())
+            (messages, signals_seen, idle_wakes, sel.registrations())
         });
         assert_eq!(messages, MESSAGES, "workers={n}");
-        assert!(signal_seen, "workers={n}");
-        // One raise, one wake byte, one readiness event: the select woke for the signal only.
+        assert_eq!(signals_seen, RAISES, "workers={n}");
+        // One raise, one wake byte, one readiness event, taken with its signal: the select
+        // never woke for a signal it had handed out already.
         assert_eq!(idle_wakes, 0, "workers={n}");
         assert!(
             registrations <= 2,

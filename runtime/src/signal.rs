@@ -115,18 +115,28 @@ impl Signals {
         // Registering now makes a failure (say, the descriptor limit) this call's error
         // rather than a receive's later.
         slot.ensure_registered()?;
-        // A fresh slot counts as ready (a socket is tried before anyone waits); an empty
-        // self-pipe says it is not, so a `Select` does not wake for nothing the first time.
-        // A byte read here belongs to a signal whose flag stays set for the next receive.
-        let _ = slot.nonblocking(false, || {
-            let mut buf = [0u8; 64];
-            delivery.get_read().read(&mut buf)
-        });
-        Ok(Signals {
+        let signals = Signals {
             slot,
             delivery: RefCell::new(delivery),
             ready: RefCell::new(VecDeque::new()),
-        })
+        };
+        // A fresh slot counts as ready (a socket is tried before anyone waits); an empty
+        // self-pipe says it is not, so a `Select` does not wake for nothing the first time.
+        signals.mark_drained();
+        Ok(signals)
+    }
+
+    /// Records that the self-pipe is empty (which `pending` just made it) by reading it once
+    /// more through the slot: a `WouldBlock` clears the slot's readiness, so a `Select` that
+    /// keeps this `Signals` does not wake for the bytes already accounted for. A byte read
+    /// here belongs to a signal whose flag stays set for the next receive, and leaves the
+    /// readiness set.
+    fn mark_drained(&self) {
+        let delivery = self.delivery.borrow();
+        let _ = self.slot.nonblocking(false, || {
+            let mut buf = [0u8; 64];
+            delivery.get_read().read(&mut buf)
+        });
     }
 
     /// Watches one more signal (nothing changes if it is watched already). Errors as
@@ -153,7 +163,10 @@ impl Signals {
     /// `Err(Empty)` if none is, `Err(Disconnected)` once closed and drained. Never parks.
     pub fn try_recv(&self) -> Result<c_int, TryRecvError> {
         match self.slot.nonblocking(false, || self.collect()) {
-            Ok(Some(sig)) => Ok(sig),
+            Ok(Some(sig)) => {
+                self.drained_after();
+                Ok(sig)
+            }
             Ok(None) => Err(TryRecvError::Disconnected),
             Err(_) => Err(TryRecvError::Empty),
         }
@@ -181,7 +194,10 @@ impl Signals {
 
     fn recv_until(&self, deadline: Option<Instant>) -> Result<c_int, RecvTimeoutError> {
         match self.slot.blocking(false, deadline, || self.collect()) {
-            Ok(Some(sig)) => Ok(sig),
+            Ok(Some(sig)) => {
+                self.drained_after();
+                Ok(sig)
+            }
             Ok(None) => Err(RecvTimeoutError::Disconnected),
             Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(RecvTimeoutError::Timeout),
             // The wait was cancelled while this coroutine was already unwinding (the runtime
@@ -198,6 +214,14 @@ impl Signals {
     /// An iterator over the signals that have arrived; never parks.
     pub fn try_iter(&self) -> TryIter<'_> {
         TryIter { signals: self }
+    }
+
+    /// After handing out a signal: if it was the last one collected, the self-pipe was
+    /// emptied on the way (see [`mark_drained`](Signals::mark_drained)).
+    fn drained_after(&self) {
+        if self.ready.borrow().is_empty() {
+            self.mark_drained();
+        }
     }
 
     /// One signal, if one is there: `Ok(Some(sig))`; `Ok(None)` once closed with nothing
