@@ -297,3 +297,81 @@ fn without_kill_on_drop_a_dropped_child_runs_on() {
     });
     assert_eq!(out, "got on\n");
 }
+
+#[test]
+fn a_persistent_select_waits_for_a_childs_exit_and_a_channel() {
+    for &n in &WORKER_COUNTS {
+        let (code, idle_wakes, registrations) = on_workers(n, || {
+            let mut child = sh("read x; exit 4").stdin(Stdio::piped()).spawn().unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let (tx, rx) = channel::<()>();
+            let poker = coact::spawn(move || tx.send(()).unwrap());
+            let mut sel = Select::new();
+            let exit = sel.readable(&child);
+            let msg = sel.recv(&rx);
+            let mut idle_wakes = 0;
+            let status = loop {
+                let i = sel
+                    .ready_timeout(Duration::from_secs(30))
+                    .expect("an event within 30 s");
+                if i == msg {
+                    if rx.try_recv().is_ok() {
+                        // The message lets the child finish.
+                        stdin.write_all(b"x\n").unwrap();
+                    } else {
+                        sel.remove(msg); // the poker is gone
+                    }
+                } else {
+                    assert_eq!(i, exit);
+                    match child.try_wait().unwrap() {
+                        Some(status) => break status,
+                        None => idle_wakes += 1,
+                    }
+                    // A select that wakes for nothing would spin here (and, on one worker,
+                    // starve the poker): fail rather than hang.
+                    assert!(idle_wakes < 100, "the select spins");
+                }
+            };
+            poker.join().unwrap();
+            (status.code(), idle_wakes, sel.registrations())
+        });
+        assert_eq!(code, Some(4), "workers={n}");
+        assert_eq!(
+            idle_wakes, 0,
+            "workers={n}: the select woke before the exit"
+        );
+        assert!(
+            registrations <= 2,
+            "workers={n}: {registrations} registrations"
+        );
+    }
+}
+
+#[test]
+fn a_child_being_selected_on_can_be_killed() {
+    let status = on_workers(2, || {
+        let child = Command::new("sleep").arg("60").spawn().unwrap();
+        let (tx, rx) = channel::<()>();
+        let stopper = coact::spawn(move || tx.send(()).unwrap());
+        let mut sel = Select::new();
+        let exit = sel.readable(&child);
+        let stop = sel.recv(&rx);
+        let status = loop {
+            let i = sel
+                .ready_timeout(Duration::from_secs(30))
+                .expect("an event within 30 s");
+            if i == stop {
+                match rx.try_recv() {
+                    Ok(()) => child.kill().unwrap(), // through `&child`, held by the select
+                    Err(_) => sel.remove(stop),      // the stopper is gone
+                }
+            } else if let Some(status) = child.try_wait().unwrap() {
+                assert_eq!(i, exit);
+                break status;
+            }
+        };
+        stopper.join().unwrap();
+        status
+    });
+    assert_eq!(status.signal(), Some(9));
+}

@@ -2,7 +2,9 @@
 //! [`Child::wait`] waits for the exit, and the pipes to a child's standard input, output and
 //! error read and write like coact's sockets (a blocking call parks the coroutine or blocks a
 //! plain thread, `read` returns as soon as any bytes are there, `try_*` calls never park, a
-//! [`Select`](crate::select::Select) can wait on them).
+//! [`Select`](crate::select::Select) can wait on them). A `Select` can wait for a [`Child`]'s
+//! exit too, beside channels and sockets; [`Child::try_wait`] and [`Child::kill`] take `&self`
+//! for that, so the select may stay registered while its owner looks or kills.
 //!
 //! ```
 //! use coact_runtime::process::Command;
@@ -52,6 +54,7 @@
 //! [`Command::kill_on_drop`], a child dropped unwaited (its coroutine cancelled, say) is
 //! killed and reaped.
 
+use std::cell::{Cell, OnceCell, RefCell};
 use std::ffi::OsStr;
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -253,11 +256,17 @@ pub struct Child {
     pub stderr: Option<ChildStderr>,
     /// How an exit is waited for, made at the first wait that has to wait. Declared before
     /// `child` (it may hold a descriptor of the child's process).
-    watch: Option<ExitWatch>,
+    watch: OnceCell<ExitWatch>,
+    /// The exit status, once a wait saw it (the child is reaped then: its process id may be
+    /// another process's by now, so no watch may be made from it).
+    status: Cell<Option<ExitStatus>>,
     /// From [`Command::kill_on_drop`].
     kill_on_drop: bool,
-    /// Always `Some` but in `drop`, which may hand it to a reaper thread.
-    child: Option<std::process::Child>,
+    /// The child's process id (std's `id`, kept here to read without a borrow).
+    pid: u32,
+    /// Always `Some` but in `drop`, which may hand it to a reaper thread. In a cell, so that
+    /// `try_wait` and `kill` work through a shared reference (which a `Select` holds).
+    child: RefCell<Option<std::process::Child>>,
 }
 
 /// What a waiting [`Child`] waits on.
@@ -265,44 +274,64 @@ enum ExitWatch {
     /// A process descriptor, readable once the child has exited. `slot` is declared before
     /// `fd` so that the registration is dropped before the descriptor is closed.
     #[cfg(target_os = "linux")]
-    Pidfd { slot: IoSlot, _fd: OwnedFd },
+    Pidfd { slot: IoSlot, fd: OwnedFd },
     /// `SIGCHLD`, where process descriptors are not available.
     Sigchld(Signals),
+    /// For a `Select` only: always ready. Made for a child known to have exited, or when no
+    /// other watch could be made (the select then wakes at once, and a wait tries again).
+    Ready(Direction),
 }
 
 impl Child {
     /// Takes over a child started by std, making its pipes coroutine-aware (non-blocking).
     pub fn from_std(mut child: std::process::Child) -> io::Result<Child> {
+        // A child std has waited for already must not be watched by its (maybe reused) id:
+        // std hands its recorded status out again here.
+        let status = child.try_wait()?;
         Ok(Child {
             stdin: child.stdin.take().map(ChildStdin::from_std).transpose()?,
             stdout: child.stdout.take().map(ChildStdout::from_std).transpose()?,
             stderr: child.stderr.take().map(ChildStderr::from_std).transpose()?,
-            watch: None,
+            watch: OnceCell::new(),
+            status: Cell::new(status),
             kill_on_drop: false,
-            child: Some(child),
+            pid: child.id(),
+            child: RefCell::new(Some(child)),
         })
     }
 
-    fn std(&mut self) -> &mut std::process::Child {
-        self.child.as_mut().expect("only a drop takes the child")
+    /// Runs `f` on std's child.
+    fn with_std<T>(&self, f: impl FnOnce(&mut std::process::Child) -> T) -> T {
+        let mut child = self.child.borrow_mut();
+        f(child.as_mut().expect("only a drop takes the child"))
     }
 
     /// The child's process id.
     pub fn id(&self) -> u32 {
-        self.child
-            .as_ref()
-            .expect("only a drop takes the child")
-            .id()
+        self.pid
     }
 
     /// Kills the child (`SIGKILL`); `Ok` if it has exited already. Wait for it afterwards.
-    pub fn kill(&mut self) -> io::Result<()> {
-        self.std().kill()
+    /// Takes `&self` (std's takes `&mut`), so that a coroutine may kill a child it is
+    /// selecting on.
+    pub fn kill(&self) -> io::Result<()> {
+        self.with_std(|c| c.kill())
     }
 
-    /// How the child ended, if it has: never parks.
-    pub fn try_wait(&mut self) -> io::Result<Option<ExitStatus>> {
-        self.std().try_wait()
+    /// How the child ended, if it has: never parks. Takes `&self` (std's takes `&mut`), so
+    /// that a `Select` waiting for the exit may stay registered while its owner looks.
+    pub fn try_wait(&self) -> io::Result<Option<ExitStatus>> {
+        if let Some(status) = self.status.get() {
+            return Ok(Some(status));
+        }
+        if let Some(ExitWatch::Sigchld(signals)) = self.watch.get() {
+            // Taken before the look: a `Select` on this child then waits for the next
+            // `SIGCHLD` instead of waking again for those already looked into.
+            while signals.try_recv().is_ok() {}
+        }
+        let status = self.with_std(|c| c.try_wait())?;
+        self.status.set(status);
+        Ok(status)
     }
 
     /// Waits for the child to end: parks the calling coroutine (or blocks a plain thread).
@@ -331,11 +360,13 @@ impl Child {
         if let Some(status) = self.try_wait()? {
             return Ok(Some(status));
         }
-        if self.watch.is_none() {
-            self.watch = Some(ExitWatch::new(self.id())?);
+        if matches!(self.watch.get(), None | Some(ExitWatch::Ready(_))) {
+            // (A `Ready` watch here means one could not be made for a select: try again.)
+            self.watch = OnceCell::from(ExitWatch::new(self.id())?);
         }
-        let child = self.child.as_mut().expect("only a drop takes the child");
-        match self.watch.as_ref().expect("made above") {
+        let mut child = self.child.borrow_mut();
+        let child = child.as_mut().expect("only a drop takes the child");
+        let r = match self.watch.get().expect("made above") {
             #[cfg(target_os = "linux")]
             ExitWatch::Pidfd { slot, .. } => {
                 let r = slot.blocking(false, deadline, || {
@@ -348,6 +379,47 @@ impl Child {
                 }
             }
             ExitWatch::Sigchld(signals) => wait_sigchld(child, signals, deadline),
+            ExitWatch::Ready(_) => unreachable!("replaced above"),
+        };
+        if let Ok(Some(status)) = r {
+            self.status.set(Some(status));
+        }
+        r
+    }
+
+    /// The readiness a `Select` waits on for this child's exit (see [`SelectReadable`]).
+    ///
+    /// [`SelectReadable`]: crate::select::SelectReadable
+    pub(crate) fn exit_direction(&self) -> &Direction {
+        let watch = self.watch.get_or_init(|| {
+            if self.status.get().is_some() {
+                return ExitWatch::Ready(Direction::new());
+            }
+            ExitWatch::new(self.id()).unwrap_or_else(|e| {
+                tracing::warn!(
+                    target: "coact",
+                    "coact: cannot watch child {} for a select ({e}); the select polls it",
+                    self.id()
+                );
+                ExitWatch::Ready(Direction::new())
+            })
+        });
+        match watch {
+            #[cfg(target_os = "linux")]
+            ExitWatch::Pidfd { slot, fd } => {
+                // A fresh slot counts as ready; the descriptor says whether it is. Looked at
+                // through the slot, so that an exit event after the snapshot keeps it ready.
+                let _ = slot.nonblocking(false, || {
+                    if fd_readable(fd.as_raw_fd()) {
+                        Ok(())
+                    } else {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    }
+                });
+                &slot.state.read
+            }
+            ExitWatch::Sigchld(signals) => signals.read_direction(),
+            ExitWatch::Ready(d) => d,
         }
     }
 
@@ -368,7 +440,7 @@ impl Child {
 
 impl Drop for Child {
     fn drop(&mut self) {
-        let Some(mut child) = self.child.take() else {
+        let Some(mut child) = self.child.get_mut().take() else {
             return;
         };
         if !self.kill_on_drop || !matches!(child.try_wait(), Ok(None)) {
@@ -413,7 +485,7 @@ impl ExitWatch {
         if let Some(fd) = pidfd_open(pid) {
             let slot = IoSlot::new(fd.as_raw_fd());
             slot.ensure_registered()?;
-            return Ok(ExitWatch::Pidfd { slot, _fd: fd });
+            return Ok(ExitWatch::Pidfd { slot, fd });
         }
         let _ = pid;
         Ok(ExitWatch::Sigchld(Signals::new([SIGCHLD])?))
@@ -435,6 +507,18 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     let fd = RawFd::try_from(fd).ok()?;
     // SAFETY: the kernel just made this descriptor for us; nothing else owns it.
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether `fd` is readable now (a process descriptor is once its process has exited).
+#[cfg(target_os = "linux")]
+fn fd_readable(fd: RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: `poll` gets one valid `pollfd` it may write to, a count of 1 and no timeout.
+    unsafe { libc::poll(&mut p, 1, 0) > 0 }
 }
 
 /// Waits for `child` to end by watching `SIGCHLD` (which `signals` was watching before the
@@ -701,6 +785,44 @@ read_pipe!(ChildStderr, std::process::ChildStderr, "standard error");
 mod tests {
     use super::*;
 
+    /// A `Select` on a child watched through `SIGCHLD` wakes for other children's exits too,
+    /// but only once per signal: it does not spin.
+    #[test]
+    fn a_select_on_a_sigchld_watch_wakes_once_per_signal() {
+        crate::run(|| {
+            let mut child = Command::new("sh")
+                .args(["-c", "read x; exit 2"])
+                .stdin(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.watch = OnceCell::from(ExitWatch::Sigchld(Signals::new([SIGCHLD]).unwrap()));
+            let mut stdin = child.stdin.take().unwrap();
+            let mut sel = crate::select::Select::new();
+            sel.readable(&child);
+            let mut idle = 0;
+            for _ in 0..3 {
+                // Another child's exit raises SIGCHLD: one wake, then nothing.
+                assert!(Command::new("true").status().unwrap().success());
+                sel.ready_timeout(Duration::from_secs(30))
+                    .expect("woken by SIGCHLD");
+                assert_eq!(child.try_wait().unwrap(), None);
+                idle += 1;
+            }
+            assert_eq!(idle, 3);
+            stdin.write_all(b"x\n").unwrap();
+            let status = loop {
+                sel.ready_timeout(Duration::from_secs(30))
+                    .expect("the exit");
+                if let Some(status) = child.try_wait().unwrap() {
+                    break status;
+                }
+                idle += 1;
+                assert!(idle < 10, "the select spins");
+            };
+            assert_eq!(status.code(), Some(2));
+        });
+    }
+
     /// The `SIGCHLD` path, which Linux machines with process descriptors never take.
     #[test]
     fn the_sigchld_fallback_waits_for_the_exit() {
@@ -710,7 +832,7 @@ mod tests {
                 .stdin(Stdio::piped())
                 .spawn()
                 .unwrap();
-            child.watch = Some(ExitWatch::Sigchld(Signals::new([SIGCHLD]).unwrap()));
+            child.watch = OnceCell::from(ExitWatch::Sigchld(Signals::new([SIGCHLD]).unwrap()));
             let mut stdin = child.stdin.take().unwrap();
             assert_eq!(child.wait_timeout(Duration::from_millis(20)).unwrap(), None);
             stdin.write_all(b"go\n").unwrap();

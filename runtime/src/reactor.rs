@@ -90,7 +90,7 @@ struct Waiters {
 }
 
 impl Direction {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         // Starts ready: a fresh socket is tried before anyone waits.
         Direction {
             seq: AtomicU64::new(1),

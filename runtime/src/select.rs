@@ -48,7 +48,7 @@ use std::time::{Duration, Instant};
 use crate::net::unix::{self, UnixListener, UnixStream};
 use crate::net::{ReadHalf, TcpListener, TcpStream, UdpSocket, WriteHalf};
 use crate::park::{self, Park, Unparker};
-use crate::process::{ChildStderr, ChildStdin, ChildStdout};
+use crate::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use crate::reactor::Direction;
 use crate::signal::Signals;
 use crate::sync::lock;
@@ -181,8 +181,10 @@ impl Handle for Direction {
 
 /// A socket a `Select` can wait to read from: [`TcpStream`], [`ReadHalf`], [`TcpListener`]
 /// (ready to accept), [`UdpSocket`], or their Unix counterparts ([`UnixStream`],
-/// [`unix::ReadHalf`], [`UnixListener`]); a child's [`ChildStdout`] or [`ChildStderr`]; or
-/// [`Signals`] (a signal has arrived; take it with [`Signals::try_recv`]).
+/// [`unix::ReadHalf`], [`UnixListener`]); a child's [`ChildStdout`] or [`ChildStderr`]; a
+/// [`Child`] (it has exited: take its status with [`Child::try_wait`]; where exits are watched
+/// through `SIGCHLD`, another child's exit wakes it too); or [`Signals`] (a signal has arrived;
+/// take it with [`Signals::try_recv`]).
 #[allow(private_interfaces)]
 pub trait SelectReadable: sealed::Sealed {
     /// The readiness state of the read direction.
@@ -211,6 +213,13 @@ macro_rules! io_select {
 }
 io_select!(SelectReadable read_dir read_direction: TcpStream, ReadHalf, TcpListener, UdpSocket,
     UnixStream, unix::ReadHalf, UnixListener, Signals, ChildStdout, ChildStderr);
+
+#[allow(private_interfaces)]
+impl SelectReadable for Child {
+    fn read_dir(&self) -> &Direction {
+        self.exit_direction()
+    }
+}
 io_select!(SelectWritable write_dir write_direction: TcpStream, WriteHalf, UnixStream,
     unix::WriteHalf, ChildStdin);
 
@@ -251,6 +260,7 @@ mod sealed {
     impl Sealed for super::UnixListener {}
     impl Sealed for super::Signals {}
     impl Sealed for super::ChildStdin {}
+    impl Sealed for super::Child {}
     impl Sealed for super::ChildStdout {}
     impl Sealed for super::ChildStderr {}
 }
