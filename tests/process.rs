@@ -209,26 +209,32 @@ fn a_select_waits_on_a_childs_output_and_a_channel() {
     assert_eq!(got, ["first", "from the child\n"]);
 }
 
-#[test]
-fn a_coroutine_parked_in_wait_is_unwound_when_its_runtime_ends() {
+/// Parks a coroutine in `child.wait()`, ends the runtime meanwhile, and checks that the
+/// coroutine was unwound (its destructors ran) and the runtime's end did not hang.
+fn end_the_runtime_while_a_coroutine_waits_for(child: coact::process::Child) {
     let drops = Arc::new(AtomicUsize::new(0));
     let counter = drops.clone();
     let rt = common::runtime(2);
-    let stdin = rt.block_on(move || {
-        let mut child = sh("read x").stdin(Stdio::piped()).spawn().unwrap();
-        let stdin = child.stdin.take().unwrap();
+    rt.block_on(move || {
+        let mut child = child;
         let (ready_tx, ready_rx) = channel();
         coact::spawn_detached(move || {
             let _guard = DropCounter::new(&counter);
             ready_tx.send(()).unwrap();
             let _ = child.wait();
-            unreachable!("the child waits for a line it never gets");
+            unreachable!("the child does not end by itself");
         });
         ready_rx.recv().unwrap();
-        stdin
     });
     bounded(move || drop(rt));
     assert_eq!(drops.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_coroutine_parked_in_wait_is_unwound_when_its_runtime_ends() {
+    let mut child = sh("read x").stdin(Stdio::piped()).spawn().unwrap();
+    let stdin = child.stdin.take().unwrap();
+    end_the_runtime_while_a_coroutine_waits_for(child);
     drop(stdin); // the child reads the end of its input and exits
 }
 
@@ -244,33 +250,17 @@ fn a_missing_program_is_an_error_not_a_hang() {
 
 #[test]
 fn kill_on_drop_ends_the_child_of_a_cancelled_wait() {
-    let drops = Arc::new(AtomicUsize::new(0));
-    let counter = drops.clone();
-    let rt = common::runtime(2);
-    let stdout = rt.block_on(move || {
-        // `exec`: the pipe's only writer is the `sleep` itself, so its end closes when it dies.
-        let mut child = sh("exec sleep 60")
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (ready_tx, ready_rx) = channel();
-        coact::spawn_detached(move || {
-            let _guard = DropCounter::new(&counter);
-            ready_tx.send(()).unwrap();
-            let _ = child.wait();
-            unreachable!("the child sleeps for a minute");
-        });
-        ready_rx.recv().unwrap();
-        stdout
-    });
-    bounded(move || drop(rt));
-    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    // `exec`: the pipe's only writer is the `sleep` itself, so its end closes when it dies.
+    let mut child = sh("exec sleep 60")
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    end_the_runtime_while_a_coroutine_waits_for(child);
     // The cancelled coroutine dropped the child, which killed it: its output ends now, not in
     // a minute (the test's time limit would catch that).
     let rest = bounded(move || {
-        let mut stdout = stdout;
         let mut v = Vec::new();
         stdout.read_to_end(&mut v).unwrap();
         v
