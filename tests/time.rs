@@ -5,7 +5,9 @@
 //! concurrent sleepers wake no earlier than their deadlines and roughly in deadline order
 //! (order is only checked between deadlines 250 ms apart); a sleeping coroutine parks only
 //! itself, and a short timer is not held up by a long one on the same worker; `recv_timeout`
-//! in many coroutines at once times out no earlier than asked, or returns the message.
+//! in many coroutines at once times out no earlier than asked, or returns the message;
+//! `tick` delivers on schedule without drift and never a burst to a slow receiver, in a
+//! persistent `Select` too; `after` fires once, then disconnects; both work on plain threads.
 //!
 //! Only lower bounds are exact; upper bounds are seconds, far above any scheduling delay.
 
@@ -16,8 +18,9 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use coact::select::Select;
 use coact::sync::mpsc::{channel, sync_channel, RecvTimeoutError};
-use coact::time::{sleep, sleep_until};
+use coact::time::{after, sleep, sleep_until, tick};
 use common::{on_workers, shuffled, WORKER_COUNTS};
 
 /// Far above any expected delay; only a missed timer would reach it.
@@ -373,4 +376,91 @@ fn a_timer_and_a_wake_from_a_thread_are_served_while_two_coroutines_hand_off() {
         "the pair ran until its deadline: the worker was starved"
     );
     assert!(rounds > 0, "the pair handed off while the timer ran");
+}
+
+#[test]
+fn tick_delivers_each_period_without_drift() {
+    for &n in &WORKER_COUNTS {
+        on_workers(n, || {
+            let start = Instant::now();
+            let ticks = tick(ms(10));
+            for k in 1..=5u32 {
+                let at = ticks.recv_timeout(LATE).expect("a tick");
+                // The k-th tick is due k periods after the start: never earlier.
+                assert!(at >= start + ms(10) * k, "tick {k} came early");
+            }
+            assert!(start.elapsed() >= ms(50));
+        });
+    }
+}
+
+#[test]
+fn a_slow_receiver_gets_one_waiting_tick_not_a_burst() {
+    on_workers(1, || {
+        let ticks = tick(ms(5));
+        // The timer under test fires about ten times meanwhile.
+        sleep(ms(60));
+        assert!(ticks.try_recv().is_ok(), "one tick waits");
+        assert!(ticks.try_recv().is_err(), "the missed ones were dropped");
+        // The next comes at its own deadline, within a period or so.
+        let waited = Instant::now();
+        ticks.recv_timeout(LATE).expect("the next tick");
+        assert!(waited.elapsed() < LATE);
+    });
+}
+
+#[test]
+fn after_fires_once_then_disconnects() {
+    on_workers(2, || {
+        let start = Instant::now();
+        let once = after(ms(20));
+        let at = once.recv_timeout(LATE).expect("it fires");
+        assert!(at >= start + ms(20));
+        assert_eq!(once.recv_timeout(LATE), Err(RecvTimeoutError::Disconnected));
+    });
+}
+
+#[test]
+fn a_persistent_select_waits_on_ticks_and_a_channel() {
+    let (beats, msgs, registrations) = on_workers(2, || {
+        let (tx, rx) = channel::<u32>();
+        let beat = tick(ms(2));
+        for i in 0..10 {
+            tx.send(i).unwrap();
+        }
+        let mut sel = Select::new();
+        let b = sel.recv(&beat);
+        let m = sel.recv(&rx);
+        let (mut beats, mut msgs) = (0, 0);
+        while beats < 5 || msgs < 10 {
+            let op = sel
+                .select_timeout(LATE)
+                .expect("a tick or a message within 5 s");
+            if op.index() == b {
+                op.recv(&beat).unwrap();
+                beats += 1;
+            } else {
+                assert_eq!(op.index(), m);
+                op.recv(&rx).unwrap();
+                msgs += 1;
+            }
+        }
+        (beats, msgs, sel.registrations())
+    });
+    assert!(beats >= 5);
+    assert_eq!(msgs, 10);
+    assert!(registrations <= 2, "{registrations} registrations");
+}
+
+#[test]
+fn timers_work_on_a_plain_thread() {
+    common::bounded(|| {
+        let start = Instant::now();
+        let once = after(ms(10));
+        assert!(once.recv().unwrap() >= start + ms(10));
+        let ticks = tick(ms(5));
+        for _ in 0..3 {
+            ticks.recv_timeout(LATE).expect("a tick");
+        }
+    });
 }

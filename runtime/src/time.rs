@@ -4,6 +4,30 @@
 //! heap and wakes it when the deadline passes, and sleeps in the I/O poll no longer than the
 //! nearest deadline. On a plain thread, [`sleep`] is [`std::thread::sleep`].
 //!
+//! [`tick`] and [`after`] deliver the time on a channel, periodically or once, so that a
+//! [`Select`](crate::select::Select) or [`select!`](crate::select!) loop can wait for a
+//! heartbeat beside its other channels:
+//!
+//! ```
+//! use std::time::Duration;
+//! use coact_runtime::{select, time};
+//! use coact_runtime::sync::mpsc::channel;
+//!
+//! coact_runtime::run(|| {
+//!     let (tx, rx) = channel::<&str>();
+//!     let beat = time::tick(Duration::from_millis(5));
+//!     tx.send("hello").unwrap();
+//!     let (mut got, mut beats) = (Vec::new(), 0);
+//!     while beats < 3 {
+//!         select! {
+//!             recv(rx) -> msg => got.push(msg.unwrap()),
+//!             recv(beat) -> _ => beats += 1,
+//!         }
+//!     }
+//!     assert_eq!(got, ["hello"]);
+//! });
+//! ```
+//!
 //! Every blocking call with a timeout (`recv_timeout`, `select_timeout`, ...) uses the same
 //! worker timers. A wait that ends before its deadline leaves its heap entry behind as a stale
 //! record (checked by sequence number when it pops); when stale records outnumber live ones the
@@ -11,9 +35,12 @@
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
+use std::fmt;
+use std::ops::Deref;
 use std::time::{Duration, Instant};
 
 use crate::park::{self, Park};
+use crate::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
 
 /// Parks the caller for at least `dur`.
 ///
@@ -55,6 +82,94 @@ fn sleep_forever() {
             return;
         }
     }
+}
+
+/// The receiving end of [`tick`] or [`after`]: a [`Receiver`] of the times the timer fired
+/// (it derefs to one, so `recv`, `recv_timeout`, `Select::recv` and `select!`'s `recv(...)`
+/// take it as they are). Dropping it stops the timer at once.
+pub struct Timer {
+    rx: Receiver<Instant>,
+    /// Never sent on: its drop is what tells the timer's coroutine to stop.
+    _stop: SyncSender<()>,
+}
+
+impl Deref for Timer {
+    type Target = Receiver<Instant>;
+    fn deref(&self) -> &Receiver<Instant> {
+        &self.rx
+    }
+}
+
+impl fmt::Debug for Timer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Timer").finish_non_exhaustive()
+    }
+}
+
+/// A timer that delivers the time every `period`, the first after one period. Deadlines do
+/// not drift (the n-th is due n periods after the call); a tick that finds the previous one
+/// still unreceived is dropped, as are ticks missed while the timer could not run, so a slow
+/// receiver gets at most one waiting tick, never a burst.
+///
+/// The timer is a small coroutine parked on its next deadline (in the caller's runtime, or on
+/// a thread of its own when called outside one); it ends when the [`Timer`] is dropped.
+///
+/// # Panics
+/// If `period` is zero.
+pub fn tick(period: Duration) -> Timer {
+    assert!(
+        !period.is_zero(),
+        "coact: a tick period must be longer than zero"
+    );
+    start_timer(period, true)
+}
+
+/// A timer that delivers the time once, after `delay`; its channel is disconnected after
+/// that (a later `recv` fails). See [`tick`] for where it runs.
+pub fn after(delay: Duration) -> Timer {
+    start_timer(delay, false)
+}
+
+fn start_timer(period: Duration, repeat: bool) -> Timer {
+    let (tx, rx) = sync_channel::<Instant>(1);
+    let (stop, stopped) = sync_channel::<()>(0);
+    let start = Instant::now();
+    let run = move || {
+        let mut n: u32 = 1;
+        loop {
+            let due = period.checked_mul(n).and_then(|d| start.checked_add(d));
+            let waited = match due {
+                Some(due) => stopped.recv_deadline(due),
+                None => stopped.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            };
+            if waited != Err(RecvTimeoutError::Timeout) {
+                return; // the `Timer` was dropped
+            }
+            match tx.try_send(Instant::now()) {
+                Ok(()) | Err(TrySendError::Full(_)) => {}
+                Err(TrySendError::Disconnected(_)) => return,
+            }
+            if !repeat {
+                return;
+            }
+            // The next deadline after now: ticks missed while this could not run are dropped.
+            let elapsed = start.elapsed().as_nanos();
+            let periods = elapsed / period.as_nanos().max(1);
+            n = u32::try_from(periods + 1).unwrap_or(u32::MAX).max(n + 1);
+        }
+    };
+    match crate::Handle::current() {
+        Some(h) => h.spawn_detached(run),
+        None => {
+            let started = std::thread::Builder::new()
+                .name("coact-timer".into())
+                .spawn(run);
+            if let Err(e) = started {
+                tracing::warn!(target: "coact", "coact: could not start a timer thread: {e}");
+            }
+        }
+    }
+    Timer { rx, _stop: stop }
 }
 
 /// One pending timer: wake fiber `key` of generation `gen` at `at`, if its current timer is
