@@ -398,7 +398,7 @@ impl Child {
             ExitWatch::new(self.id()).unwrap_or_else(|e| {
                 tracing::warn!(
                     target: "coact",
-                    "coact: cannot watch child {} for a select ({e}); the select polls it",
+                    "coact: cannot watch child {} for a select ({e}); the select finds it ready at once",
                     self.id()
                 );
                 ExitWatch::Ready(Direction::new())
