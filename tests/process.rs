@@ -365,3 +365,15 @@ fn a_child_being_selected_on_can_be_killed() {
     });
     assert_eq!(status.signal(), Some(9));
 }
+
+#[test]
+fn a_plain_thread_waits_for_a_child_and_reads_its_output() {
+    let (out, status) = bounded(|| {
+        let out = sh("echo plain; exit 6").output().unwrap();
+        let status = sh("exit 2").status().unwrap();
+        (out, status)
+    });
+    assert_eq!(out.stdout, b"plain\n");
+    assert_eq!(out.status.code(), Some(6));
+    assert_eq!(status.code(), Some(2));
+}

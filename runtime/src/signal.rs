@@ -33,6 +33,9 @@
 //!   as the program should answer the signal; to end the process the default way after a
 //!   graceful attempt, exit with [`std::process::exit`].
 //! * **Every watcher hears it.** Several `Signals` may watch the same signal; each receives it.
+//! * **The handler runs on the interrupted stack**, a coroutine's included: it is small (it
+//!   sets a flag and writes a byte), but a coroutine running within a few kilobytes of the end
+//!   of its stack when a signal lands overflows it (reported as any stack overflow).
 //! * Signals that cannot be caught or that report a fault in the receiving thread (`SIGKILL`,
 //!   `SIGSTOP`, `SIGILL`, `SIGFPE`, `SIGSEGV`) are refused with `InvalidInput`.
 
