@@ -1685,14 +1685,16 @@ fn connection(
     });
     let (reader, writer) = stream.split();
     let (out, stalled) = Outbound::new(writer, conn.clone(), config.sendq);
-    // Leaves `live` however this ends (a panic included), so a shutdown does not wait for it.
+    // Leaves `live` however this ends (a panic included), so a shutdown does not wait for it;
+    // normally just before the socket closes (below), so that a client that saw its
+    // connection end is never counted by a shutdown that starts after that.
     struct Registered<'a>(&'a Shared, u64);
     impl Drop for Registered<'_> {
         fn drop(&mut self) {
             self.0.unregister(self.1);
         }
     }
-    let _registered = Registered(
+    let registered = Registered(
         shared,
         shared.register(conn.clone(), out.0.stalled_tx.clone()),
     );
@@ -1722,6 +1724,7 @@ fn connection(
         let _ = out.drain(&stalled);
     }
     drop(client);
+    drop(registered);
     let _ = reader.shutdown();
     conn.kill("closed");
 }
