@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use coact::process::{Command, Stdio};
+use coact::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 use coact::select::Select;
 use coact::sync::mpsc::channel;
 use common::{bounded, on_workers, DropCounter, WORKER_COUNTS};
@@ -24,6 +24,18 @@ fn sh(script: &str) -> Command {
     let mut c = Command::new("sh");
     c.args(["-c", script]);
     c
+}
+
+/// Starts `cmd` with its standard input and output piped, and takes both pipes out.
+fn with_pipes(cmd: &mut Command) -> (Child, ChildStdin, ChildStdout) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    (child, stdin, stdout)
 }
 
 #[test]
@@ -78,18 +90,14 @@ fn a_coroutine_waiting_for_a_child_leaves_its_worker_to_the_others() {
 #[test]
 fn a_read_of_a_childs_output_returns_as_soon_as_bytes_arrive() {
     let (first, rest, status) = on_workers(1, || {
-        let mut child = sh("echo first; read x; echo second")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
+        let (mut child, mut stdin, mut stdout) =
+            with_pipes(&mut sh("echo first; read x; echo second"));
         let mut buf = [0u8; 64];
         // The child now waits for input: the read must return what is there, not wait for
         // the buffer to fill or the pipe to close.
         let n = stdout.read(&mut buf).unwrap();
         let first = buf[..n].to_vec();
-        child.stdin.as_mut().unwrap().write_all(b"x\n").unwrap();
+        stdin.write_all(b"x\n").unwrap();
         let mut rest = Vec::new();
         stdout.read_to_end(&mut rest).unwrap();
         (first, rest, child.wait().unwrap())
@@ -104,13 +112,7 @@ fn a_megabyte_through_cat_with_a_writer_and_a_reader_coroutine() {
     const LEN: usize = 1 << 20;
     for &n in &WORKER_COUNTS {
         let (echoed, status) = on_workers(n, || {
-            let mut child = Command::new("cat")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
-            let mut stdin = child.stdin.take().unwrap();
-            let mut stdout = child.stdout.take().unwrap();
+            let (mut child, mut stdin, mut stdout) = with_pipes(&mut Command::new("cat"));
             let writer = coact::spawn(move || {
                 let data: Vec<u8> = (0..LEN).map(|i| (i % 251) as u8).collect();
                 stdin.write_all(&data).unwrap();
@@ -168,13 +170,7 @@ fn many_children_at_once_exit_codes_add_up() {
 #[test]
 fn a_select_waits_on_a_childs_output_and_a_channel() {
     let got = on_workers(2, || {
-        let mut child = sh("read x; echo \"$x\"")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
+        let (mut child, mut stdin, stdout) = with_pipes(&mut sh("read x; echo \"$x\""));
         let (tx, rx) = channel::<&str>();
         let mut sel = Select::new();
         let out = sel.readable(&stdout);
@@ -211,7 +207,7 @@ fn a_select_waits_on_a_childs_output_and_a_channel() {
 
 /// Parks a coroutine in `child.wait()`, ends the runtime meanwhile, and checks that the
 /// coroutine was unwound (its destructors ran) and the runtime's end did not hang.
-fn end_the_runtime_while_a_coroutine_waits_for(child: coact::process::Child) {
+fn end_the_runtime_while_a_coroutine_waits_for(child: Child) {
     let drops = Arc::new(AtomicUsize::new(0));
     let counter = drops.clone();
     let rt = common::runtime(2);
@@ -271,13 +267,7 @@ fn kill_on_drop_ends_the_child_of_a_cancelled_wait() {
 #[test]
 fn without_kill_on_drop_a_dropped_child_runs_on() {
     let out = on_workers(1, || {
-        let mut child = sh("read x; echo \"got $x\"")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        let mut stdout = child.stdout.take().unwrap();
+        let (child, mut stdin, mut stdout) = with_pipes(&mut sh("read x; echo \"got $x\""));
         drop(child);
         stdin.write_all(b"on\n").unwrap();
         drop(stdin);
