@@ -125,9 +125,10 @@ impl<S: AsRawFd> StreamInner<S> {
     }
 }
 
+/// Reading, for any stream whose shared reference reads (sockets, a pipe's read end).
 impl<S> StreamInner<S>
 where
-    for<'a> &'a S: Read + Write,
+    for<'a> &'a S: Read,
 {
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let len = buf.len();
@@ -137,17 +138,23 @@ where
             })
     }
 
+    /// Reads what is there now; never parks.
+    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.slot
+            .stream_nonblocking(false, buf.len(), || (&self.io).read(buf))
+    }
+}
+
+/// Writing, for any stream whose shared reference writes (sockets, a pipe's write end).
+impl<S> StreamInner<S>
+where
+    for<'a> &'a S: Write,
+{
     pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
         self.slot
             .stream_blocking(true, self.write_timeout.deadline(), buf.len(), || {
                 (&self.io).write(buf)
             })
-    }
-
-    /// Reads what is there now; never parks.
-    pub(crate) fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.slot
-            .stream_nonblocking(false, buf.len(), || (&self.io).read(buf))
     }
 
     /// Writes what fits now; never parks.

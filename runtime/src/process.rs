@@ -60,11 +60,12 @@ use std::fmt;
 use std::io::{self, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use std::process::{ExitStatus, Output, Stdio};
 
-use crate::net::{NotSync, Timeout};
+use crate::net::{NotSync, StreamInner};
 use crate::reactor::{Direction, IoSlot};
 use crate::signal::{Signals, SIGCHLD};
 
@@ -191,11 +192,7 @@ impl Command {
         if !self.stderr_set {
             self.inner.stderr(Stdio::piped());
         }
-        let child = self.inner.spawn();
-        let child = child.and_then(Child::from_std).map(|mut c| {
-            c.kill_on_drop = self.kill_on_drop;
-            c
-        });
+        let child = self.spawn();
         if !self.stdin_set {
             self.inner.stdin(Stdio::inherit());
         }
@@ -274,7 +271,7 @@ enum ExitWatch {
     /// A process descriptor, readable once the child has exited. `slot` is declared before
     /// `fd` so that the registration is dropped before the descriptor is closed.
     #[cfg(target_os = "linux")]
-    Pidfd { slot: IoSlot, fd: OwnedFd },
+    Pidfd { slot: IoSlot, _fd: OwnedFd },
     /// `SIGCHLD`, where process descriptors are not available.
     Sigchld(Signals),
     /// For a `Select` only: always ready. Made for a child known to have exited, or when no
@@ -390,7 +387,7 @@ impl Child {
     /// The readiness a `Select` waits on for this child's exit (see [`SelectReadable`]).
     ///
     /// [`SelectReadable`]: crate::select::SelectReadable
-    pub(crate) fn exit_direction(&self) -> &Direction {
+    pub(crate) fn read_direction(&self) -> &Direction {
         let watch = self.watch.get_or_init(|| {
             if self.status.get().is_some() {
                 return ExitWatch::Ready(Direction::new());
@@ -406,15 +403,13 @@ impl Child {
         });
         match watch {
             #[cfg(target_os = "linux")]
-            ExitWatch::Pidfd { slot, fd } => {
-                // A fresh slot counts as ready; the descriptor says whether it is. Looked at
-                // through the slot, so that an exit event after the snapshot keeps it ready.
-                let _ = slot.nonblocking(false, || {
-                    if fd_readable(fd.as_raw_fd()) {
-                        Ok(())
-                    } else {
-                        Err(io::ErrorKind::WouldBlock.into())
-                    }
+            ExitWatch::Pidfd { slot, .. } => {
+                // A fresh slot counts as ready; a look at the child says whether it is, made
+                // through the slot (as a wait's), so that an exit event after the snapshot
+                // keeps it ready.
+                let _ = slot.nonblocking(false, || match self.try_wait() {
+                    Ok(None) => Err(io::ErrorKind::WouldBlock.into()),
+                    _ => Ok(()),
                 });
                 &slot.state.read
             }
@@ -485,7 +480,7 @@ impl ExitWatch {
         if let Some(fd) = pidfd_open(pid) {
             let slot = IoSlot::new(fd.as_raw_fd());
             slot.ensure_registered()?;
-            return Ok(ExitWatch::Pidfd { slot, fd });
+            return Ok(ExitWatch::Pidfd { slot, _fd: fd });
         }
         let _ = pid;
         Ok(ExitWatch::Sigchld(Signals::new([SIGCHLD])?))
@@ -507,18 +502,6 @@ fn pidfd_open(pid: u32) -> Option<OwnedFd> {
     let fd = RawFd::try_from(fd).ok()?;
     // SAFETY: the kernel just made this descriptor for us; nothing else owns it.
     Some(unsafe { OwnedFd::from_raw_fd(fd) })
-}
-
-/// Whether `fd` is readable now (a process descriptor is once its process has exited).
-#[cfg(target_os = "linux")]
-fn fd_readable(fd: RawFd) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: `poll` gets one valid `pollfd` it may write to, a count of 1 and no timeout.
-    unsafe { libc::poll(&mut p, 1, 0) > 0 }
 }
 
 /// Waits for `child` to end by watching `SIGCHLD` (which `signals` was watching before the
@@ -554,26 +537,20 @@ fn read_both(
     stderr: Option<ChildStderr>,
 ) -> io::Result<(Vec<u8>, Vec<u8>)> {
     let mut sel = crate::select::Select::new();
-    // (the pipe, its operation in `sel`, what it gave so far, still open)
-    let mut pipes: Vec<(&Pipe<mio::unix::pipe::Receiver>, usize, Vec<u8>, bool)> = Vec::new();
-    let mut slots = [None, None];
-    if let Some(p) = &stdout {
-        slots[0] = Some(pipes.len());
-        pipes.push((&p.pipe, sel.readable(p), Vec::new(), true));
-    }
-    if let Some(p) = &stderr {
-        slots[1] = Some(pipes.len());
-        pipes.push((&p.pipe, sel.readable(p), Vec::new(), true));
-    }
+    // Each pipe with its operation in `sel`; `None` once it has ended (or if absent).
+    let mut pipes = [
+        stdout.as_ref().map(|p| (&p.inner, sel.readable(p))),
+        stderr.as_ref().map(|p| (&p.inner, sel.readable(p))),
+    ];
+    let mut bufs = [Vec::new(), Vec::new()];
     let mut chunk = vec![0u8; 32 * 1024];
-    loop {
-        for (pipe, op, buf, open) in pipes.iter_mut().filter(|p| p.3) {
-            loop {
-                match pipe.try_read(&mut chunk) {
+    while pipes.iter().any(Option::is_some) {
+        for (pipe, buf) in pipes.iter_mut().zip(&mut bufs) {
+            while let Some((inner, op)) = *pipe {
+                match inner.try_read(&mut chunk) {
                     Ok(0) => {
-                        *open = false;
-                        sel.remove(*op);
-                        break;
+                        sel.remove(op);
+                        *pipe = None;
                     }
                     Ok(n) => buf.extend_from_slice(&chunk[..n]),
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -582,83 +559,20 @@ fn read_both(
                 }
             }
         }
-        if !pipes.iter().any(|p| p.3) {
-            break;
-        }
-        if sel.ready_timeout(Duration::MAX).is_err() {
+        if pipes.iter().any(Option::is_some) && sel.ready_timeout(Duration::MAX).is_err() {
             // Only a cancelled wait gives up without a deadline.
             return Err(io::Error::other(crate::Cancelled));
         }
     }
-    let mut take = |slot: Option<usize>| slot.map(|i| std::mem::take(&mut pipes[i].2));
-    let out = take(slots[0]).unwrap_or_default();
-    let err = take(slots[1]).unwrap_or_default();
+    let [out, err] = bufs;
     Ok((out, err))
-}
-
-/// One end of a pipe: the descriptor, its readiness and its timeout.
-struct Pipe<P> {
-    /// Declared before `io`, so that the registration is dropped before the descriptor is
-    /// closed.
-    slot: IoSlot,
-    io: P,
-    timeout: Timeout,
-    _not_sync: NotSync,
-}
-
-impl<P: AsRawFd> Pipe<P> {
-    fn new(io: P) -> Pipe<P> {
-        Pipe {
-            slot: IoSlot::new(io.as_raw_fd()),
-            io,
-            timeout: Timeout::default(),
-            _not_sync: NotSync::default(),
-        }
-    }
-
-    fn read_direction(&self) -> &Direction {
-        self.slot.ensure_for_select();
-        &self.slot.state.read
-    }
-
-    fn write_direction(&self) -> &Direction {
-        self.slot.ensure_for_select();
-        &self.slot.state.write
-    }
-}
-
-impl Pipe<mio::unix::pipe::Receiver> {
-    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.slot
-            .stream_blocking(false, self.timeout.deadline(), buf.len(), || {
-                (&self.io).read(buf)
-            })
-    }
-
-    fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.slot
-            .stream_nonblocking(false, buf.len(), || (&self.io).read(buf))
-    }
-}
-
-impl Pipe<mio::unix::pipe::Sender> {
-    fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.slot
-            .stream_blocking(true, self.timeout.deadline(), buf.len(), || {
-                (&self.io).write(buf)
-            })
-    }
-
-    fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.slot
-            .stream_nonblocking(true, buf.len(), || (&self.io).write(buf))
-    }
 }
 
 /// The write end of a child's standard input. Dropping it closes the pipe: the child reads
 /// the end of its input.
 pub struct ChildStdin {
-    pipe: Pipe<mio::unix::pipe::Sender>,
+    inner: Arc<StreamInner<mio::unix::pipe::Sender>>,
+    _not_sync: NotSync,
 }
 
 impl ChildStdin {
@@ -667,34 +581,36 @@ impl ChildStdin {
         let io = mio::unix::pipe::Sender::from(s);
         io.set_nonblocking(true)?;
         Ok(ChildStdin {
-            pipe: Pipe::new(io),
+            inner: StreamInner::new(io),
+            _not_sync: NotSync::default(),
         })
     }
 
     /// Writes what fits now; `WouldBlock` if nothing does. Never parks.
     pub fn try_write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.pipe.try_write(buf)
+        self.inner.try_write(buf)
     }
 
     /// Makes blocking writes give up with `TimedOut` after `d` (`None`: wait forever).
     pub fn set_write_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-        self.pipe.timeout.set(d)
+        self.inner.write_timeout.set(d)
     }
 
     /// The write timeout.
     pub fn write_timeout(&self) -> Option<Duration> {
-        self.pipe.timeout.get()
+        self.inner.write_timeout.get()
     }
 
     pub(crate) fn write_direction(&self) -> &Direction {
-        self.pipe.write_direction()
+        self.inner.slot.ensure_for_select();
+        &self.inner.slot.state.write
     }
 }
 
 impl Write for ChildStdin {
     /// Writes what fits, parking while the pipe is full.
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.pipe.write(buf)
+        self.inner.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -704,7 +620,7 @@ impl Write for ChildStdin {
 
 impl AsRawFd for ChildStdin {
     fn as_raw_fd(&self) -> RawFd {
-        self.pipe.io.as_raw_fd()
+        self.inner.io.as_raw_fd()
     }
 }
 
@@ -720,7 +636,8 @@ macro_rules! read_pipe {
     ($name:ident, $std:ty, $what:literal) => {
         #[doc = concat!("The read end of a child's ", $what, ".")]
         pub struct $name {
-            pipe: Pipe<mio::unix::pipe::Receiver>,
+            inner: Arc<StreamInner<mio::unix::pipe::Receiver>>,
+            _not_sync: NotSync,
         }
 
         impl $name {
@@ -729,28 +646,30 @@ macro_rules! read_pipe {
                 let io = mio::unix::pipe::Receiver::from(s);
                 io.set_nonblocking(true)?;
                 Ok($name {
-                    pipe: Pipe::new(io),
+                    inner: StreamInner::new(io),
+                    _not_sync: NotSync::default(),
                 })
             }
 
             /// Reads what is there now; `WouldBlock` if nothing is. Never parks.
             pub fn try_read(&self, buf: &mut [u8]) -> io::Result<usize> {
-                self.pipe.try_read(buf)
+                self.inner.try_read(buf)
             }
 
             /// Makes blocking reads give up with `TimedOut` after `d` (`None`: wait
             /// forever).
             pub fn set_read_timeout(&self, d: Option<Duration>) -> io::Result<()> {
-                self.pipe.timeout.set(d)
+                self.inner.read_timeout.set(d)
             }
 
             /// The read timeout.
             pub fn read_timeout(&self) -> Option<Duration> {
-                self.pipe.timeout.get()
+                self.inner.read_timeout.get()
             }
 
             pub(crate) fn read_direction(&self) -> &Direction {
-                self.pipe.read_direction()
+                self.inner.slot.ensure_for_select();
+                &self.inner.slot.state.read
             }
         }
 
@@ -758,13 +677,13 @@ macro_rules! read_pipe {
             /// Returns as soon as any bytes are there (0 at the end: the child closed its
             /// end, usually by exiting); parks while there are none.
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-                self.pipe.read(buf)
+                self.inner.read(buf)
             }
         }
 
         impl AsRawFd for $name {
             fn as_raw_fd(&self) -> RawFd {
-                self.pipe.io.as_raw_fd()
+                self.inner.io.as_raw_fd()
             }
         }
 

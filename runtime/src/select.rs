@@ -212,14 +212,7 @@ macro_rules! io_select {
     )*};
 }
 io_select!(SelectReadable read_dir read_direction: TcpStream, ReadHalf, TcpListener, UdpSocket,
-    UnixStream, unix::ReadHalf, UnixListener, Signals, ChildStdout, ChildStderr);
-
-#[allow(private_interfaces)]
-impl SelectReadable for Child {
-    fn read_dir(&self) -> &Direction {
-        self.exit_direction()
-    }
-}
+    UnixStream, unix::ReadHalf, UnixListener, Signals, Child, ChildStdout, ChildStderr);
 io_select!(SelectWritable write_dir write_direction: TcpStream, WriteHalf, UnixStream,
     unix::WriteHalf, ChildStdin);
 
