@@ -78,12 +78,12 @@
 //! Use this crate's versions: [`fs`] runs std's file calls on the runtime's pool of threads
 //! while only the calling coroutine waits, and [`net`]'s sockets look host names up there
 //! themselves; for a call that has none (a blocking FFI call, a long computation),
-//! [`offload()`] runs any closure there. The watchdog
-//! reports a worker stalled anyway, with the [`Label`] its coroutine gave itself. A stack
-//! overflow aborts the process with a message naming it; give coroutines that recurse deeply
-//! a bigger [`Builder::stack_size`]. `std::thread::panicking()`
-//! belongs to the worker thread: another coroutine parked mid-unwind on that worker raises it
-//! for all of them; [`panicking()`] answers for the calling coroutine (see its caveat).
+//! [`offload()`] runs any closure there. The watchdog reports a worker stalled anyway, with the
+//! [`Label`] its coroutine gave itself. A stack overflow aborts the process with a message
+//! naming it; give coroutines that recurse deeply a bigger [`Builder::stack_size`].
+//! `std::thread::panicking()` belongs to the worker thread: another coroutine parked
+//! mid-unwind on that worker raises it for all of them; [`panicking()`] answers for the
+//! calling coroutine (see its caveat).
 //!
 //! # Logs
 //!

@@ -69,6 +69,8 @@ pub struct Signals {
     /// descriptor, so that the registration is dropped before the descriptor is closed.
     slot: IoSlot,
     delivery: RefCell<SignalDelivery<StdUnixStream, SignalOnly>>,
+    /// The delivery's handle, taken once (each `handle()` call clones three `Arc`s).
+    control: DeliveryHandle,
     /// Signals collected from the delivery but not yet handed out (one collection can find
     /// several).
     ready: RefCell<VecDeque<c_int>>,
@@ -120,6 +122,7 @@ impl Signals {
         slot.ensure_registered()?;
         let signals = Signals {
             slot,
+            control: delivery.handle(),
             delivery: RefCell::new(delivery),
             ready: RefCell::new(VecDeque::new()),
         };
@@ -146,20 +149,20 @@ impl Signals {
     /// [`new`](Signals::new)'s.
     pub fn add_signal(&self, sig: c_int) -> io::Result<()> {
         check(sig)?;
-        self.delivery.borrow().handle().add_signal(sig)
+        self.control.add_signal(sig)
     }
 
     /// A handle that closes this `Signals` or adds signals to it from any coroutine or
     /// thread.
     pub fn handle(&self) -> SignalsHandle {
         SignalsHandle {
-            inner: self.delivery.borrow().handle(),
+            inner: self.control.clone(),
         }
     }
 
     /// Whether [`SignalsHandle::close`] was called.
     pub fn is_closed(&self) -> bool {
-        self.delivery.borrow().handle().is_closed()
+        self.control.is_closed()
     }
 
     /// Takes one signal that has arrived, without waiting: `Ok(sig)` if one is pending,
@@ -240,7 +243,7 @@ impl Signals {
             let mut delivery = self.delivery.borrow_mut();
             ready.extend(delivery.pending());
             if ready.is_empty() {
-                if delivery.handle().is_closed() {
+                if self.control.is_closed() {
                     return Ok(None);
                 }
                 return Err(io::ErrorKind::WouldBlock.into());
