@@ -90,9 +90,10 @@ pub struct ShutdownReport {
 
 /// What the accept loop, the connections and the handle share for a shutdown.
 struct Shared {
-    /// Set once, by [`ServerHandle::shutdown`]; a connection checks it at the top of its loop,
-    /// after it has registered in `live` (so a connection that registers after the shutdown's
-    /// sweep of `live` still sees it).
+    /// Set once, by [`ServerHandle::shutdown`]; a connection checks it at the top of its loop
+    /// and again right before it waits, after taking its stall token (see `Client::serve`),
+    /// and only after it has registered in `live` (so a connection that registers after the
+    /// shutdown's sweep of `live` still sees it).
     closing: AtomicBool,
     live: coact::sync::Mutex<Live>,
     /// Notified when a connection leaves `live` or the accept loop ends.
