@@ -8,7 +8,7 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -1257,6 +1257,92 @@ fn send_interval_ticks_until_cancelled() {
             extra += 1;
         }
         assert!(extra <= 1, "{extra} ticks after cancel");
+    });
+}
+
+/// Forwards items to a channel; `Block` holds it in its handler until the gate opens.
+struct Gated {
+    out: Sender<u32>,
+}
+
+enum GatedMsg {
+    Block {
+        entered: SyncSender<()>,
+        gate: Receiver<()>,
+    },
+    Item(u32),
+}
+
+impl Actor for Gated {
+    type Msg = GatedMsg;
+    fn handle(&mut self, msg: GatedMsg, _ctx: &mut Ctx<'_, GatedMsg>) {
+        match msg {
+            GatedMsg::Block { entered, gate } => {
+                entered.send(()).unwrap();
+                gate.recv().unwrap();
+            }
+            GatedMsg::Item(i) => {
+                let _ = self.out.send(i);
+            }
+        }
+    }
+}
+
+/// A `Gated` actor with a one-message mailbox, blocked in its handler: (address, its items,
+/// the gate to open).
+fn blocked_gated() -> (coact::actor::Addr<GatedMsg>, Receiver<u32>, SyncSender<()>) {
+    let (out, items) = channel();
+    let a = spawn_with_capacity(1, Gated { out });
+    let (entered_tx, entered) = sync_channel(1);
+    let (open, gate) = gate();
+    a.send(GatedMsg::Block {
+        entered: entered_tx,
+        gate,
+    })
+    .unwrap();
+    entered.recv().unwrap();
+    (a, items, open)
+}
+
+#[test]
+fn a_timer_message_for_a_full_mailbox_waits_for_room_and_is_not_lost() {
+    for n in WORKER_COUNTS {
+        on_workers(n, || {
+            let (a, items, open) = blocked_gated();
+            a.send(GatedMsg::Item(1)).unwrap(); // the mailbox's one place
+            let timer = send_after(&a, Duration::from_millis(1), GatedMsg::Item(2));
+            // The timer under test fires meanwhile and finds the mailbox full.
+            coact::time::sleep(Duration::from_millis(30));
+            open.send(()).unwrap();
+            assert_eq!(items.recv_timeout(GENEROUS), Ok(1));
+            assert_eq!(items.recv_timeout(GENEROUS), Ok(2));
+            drop(timer);
+        });
+    }
+}
+
+#[test]
+fn an_interval_into_a_blocked_actor_skips_ticks_instead_of_piling_them_up() {
+    on_workers(2, || {
+        let (a, items, open) = blocked_gated();
+        let made = Arc::new(AtomicU32::new(0));
+        let period = Duration::from_millis(2);
+        let ticker = send_interval(&a, period, {
+            let made = made.clone();
+            move || GatedMsg::Item(made.fetch_add(1, Ordering::Relaxed) + 1)
+        });
+        // One tick fills the mailbox and one waits for room...
+        let start = Instant::now();
+        while made.load(Ordering::Relaxed) < 2 && start.elapsed() < GENEROUS {
+            coact::time::sleep(period);
+        }
+        // ...and twenty more periods of the timer under test call `make` for none.
+        coact::time::sleep(period * 20);
+        assert_eq!(made.load(Ordering::Relaxed), 2);
+        ticker.cancel();
+        open.send(()).unwrap();
+        assert_eq!(items.recv_timeout(GENEROUS), Ok(1));
+        assert_eq!(items.recv_timeout(GENEROUS), Ok(2));
     });
 }
 

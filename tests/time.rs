@@ -8,6 +8,10 @@
 //! in many coroutines at once times out no earlier than asked, or returns the message;
 //! `tick` delivers on schedule without drift and never a burst to a slow receiver, in a
 //! persistent `Select` too; `after` fires once, then disconnects; both work on plain threads.
+//! Alarms run on the worker that set them, no earlier than their deadline; periodic ones run
+//! until their callback says stop; a cancel (from any thread) drops the callback at once and
+//! it never runs; a callback that tries to block panics instead, and a panicking one ends only
+//! itself; alarms set in an offload job run on a worker; alarms end with their runtime.
 //!
 //! Only lower bounds are exact; upper bounds are seconds, far above any scheduling delay.
 
@@ -20,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use coact::select::Select;
 use coact::sync::mpsc::{channel, sync_channel, RecvTimeoutError};
-use coact::time::{after, sleep, sleep_until, tick};
+use coact::time::{after, alarm, alarm_every, sleep, sleep_until, tick};
 use common::{on_workers, shuffled, WORKER_COUNTS};
 
 /// Far above any expected delay; only a missed timer would reach it.
@@ -463,4 +467,145 @@ fn timers_work_on_a_plain_thread() {
             ticks.recv_timeout(LATE).expect("a tick");
         }
     });
+}
+
+/// Sets a flag when dropped.
+struct DropFlag(Arc<AtomicBool>);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn an_alarm_runs_once_no_earlier_than_its_deadline_on_the_worker_that_set_it() {
+    for &n in &WORKER_COUNTS {
+        let (set_on, ran_on, late) = on_workers(n, || {
+            let (tx, rx) = sync_channel(1);
+            let start = Instant::now();
+            let deadline = start + ms(10);
+            let set_on = coact::current_worker();
+            let a = alarm(deadline, move |now| {
+                tx.try_send((coact::current_worker(), now)).unwrap();
+            });
+            let (ran_on, now) = rx.recv_timeout(LATE).expect("the alarm ran");
+            // Run once, its callback (and sender) is gone.
+            assert_eq!(rx.recv_timeout(LATE), Err(RecvTimeoutError::Disconnected));
+            assert!(!a.is_pending());
+            (
+                set_on,
+                ran_on,
+                now.checked_duration_since(deadline).is_none(),
+            )
+        });
+        assert!(set_on.is_some());
+        assert_eq!(set_on, ran_on);
+        assert!(!late, "the alarm ran before its deadline");
+    }
+}
+
+#[test]
+fn alarm_every_runs_each_period_until_its_callback_says_stop() {
+    on_workers(2, || {
+        let (tx, rx) = sync_channel(8);
+        let start = Instant::now();
+        let mut n = 0u32;
+        let beat = alarm_every(ms(5), move |now| {
+            n += 1;
+            tx.try_send((n, now)).unwrap();
+            n < 4
+        });
+        let got: Vec<_> = rx.iter().collect();
+        assert_eq!(got.iter().map(|g| g.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        for (k, at) in got {
+            assert!(at >= start + ms(5) * k, "run {k} came early");
+        }
+        assert!(!beat.is_pending());
+    });
+}
+
+#[test]
+fn a_cancelled_alarm_drops_its_callback_at_once_and_never_runs() {
+    for &n in &WORKER_COUNTS {
+        on_workers(n, || {
+            let (tx, rx) = sync_channel::<&str>(4);
+            let dropped = Arc::new(AtomicBool::new(false));
+            let flag = DropFlag(dropped.clone());
+            let tx1 = tx.clone();
+            let doomed = alarm(Instant::now() + ms(10), move |_| {
+                let _flag = &flag;
+                tx1.try_send("cancelled").unwrap();
+            });
+            assert!(doomed.is_pending());
+            // Cancelled from a plain thread; the callback is dropped before `cancel` returns.
+            thread::spawn(move || doomed.cancel()).join().unwrap();
+            assert!(dropped.load(Ordering::SeqCst));
+            let tx2 = tx.clone();
+            drop(alarm(Instant::now() + ms(10), move |_| {
+                tx2.try_send("dropped").unwrap();
+            }));
+            alarm(Instant::now() + ms(60), move |_| {
+                tx.try_send("marker").unwrap();
+            })
+            .detach();
+            assert_eq!(rx.recv_timeout(LATE), Ok("marker"));
+            assert_eq!(rx.recv_timeout(LATE), Err(RecvTimeoutError::Disconnected));
+        });
+    }
+}
+
+#[test]
+fn an_alarm_that_tries_to_block_panics_and_its_worker_goes_on() {
+    let (blocked, next) = on_workers(1, || {
+        let (tx, rx) = sync_channel(2);
+        let (_never_tx, never) = sync_channel::<()>(0);
+        let now = Instant::now();
+        let tx1 = tx.clone();
+        alarm(now + ms(1), move |_| {
+            let waited = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| never.recv()));
+            tx1.try_send(waited.is_err()).unwrap();
+        })
+        .detach();
+        // A callback that panics ends its own alarm, nothing else.
+        alarm(now + ms(2), |_| panic!("this alarm panics on purpose")).detach();
+        alarm(now + ms(3), move |_| tx.try_send(true).unwrap()).detach();
+        let blocked = rx.recv_timeout(LATE).expect("the first alarm");
+        let next = rx.recv_timeout(LATE).expect("the third alarm");
+        (blocked, next)
+    });
+    assert!(
+        blocked,
+        "a blocking recv in an alarm panicked instead of blocking"
+    );
+    assert!(next);
+}
+
+#[test]
+fn an_alarm_set_in_an_offload_job_runs_on_a_worker() {
+    let on_worker = on_workers(2, || {
+        let (tx, rx) = sync_channel(1);
+        coact::offload(move || {
+            alarm(Instant::now() + ms(1), move |_| {
+                tx.try_send(coact::current_worker().is_some()).unwrap();
+            })
+            .detach();
+        });
+        rx.recv_timeout(LATE).expect("the alarm ran")
+    });
+    assert!(on_worker);
+}
+
+#[test]
+fn alarms_end_with_their_runtime_and_drop_their_callbacks() {
+    let dropped = Arc::new(AtomicBool::new(false));
+    let flag = DropFlag(dropped.clone());
+    on_workers(2, move || {
+        alarm(Instant::now() + Duration::from_secs(3600), move |_| {
+            let _flag = &flag;
+            unreachable!("an hour passed");
+        })
+        .detach();
+    });
+    assert!(dropped.load(Ordering::SeqCst));
 }

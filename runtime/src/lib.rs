@@ -96,6 +96,7 @@
 //! the process with a message on stderr, since nothing else can run at that point.)
 
 mod addr;
+mod alarm;
 pub mod barrier;
 mod fiber;
 pub mod fs;

@@ -132,6 +132,7 @@ pub(crate) fn park(deadline: Option<Instant>) -> Park {
     if crate::in_coroutine() {
         return worker::park_fiber(deadline, true);
     }
+    crate::alarm::forbid_blocking();
     match deadline {
         None => std::thread::park(),
         Some(d) => {

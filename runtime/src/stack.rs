@@ -61,6 +61,12 @@ fn mapped_limit() -> usize {
     max_map_count() * 6 / 10 / 2
 }
 
+/// Guarded stacks mapped in this process now (in use or pooled).
+#[cfg(test)]
+pub(crate) fn mapped() -> usize {
+    MAPPED.load(Ordering::Relaxed)
+}
+
 /// The number of coroutines alive in this process (spawned and not finished), over all runtimes.
 pub fn live_coroutines() -> usize {
     LIVE.load(Ordering::Relaxed)

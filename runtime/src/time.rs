@@ -28,6 +28,11 @@
 //! });
 //! ```
 //!
+//! [`alarm`] and [`alarm_every`] run a callback at a deadline or a period on the worker
+//! itself, with no coroutine and so no stack held while they wait: what `tick` and `after`
+//! are built on, and the way to keep thousands of timers (an actor's heartbeat, a session's
+//! idle timeout). The callback must not wait; it sends with `try_send` or spawns.
+//!
 //! Every blocking call with a timeout (`recv_timeout`, `select_timeout`, ...) uses the same
 //! worker timers. A wait that ends before its deadline leaves its heap entry behind as a stale
 //! record (checked by sequence number when it pops); when stale records outnumber live ones the
@@ -39,8 +44,9 @@ use std::fmt;
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 
+pub use crate::alarm::{alarm, alarm_every, Alarm};
 use crate::park::{self, Park};
-use crate::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use crate::sync::mpsc::{sync_channel, Receiver, TrySendError};
 
 /// Parks the caller for at least `dur`.
 ///
@@ -56,6 +62,7 @@ pub fn sleep(dur: Duration) {
 /// Parks the caller until `deadline` has passed.
 pub fn sleep_until(deadline: Instant) {
     if !crate::in_coroutine() {
+        crate::alarm::forbid_blocking();
         let now = Instant::now();
         if deadline > now {
             std::thread::sleep(deadline - now);
@@ -72,6 +79,7 @@ pub fn sleep_until(deadline: Instant) {
 
 fn sleep_forever() {
     if !crate::in_coroutine() {
+        crate::alarm::forbid_blocking();
         loop {
             std::thread::park();
         }
@@ -89,8 +97,8 @@ fn sleep_forever() {
 /// take it as they are). Dropping it stops the timer at once.
 pub struct Timer {
     rx: Receiver<Instant>,
-    /// Never sent on: its drop is what tells the timer's coroutine to stop.
-    _stop: SyncSender<()>,
+    /// Cancelled when the `Timer` is dropped.
+    _alarm: Alarm,
 }
 
 impl Deref for Timer {
@@ -111,8 +119,9 @@ impl fmt::Debug for Timer {
 /// still unreceived is dropped, as are ticks missed while the timer could not run, so a slow
 /// receiver gets at most one waiting tick, never a burst.
 ///
-/// The timer is a small coroutine parked on its next deadline (in the caller's runtime, or on
-/// a thread of its own when called outside one); it ends when the [`Timer`] is dropped.
+/// The timer is an [`alarm_every`] sending on the channel: it holds no coroutine or stack
+/// while it waits (called outside a runtime, it runs on a thread of its own). It ends when the
+/// [`Timer`] is dropped.
 ///
 /// # Panics
 /// If `period` is zero.
@@ -121,55 +130,29 @@ pub fn tick(period: Duration) -> Timer {
         !period.is_zero(),
         "coact: a tick period must be longer than zero"
     );
-    start_timer(period, true)
+    let (tx, rx) = sync_channel::<Instant>(1);
+    let alarm = alarm_every(period, move |now| {
+        !matches!(tx.try_send(now), Err(TrySendError::Disconnected(_)))
+    });
+    Timer { rx, _alarm: alarm }
 }
 
 /// A timer that delivers the time once, after `delay`; its channel is disconnected after
 /// that (a later `recv` fails). See [`tick`] for where it runs.
 pub fn after(delay: Duration) -> Timer {
-    start_timer(delay, false)
-}
-
-fn start_timer(period: Duration, repeat: bool) -> Timer {
     let (tx, rx) = sync_channel::<Instant>(1);
-    let (stop, stopped) = sync_channel::<()>(0);
-    let start = Instant::now();
-    let run = move || {
-        let mut n: u32 = 1;
-        loop {
-            let due = period.checked_mul(n).and_then(|d| start.checked_add(d));
-            let waited = match due {
-                Some(due) => stopped.recv_deadline(due),
-                None => stopped.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            };
-            if waited != Err(RecvTimeoutError::Timeout) {
-                return; // the `Timer` was dropped
-            }
-            match tx.try_send(Instant::now()) {
-                Ok(()) | Err(TrySendError::Full(_)) => {}
-                Err(TrySendError::Disconnected(_)) => return,
-            }
-            if !repeat {
-                return;
-            }
-            // The next deadline after now: ticks missed while this could not run are dropped.
-            let elapsed = start.elapsed().as_nanos();
-            let periods = elapsed / period.as_nanos().max(1);
-            n = u32::try_from(periods + 1).unwrap_or(u32::MAX).max(n + 1);
-        }
+    let send = move |now| {
+        let _ = tx.try_send(now);
     };
-    match crate::Handle::current() {
-        Some(h) => h.spawn_detached(run),
-        None => {
-            let started = std::thread::Builder::new()
-                .name("coact-timer".into())
-                .spawn(run);
-            if let Err(e) = started {
-                tracing::warn!(target: "coact", "coact: could not start a timer thread: {e}");
-            }
-        }
-    }
-    Timer { rx, _stop: stop }
+    let alarm = match Instant::now().checked_add(delay) {
+        Some(at) => alarm(at, send),
+        // Never: the sender is kept, so the channel stays connected.
+        None => alarm_every(delay, move |now| {
+            send(now);
+            false
+        }),
+    };
+    Timer { rx, _alarm: alarm }
 }
 
 /// One pending timer: wake fiber `key` of generation `gen` at `at`, if its current timer is

@@ -145,6 +145,7 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker as Deque};
 use crossbeam_queue::SegQueue;
 use slab::Slab;
 
+use crate::alarm::{self, Alarms};
 use crate::fiber::{self, Fiber, Resume, Task};
 use crate::join::JointCache;
 use crate::park::{FiberAddr, FiberRef, Park};
@@ -469,6 +470,8 @@ pub(crate) struct Local {
     /// Times in a row the slot went first while `tasks` had waiting tasks.
     slot_streak: Cell<u32>,
     timers: RefCell<Timers>,
+    /// Callbacks due at deadlines, run between fibers (see `alarm.rs`).
+    alarms: RefCell<Alarms>,
     pool: RefCell<StackPool>,
     /// Key of the running fiber, or `NONE`.
     current: Cell<u32>,
@@ -532,6 +535,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, parts: WorkerParts) {
         slot: Cell::new(None),
         slot_streak: Cell::new(0),
         timers: RefCell::new(Timers::new()),
+        alarms: RefCell::new(Alarms::new()),
         pool: RefCell::new(StackPool::new(shared.stack_size)),
         current: Cell::new(NONE),
         current_gen: Cell::new(0),
@@ -582,6 +586,9 @@ impl Local {
                 }
                 if !cancelled_all {
                     self.cancel_all();
+                    // Alarms end with the runtime; their callbacks are dropped here.
+                    let alarms = self.alarms.borrow_mut().take_all();
+                    alarms.iter().for_each(|a| a.cancel());
                     cancelled_all = true;
                 }
             }
@@ -646,9 +653,7 @@ impl Local {
             let mut timeout = if busy {
                 Some(Duration::ZERO)
             } else {
-                self.timers
-                    .borrow()
-                    .next_deadline()
+                self.next_deadline()
                     .map(|d| d.saturating_duration_since(Instant::now()))
             };
             if shutting_down {
@@ -1055,12 +1060,25 @@ impl Local {
         self.unpark_local(key, gen);
     }
 
-    /// Wakes the fibers whose timers are due.
+    /// The earliest deadline of a fiber's timer or an alarm.
+    fn next_deadline(&self) -> Option<Instant> {
+        let timer = self.timers.borrow().next_deadline();
+        let alarm = self.alarms.borrow().next_deadline();
+        match (timer, alarm) {
+            (Some(t), Some(a)) => Some(t.min(a)),
+            (t, a) => t.or(a),
+        }
+    }
+
+    /// Wakes the fibers whose timers are due and runs the alarms that are.
     fn fire_timers(&self) {
-        if self.timers.borrow().next_deadline().is_none() {
+        let Some(first) = self.next_deadline() else {
+            return;
+        };
+        let now = Instant::now();
+        if first > now {
             return;
         }
-        let now = Instant::now();
         loop {
             let due = self.timers.borrow_mut().pop_due(now);
             let Some((key, gen, seq)) = due else { break };
@@ -1078,6 +1096,23 @@ impl Local {
                 self.unpark_local(key, gen);
             } else {
                 self.timers.borrow_mut().popped_stale();
+            }
+        }
+        if self
+            .alarms
+            .borrow()
+            .next_deadline()
+            .is_some_and(|d| d <= now)
+        {
+            // Taken out first and run with the heap unborrowed: a callback may set alarms,
+            // and one that is due again at once waits for the next check.
+            let mut due = Vec::new();
+            self.alarms.borrow_mut().take_due(now, &mut due);
+            let mut again = Vec::new();
+            alarm::run_due(&mut due, now, &mut again);
+            let mut alarms = self.alarms.borrow_mut();
+            for (at, ctl) in again {
+                alarms.add(at, ctl);
             }
         }
     }
@@ -1483,6 +1518,21 @@ pub(crate) fn submit(shared: &Arc<Shared>, task: Task) {
     if let Some(task) = task {
         shared.inject(task);
     }
+}
+
+/// Sets an alarm on the calling worker; gives it back if the caller is not a worker. Once the
+/// runtime is ending the alarm is cancelled instead.
+pub(crate) fn add_alarm(at: Instant, ctl: Arc<alarm::Ctl>) -> Result<(), Arc<alarm::Ctl>> {
+    let mut ctl = Some(ctl);
+    with_local(|l| {
+        let ctl = ctl.take().expect("the closure runs at most once");
+        if l.shared.is_shutting_down() {
+            ctl.cancel();
+        } else {
+            l.alarms.borrow_mut().add(at, ctl);
+        }
+    });
+    ctl.map_or(Ok(()), Err)
 }
 
 /// Runs `f` with the runtime the caller runs on, if it is a worker thread (no reference count
