@@ -487,6 +487,9 @@ impl<'a> Select<'a> {
 
     /// The wait loop; `block == false` only scans.
     fn wait(&mut self, block: bool, deadline: Option<Instant>) -> Option<(usize, Reservation)> {
+        if block {
+            crate::worker::spend_coop();
+        }
         if let Some(found) = self.scan() {
             return Some(found);
         }
@@ -537,6 +540,7 @@ impl<'a> Select<'a> {
     /// # Panics
     /// When the coroutine is cancelled while waiting, it unwinds (as every blocking call does).
     pub fn select(&mut self) -> SelectedOperation<'a> {
+        crate::worker::spend_coop();
         // The common case inline: an operation is ready at the first look.
         if let Some(found) = self.scan() {
             return self.selected(found);
@@ -741,6 +745,14 @@ pub fn __macro_ready<'a>(arms: &[Option<Op<'a>>]) -> Option<SelectedOperation<'a
     )
 }
 
+/// The start of a [`select!`](crate::select!) that may wait: one unit of the coroutine's
+/// fairness budget, as every blocking call spends. Not public API.
+#[doc(hidden)]
+#[inline]
+pub fn __macro_coop() {
+    crate::worker::spend_coop();
+}
+
 /// Waits on several channel operations, like crossbeam-channel's `select!`.
 ///
 /// Arms are `recv(receiver) -> result => body`, `send(sender, message) -> result => body`,
@@ -834,12 +846,16 @@ macro_rules! __coact_select {
     // is ready is a set built, registered and waited on.
     (@build [$([$kind:ident $i:tt ($c:expr) $m:tt $res:tt $body:tt])*] $default:tt) => {{
         let __coact_chans = ($(&$c,)*);
+        $crate::__coact_select!(@coop $default);
         let __coact_ready = $crate::select::__macro_ready(
             &[$( $crate::__coact_select!(@first $kind __coact_chans $i) ),*]
         );
         $crate::__coact_select!(@run __coact_ready __coact_chans $default
             [$([$kind $i $m $res $body])*])
     }};
+    // A select that may wait spends fairness budget (see `__macro_coop`); `default` does not.
+    (@coop [now $body:tt]) => {};
+    (@coop $default:tt) => { $crate::select::__macro_coop() };
     (@first recv $chans:ident $i:tt) => { $crate::select::__macro_recv($chans.$i) };
     (@first send $chans:ident $i:tt) => { $crate::select::__macro_send($chans.$i) };
     (@add $sel:ident recv $chans:ident $i:tt) => { $sel.recv($chans.$i) };

@@ -79,6 +79,14 @@
 //! set of fibers cannot starve new ones. If tasks are still waiting after a full round, it
 //! wakes one sleeping peer, which steals half of them once they are old enough (below).
 //!
+//! That bounds the worker's turns, not a fiber's: a coroutine whose blocking calls never
+//! have to block (a receiver that always finds a message, a select over channels that stay
+//! ready) would keep the worker to itself, timers and sockets included. So each blocking
+//! channel call and select first spends one unit of [`COOP_BUDGET`], which every resume
+//! refills; a call that finds it spent yields first ([`spend_coop`]). A fiber that parks
+//! never notices; one that never parks yields every [`COOP_BUDGET`] calls. (Socket calls
+//! keep a budget of their own in `reactor.rs`.)
+//!
 //! # Stealing: only a backlog that has waited
 //!
 //! A task that moves to another worker costs more than a short task's whole run: its memory
@@ -156,6 +164,9 @@ use crate::time::Timers;
 
 /// Fibers resumed between two polls of the reactor.
 const BUDGET: usize = 61;
+/// Blocking channel calls and selects a fiber may make in one resume before the next one
+/// yields (see "Fairness" in the module docs).
+const COOP_BUDGET: u32 = 128;
 /// How long a shutting-down worker polls between checks.
 const SHUTDOWN_TICK: Duration = Duration::from_millis(50);
 /// Waiting tasks started at the beginning of each round.
@@ -947,7 +958,10 @@ impl Local {
         progress.store(p, Ordering::Relaxed);
         self.progress.set(p);
         self.chained.set(0);
+        refill_coop();
         let done = fiber.resume(input);
+        // An outer fiber goes on from a park (it lent its turn): a fresh budget too.
+        refill_coop();
         let p = self.progress.get().wrapping_add(step);
         progress.store(p, Ordering::Relaxed);
         self.progress.set(p);
@@ -1355,6 +1369,46 @@ pub(crate) fn wait_as_spare() -> Option<Task> {
 #[inline]
 pub(crate) fn with_joint_cache<R>(f: impl FnOnce(&JointCache) -> R) -> Option<R> {
     with_local(|l| f(&l.joints))
+}
+
+thread_local! {
+    /// Blocking calls the running fiber may still begin before one yields (see [`spend_coop`]).
+    /// A thread-local of its own rather than a field of [`Local`]: one `%fs`-relative
+    /// decrement on the hot path instead of a pointer load, a null check and a field.
+    static COOP_LEFT: Cell<u32> = const { Cell::new(COOP_BUDGET) };
+}
+
+/// Refills the running fiber's [`COOP_BUDGET`] (at each resume).
+#[inline]
+fn refill_coop() {
+    COOP_LEFT.with(|c| c.set(COOP_BUDGET));
+}
+
+/// Spends one unit of the running fiber's [`COOP_BUDGET`]; yields first if it is spent, so
+/// that a fiber whose blocking calls never block still lets the others, its worker's timers
+/// and its sockets have their turn. Called at the start of each blocking channel call and
+/// select (before anything is taken, so a cancellation at the yield loses nothing). On a
+/// plain thread the count runs down too, and is only refilled.
+#[inline]
+pub(crate) fn spend_coop() {
+    let spent = COOP_LEFT.with(|c| {
+        let left = c.get().wrapping_sub(1);
+        c.set(left);
+        left == 0
+    });
+    if spent {
+        coop_yield();
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn coop_yield() {
+    // A resume refills the budget; a plain thread (or a worker between fibers) refills it here.
+    refill_coop();
+    if fiber::in_fiber() {
+        crate::yield_now();
+    }
 }
 
 /// Re-queues the running fiber behind the others that are runnable.

@@ -445,6 +445,7 @@ impl<T> Chan<T> {
     }
 
     fn send_deadline(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+        crate::worker::spend_coop();
         let mut wakes = Wakes::default();
         let mut s = self.lock();
         if !s.receiver {
@@ -561,6 +562,7 @@ impl<T> Chan<T> {
     }
 
     fn recv_deadline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        crate::worker::spend_coop();
         let mut wakes = Wakes::default();
         let mut s = self.lock();
         match s.take(&mut wakes) {

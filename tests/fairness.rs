@@ -1,0 +1,111 @@
+//! Fairness: a coroutine whose blocking calls never have to block does not keep its worker to
+//! itself.
+//!
+//! Proves, on one worker: a loop of `recv`, of `send` on a bounded channel, of `select!` and of
+//! `Select::select`, each over channels that are always ready, still lets another coroutine of
+//! the worker start and its timer fire (every blocking call spends a unit of a per-resume
+//! budget and yields when it is spent). A `try_recv` loop is the caller's own busy loop and is
+//! not checked here. Each loop is capped at a step count the sleeper's wake ends long before:
+//! reaching the cap is the failure.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use coact::select;
+use coact::select::Select;
+use coact::sync::mpsc::{channel, sync_channel};
+use common::on_workers;
+
+/// Steps a busy loop may take; at debug speed tens of seconds, so the sleeper's 1 ms timer
+/// ends a fair loop a great many steps earlier.
+const CAP: u64 = 20_000_000;
+
+/// Runs `step` in a loop on one worker beside a coroutine that sleeps 1 ms and then raises a
+/// flag; returns the steps taken until the flag was seen (or `CAP`).
+fn steps_until_a_sleeper_wakes(
+    mut make_step: impl FnMut() -> Box<dyn FnMut()> + Send + 'static,
+) -> u64 {
+    on_workers(1, move || {
+        let woke = Arc::new(AtomicBool::new(false));
+        let sleeper = {
+            let woke = woke.clone();
+            coact::spawn(move || {
+                coact::time::sleep(Duration::from_millis(1));
+                woke.store(true, Ordering::Relaxed);
+            })
+        };
+        let mut step = make_step();
+        let mut steps = 0;
+        while !woke.load(Ordering::Relaxed) && steps < CAP {
+            step();
+            steps += 1;
+        }
+        sleeper.join().unwrap();
+        steps
+    })
+}
+
+fn assert_fair(steps: u64) {
+    assert!(
+        steps < CAP,
+        "the loop ran {steps} steps without letting the sleeper's timer fire"
+    );
+}
+
+#[test]
+fn a_recv_loop_that_never_waits_lets_a_timer_fire() {
+    assert_fair(steps_until_a_sleeper_wakes(|| {
+        let (tx, rx) = channel::<u64>();
+        tx.send(0).unwrap();
+        Box::new(move || {
+            let v = rx.recv().unwrap();
+            tx.send(v + 1).unwrap();
+        })
+    }));
+}
+
+#[test]
+fn a_bounded_send_loop_that_never_waits_lets_a_timer_fire() {
+    assert_fair(steps_until_a_sleeper_wakes(|| {
+        let (tx, rx) = sync_channel::<u64>(1);
+        Box::new(move || {
+            tx.send(1).unwrap();
+            rx.try_recv().unwrap();
+        })
+    }));
+}
+
+#[test]
+fn a_select_macro_loop_that_never_waits_lets_a_timer_fire() {
+    assert_fair(steps_until_a_sleeper_wakes(|| {
+        let (tx, rx) = channel::<u64>();
+        let (other_tx, other) = channel::<u64>();
+        tx.send(0).unwrap();
+        Box::new(move || {
+            let _keep_open = &other_tx;
+            select! {
+                recv(rx) -> v => tx.send(v.unwrap() + 1).unwrap(),
+                recv(other) -> _ => unreachable!(),
+            }
+        })
+    }));
+}
+
+#[test]
+fn a_persistent_select_loop_that_never_waits_lets_a_timer_fire() {
+    assert_fair(steps_until_a_sleeper_wakes(|| {
+        let (tx, rx) = channel::<u64>();
+        let rx: &'static _ = Box::leak(Box::new(rx));
+        tx.send(0).unwrap();
+        let mut sel = Select::new();
+        sel.recv(rx);
+        Box::new(move || {
+            let op = sel.select();
+            let v = op.recv(rx).unwrap();
+            tx.send(v + 1).unwrap();
+        })
+    }));
+}
