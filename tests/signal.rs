@@ -3,7 +3,9 @@
 //! `try_recv` never parks; repeats coalesce; every watcher hears a signal; `recv_timeout`
 //! gives up; a handle's `close` ends a parked wait from another thread; a persistent `Select`
 //! waits on a channel and a `Signals` together, registering once; a coroutine parked in `recv`
-//! when its runtime ends is unwound; signals that cannot be handled are refused.
+//! when its runtime ends is unwound; signals that cannot be handled are refused; a signal
+//! stays caught while any watcher is left, and takes its default action again (here: ends a
+//! child process) once none is.
 //!
 //! Signals belong to the whole process and the tests of this file run in parallel, so each
 //! test watches signals no other test uses. Every watched signal is caught before it is raised
@@ -254,4 +256,71 @@ fn signals_that_cannot_be_handled_are_refused() {
         ErrorKind::InvalidInput
     );
     assert_eq!(signal::name(signal::SIGTERM), Some("SIGTERM"));
+}
+
+#[test]
+fn a_signal_stays_caught_while_one_of_its_watchers_is_left() {
+    on_workers(2, || {
+        let a = Signals::new([libc::SIGPROF]).unwrap();
+        let b = Signals::new([libc::SIGPROF]).unwrap();
+        drop(a);
+        // SIGPROF's default ends the process: this test binary would die here if dropping one
+        // watcher had brought the default back.
+        signal::raise(libc::SIGPROF).unwrap();
+        assert_eq!(b.recv_timeout(Duration::from_secs(30)), Ok(libc::SIGPROF));
+    });
+}
+
+/// Not a test of its own: the child process of the test below. Watches `SIGUSR2`, then either
+/// receives it (`keep`) or drops the watch before raising it (`drop`); exits 0 if it is still
+/// alive at the end.
+#[test]
+fn child_of_the_default_action_test() {
+    let Ok(mode) = std::env::var("COACT_SIGNAL_TEST_CHILD") else {
+        return;
+    };
+    coact::run(move || {
+        let watch = Signals::new([libc::SIGUSR2]).unwrap();
+        if mode == "keep" {
+            signal::raise(libc::SIGUSR2).unwrap();
+            assert_eq!(
+                watch.recv_timeout(Duration::from_secs(30)),
+                Ok(libc::SIGUSR2)
+            );
+        } else {
+            drop(watch);
+            signal::raise(libc::SIGUSR2).unwrap();
+        }
+    });
+    std::process::exit(0);
+}
+
+#[test]
+fn the_default_action_comes_back_once_no_signals_watches_it() {
+    use std::os::unix::process::ExitStatusExt;
+    let run = |mode: &str| {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "child_of_the_default_action_test",
+                "--exact",
+                "--test-threads=1",
+            ])
+            .env("COACT_SIGNAL_TEST_CHILD", mode)
+            .output()
+            .expect("run the child")
+    };
+    let kept = run("keep");
+    assert!(
+        kept.status.success(),
+        "a watched SIGUSR2 is received: {:?}\n{}",
+        kept.status,
+        String::from_utf8_lossy(&kept.stderr)
+    );
+    let dropped = run("drop");
+    assert_eq!(
+        dropped.status.signal(),
+        Some(libc::SIGUSR2),
+        "once unwatched, SIGUSR2 ends the process as its default action does: {:?}",
+        dropped.status
+    );
 }

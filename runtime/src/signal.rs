@@ -26,12 +26,17 @@
 //! * **Signals coalesce.** Like the kernel's own pending set, a signal raised several times
 //!   before it is received is received once. Several different signals pending at once are
 //!   received in signal-number order, not in the order they arrived.
-//! * **Handlers stay installed.** From [`Signals::new`] (or
+//! * **The default action comes back.** From [`Signals::new`] (or
 //!   [`add_signal`](Signals::add_signal)) on, the signal no longer takes its default action
-//!   (`SIGINT` and `SIGTERM` no longer end the process), and that default does not come back
-//!   when the `Signals` is dropped: the signal is then ignored. Keep the `Signals` for as long
-//!   as the program should answer the signal; to end the process the default way after a
-//!   graceful attempt, exit with [`std::process::exit`].
+//!   (`SIGINT` and `SIGTERM` no longer end the process). Once no `Signals` watches it any
+//!   more, its default action is taken again: Ctrl-C ends a program that watched `SIGINT`
+//!   only for a while. (The process-wide handler stays installed, as the registry it comes
+//!   from requires, and runs the default action itself, so a signal that arrives then ends
+//!   the process as the signal, exactly as without a handler.) Two caveats: if another
+//!   library of the process handles the same signal through `signal-hook`, the default still
+//!   comes back once no `Signals` watches it, right after that library's handler has run; and
+//!   real-time signals (`SIGRTMIN` and up), whose defaults `signal-hook` does not know, stay
+//!   ignored once nothing watches them.
 //! * **Every watcher hears it.** Several `Signals` may watch the same signal; each receives it.
 //! * **The handler runs on the interrupted stack**, a coroutine's included: it is small (it
 //!   sets a flag and writes a byte), but a coroutine running within a few kilobytes of the end
@@ -47,12 +52,15 @@ use std::io::{self, Read};
 use std::os::fd::AsRawFd;
 use std::os::raw::c_int;
 use std::os::unix::net::UnixStream as StdUnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use signal_hook::iterator::backend::{Handle as DeliveryHandle, SignalDelivery};
 use signal_hook::iterator::exfiltrator::SignalOnly;
 
 use crate::reactor::{Direction, IoSlot};
+use crate::sync::lock;
 use crate::sync::mpsc::{RecvError, RecvTimeoutError, TryRecvError};
 
 pub use libc::{
@@ -74,6 +82,96 @@ pub struct Signals {
     /// Signals collected from the delivery but not yet handed out (one collection can find
     /// several).
     ready: RefCell<VecDeque<c_int>>,
+    /// The signals it watches, in the process-wide count (shared with its handles).
+    watched: Arc<Mutex<Watched>>,
+}
+
+/// Signal numbers this module accepts are below this.
+const SIGNALS: usize = 128;
+
+/// Per signal: true while no [`Signals`] watches it, which lets the conditional default
+/// action (registered the first time one did) run.
+static UNWATCHED: [AtomicBool; SIGNALS] = [const { AtomicBool::new(false) }; SIGNALS];
+
+/// The process-wide count of live [`Signals`] watching each signal.
+static WATCHERS: Mutex<Watchers> = Mutex::new(Watchers {
+    count: [0; SIGNALS],
+    armed: [false; SIGNALS],
+});
+
+struct Watchers {
+    count: [u32; SIGNALS],
+    /// The conditional default action is registered (once per signal, for good).
+    armed: [bool; SIGNALS],
+}
+
+/// The signals one [`Signals`] watches (a bit each); `dropped` once it is, after which
+/// a handle adds none.
+#[derive(Default)]
+struct Watched {
+    mask: u128,
+    dropped: bool,
+}
+
+impl Watched {
+    /// Counts `sig` as watched by this `Signals` (before its handler is added, so that the
+    /// default action never runs for a signal that is being watched). False if it already
+    /// was, or the `Signals` is gone.
+    fn watch(&mut self, sig: c_int) -> io::Result<bool> {
+        let bit = 1u128 << sig;
+        if self.dropped || self.mask & bit != 0 {
+            return Ok(false);
+        }
+        let i = sig as usize;
+        let mut all = lock(&WATCHERS);
+        if !all.armed[i] {
+            // Unknown to signal-hook's table (the real-time signals): no default to restore.
+            if signal_hook::low_level::signal_name(sig).is_some() {
+                signal_hook::flag::register_conditional_default(sig, &UNWATCHED[i])?;
+            }
+            all.armed[i] = true;
+        }
+        all.count[i] += 1;
+        UNWATCHED[i].store(false, Ordering::SeqCst);
+        self.mask |= bit;
+        Ok(true)
+    }
+
+    /// Stops counting `sig` for this `Signals`; the last watcher gone, its default is back.
+    fn unwatch(&mut self, sig: c_int) {
+        let bit = 1u128 << sig;
+        if self.mask & bit == 0 {
+            return;
+        }
+        self.mask &= !bit;
+        let i = sig as usize;
+        let mut all = lock(&WATCHERS);
+        all.count[i] -= 1;
+        if all.count[i] == 0 {
+            UNWATCHED[i].store(true, Ordering::SeqCst);
+        }
+    }
+
+    /// Stops counting every signal (the `Signals` is dropped).
+    fn unwatch_all(&mut self) {
+        self.dropped = true;
+        for sig in 1..SIGNALS as c_int {
+            self.unwatch(sig);
+        }
+    }
+}
+
+/// Adds `sig` to a `Signals` through its delivery's handle, counted in `watched`.
+fn add_watched(watched: &Mutex<Watched>, control: &DeliveryHandle, sig: c_int) -> io::Result<()> {
+    check(sig)?;
+    let mut w = lock(watched);
+    if w.watch(sig)? {
+        if let Err(e) = control.add_signal(sig) {
+            w.unwatch(sig);
+            return Err(e);
+        }
+    }
+    Ok(())
 }
 
 /// Checks that `sig` is a signal this module can watch.
@@ -112,24 +210,42 @@ impl Signals {
         for &s in &signals {
             check(s)?;
         }
-        let (read, write) = StdUnixStream::pair()?;
-        read.set_nonblocking(true)?;
-        write.set_nonblocking(true)?;
-        let slot = IoSlot::new(read.as_raw_fd());
-        let delivery = SignalDelivery::with_pipe(read, write, SignalOnly, &signals)?;
-        // Registering now makes a failure (say, the descriptor limit) this call's error
-        // rather than a receive's later.
-        slot.ensure_registered()?;
+        let mut watched = Watched::default();
+        let made = Self::make(&signals, &mut watched);
+        if made.is_err() {
+            watched.unwatch_all();
+        }
+        let (slot, delivery) = made?;
         let signals = Signals {
             slot,
             control: delivery.handle(),
             delivery: RefCell::new(delivery),
             ready: RefCell::new(VecDeque::new()),
+            watched: Arc::new(Mutex::new(watched)),
         };
         // A fresh slot counts as ready (a socket is tried before anyone waits); an empty
         // self-pipe says it is not, so a `Select` does not wake for nothing the first time.
         signals.mark_drained();
         Ok(signals)
+    }
+
+    /// Counts `signals` as watched, then installs their handlers and the self-pipe.
+    fn make(
+        signals: &[c_int],
+        watched: &mut Watched,
+    ) -> io::Result<(IoSlot, SignalDelivery<StdUnixStream, SignalOnly>)> {
+        for &s in signals {
+            watched.watch(s)?;
+        }
+        let (read, write) = StdUnixStream::pair()?;
+        read.set_nonblocking(true)?;
+        write.set_nonblocking(true)?;
+        let slot = IoSlot::new(read.as_raw_fd());
+        let delivery = SignalDelivery::with_pipe(read, write, SignalOnly, signals)?;
+        // Registering now makes a failure (say, the descriptor limit) this call's error
+        // rather than a receive's later.
+        slot.ensure_registered()?;
+        Ok((slot, delivery))
     }
 
     /// Records that the self-pipe is empty (which `pending` just made it) by reading it once
@@ -148,8 +264,7 @@ impl Signals {
     /// Watches one more signal (nothing changes if it is watched already). Errors as
     /// [`new`](Signals::new)'s.
     pub fn add_signal(&self, sig: c_int) -> io::Result<()> {
-        check(sig)?;
-        self.control.add_signal(sig)
+        add_watched(&self.watched, &self.control, sig)
     }
 
     /// A handle that closes this `Signals` or adds signals to it from any coroutine or
@@ -157,6 +272,7 @@ impl Signals {
     pub fn handle(&self) -> SignalsHandle {
         SignalsHandle {
             inner: self.control.clone(),
+            watched: self.watched.clone(),
         }
     }
 
@@ -258,6 +374,12 @@ impl Signals {
     }
 }
 
+impl Drop for Signals {
+    fn drop(&mut self) {
+        lock(&self.watched).unwatch_all();
+    }
+}
+
 impl fmt::Debug for Signals {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Signals")
@@ -305,6 +427,7 @@ impl Iterator for TryIter<'_> {
 #[derive(Clone)]
 pub struct SignalsHandle {
     inner: DeliveryHandle,
+    watched: Arc<Mutex<Watched>>,
 }
 
 impl SignalsHandle {
@@ -322,8 +445,7 @@ impl SignalsHandle {
 
     /// Watches one more signal; see [`Signals::add_signal`].
     pub fn add_signal(&self, sig: c_int) -> io::Result<()> {
-        check(sig)?;
-        self.inner.add_signal(sig)
+        add_watched(&self.watched, &self.inner, sig)
     }
 }
 
