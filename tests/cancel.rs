@@ -596,3 +596,41 @@ fn panic_in_runs_closure_propagates_out_of_run() {
         assert_eq!(coact::run(|| 5), 5);
     });
 }
+
+/// Yields three times when dropped, then counts itself.
+struct YieldsOnDrop(Arc<AtomicUsize>);
+
+impl Drop for YieldsOnDrop {
+    fn drop(&mut self) {
+        for _ in 0..3 {
+            coact::yield_now();
+        }
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// A yield in a destructor that runs while the coroutine unwinds from its cancellation must
+/// not start a second unwind there (that aborts the process): a yield once lost track of the
+/// unwinding that a park keeps.
+#[test]
+fn a_destructor_that_yields_while_its_coroutine_is_cancelled_completes() {
+    for workers in [1, 2] {
+        let dropped = Arc::new(AtomicUsize::new(0));
+        let rt = runtime(workers);
+        let (started_tx, started) = channel::<()>();
+        let keep = Arc::new(std::sync::Mutex::new(None));
+        {
+            let (dropped, keep) = (dropped.clone(), keep.clone());
+            let _ = rt.spawn(move || {
+                let _guard = YieldsOnDrop(dropped);
+                let (tx, never) = channel::<()>();
+                *keep.lock().unwrap() = Some(tx);
+                started_tx.send(()).unwrap();
+                let _ = never.recv(); // until the runtime ends
+            });
+        }
+        started.recv_timeout(Duration::from_secs(30)).unwrap();
+        drop(rt);
+        assert_eq!(dropped.load(Ordering::SeqCst), 1);
+    }
+}

@@ -1412,14 +1412,30 @@ fn coop_yield() {
 }
 
 /// Re-queues the running fiber behind the others that are runnable.
+///
+/// Keeps the same unwinding records as a park (see [`unwinding_at_park`]): a fiber that yields
+/// in a destructor while it unwinds from a cancellation must be told so when it resumes with
+/// `Resume::Cancel`, or the caller would start a second unwind inside that destructor, which
+/// aborts the process.
 #[inline]
 pub(crate) fn yield_fiber() -> Resume {
+    let unwinding = std::thread::panicking();
     with_local(|l| {
         let key = l.current.get();
         l.fibers.borrow_mut()[key as usize].state = State::Scheduled;
         l.runq.borrow_mut().push_back(key);
+        if unwinding {
+            l.unwinding_parked.set(l.unwinding_parked.get() + 1);
+        }
     });
-    fiber::suspend()
+    let input = fiber::suspend();
+    with_local(|l| {
+        if unwinding {
+            l.unwinding_parked.set(l.unwinding_parked.get() - 1);
+        }
+        l.park_unwinding.set(unwinding);
+    });
+    input
 }
 
 /// The address of the running fiber, if the caller is one.
