@@ -22,10 +22,10 @@
 /// asymmetric memory barriers the runtime and the actors build on.
 pub use coact_runtime::{barrier, fs, offload, process, select, signal, sync, time};
 pub use coact_runtime::{
-    current_coroutine, current_worker, in_coroutine, live_coroutines, panicking, run, set_label,
-    spawn, spawn_detached, try_spawn, yield_now, Builder, Cancelled, CoroutineId, CoroutineIdSlot,
-    Handle, JoinHandle, Label, Runnable, Runtime, Stall, DEFAULT_OFFLOAD_KEEP_ALIVE,
-    DEFAULT_OFFLOAD_THREADS, DEFAULT_STACK_SIZE,
+    current_coroutine, current_worker, in_coroutine, live_coroutines, panicking, run, scope,
+    set_label, spawn, spawn_detached, try_spawn, yield_now, Builder, Cancelled, CoroutineId,
+    CoroutineIdSlot, Handle, JoinHandle, Label, Runnable, Runtime, Scope, ScopedJoinHandle, Stall,
+    DEFAULT_OFFLOAD_KEEP_ALIVE, DEFAULT_OFFLOAD_THREADS, DEFAULT_STACK_SIZE,
 };
 
 /// Networking: the coroutine-aware sockets of [`coact_runtime::net`] (`TcpStream`,

@@ -42,6 +42,21 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 //!
+//! [`scope`] spawns coroutines that borrow from the caller's stack, all joined before it
+//! returns, as [`std::thread::scope`] does for threads:
+//!
+//! ```
+//! let mut squares = [1u64, 2, 3, 4];
+//! coact_runtime::run(move || {
+//!     coact_runtime::scope(|s| {
+//!         for x in squares.iter_mut() {
+//!             s.spawn(move || *x *= *x);
+//!         }
+//!     });
+//!     assert_eq!(squares, [1, 4, 9, 16]);
+//! });
+//! ```
+//!
 //! A started coroutine stays on the worker that started it (a suspended stack must not move
 //! between threads), so spawns are balanced instead: a worker with unstarted coroutines
 //! waiting wakes an idle peer, which steals half of them once they have waited 100 µs (a
@@ -115,6 +130,7 @@ mod park;
 pub mod process;
 mod reactor;
 mod runtime;
+mod scope;
 pub mod select;
 pub mod signal;
 mod stack;
@@ -132,5 +148,6 @@ pub use runtime::{
     try_spawn, yield_now, Builder, CoroutineId, CoroutineIdSlot, Handle, JoinHandle, Runnable,
     Runtime, DEFAULT_STACK_SIZE,
 };
+pub use scope::{scope, Scope, ScopedJoinHandle};
 pub use stack::live_coroutines;
 pub use watchdog::Stall;

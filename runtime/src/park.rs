@@ -43,6 +43,7 @@ impl std::fmt::Display for Cancelled {
 impl std::error::Error for Cancelled {}
 
 /// A handle that wakes one parked fiber or thread.
+#[derive(Clone)]
 pub(crate) enum Unparker {
     /// A fiber: (runtime, worker index, slab key, generation).
     Fiber(FiberRef),

@@ -680,7 +680,7 @@ where
 }
 
 /// [`Handle::try_spawn`] on a runtime's shared state.
-fn try_spawn_on<F, T>(shared: &Arc<Shared>, f: F) -> io::Result<JoinHandle<T>>
+pub(crate) fn try_spawn_on<F, T>(shared: &Arc<Shared>, f: F) -> io::Result<JoinHandle<T>>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
