@@ -95,12 +95,20 @@ impl Fiber {
                 loop {
                     // The spawn wrapper catches the task's panics; this only stops a panic
                     // raised while delivering the result from escaping into the worker.
-                    let _ = catch_unwind(AssertUnwindSafe(|| task.run()));
+                    // The guard drops the task's coroutine-local values as it ends (a joined
+                    // task has dropped them already, before its result went out).
+                    let _ = catch_unwind(AssertUnwindSafe(|| {
+                        let _locals = crate::worker::LocalsGuard;
+                        task.run()
+                    }));
                     // Then run waiting tasks of this worker here, on this stack, as new
                     // coroutines (see `worker::chain_task`), instead of ending and starting a
                     // fresh fiber.
                     while let Some(next) = crate::worker::chain_task() {
-                        let _ = catch_unwind(AssertUnwindSafe(|| next.run()));
+                        let _ = catch_unwind(AssertUnwindSafe(|| {
+                            let _locals = crate::worker::LocalsGuard;
+                            next.run()
+                        }));
                     }
                     // With nothing left to chain, wait as the worker's spare fiber for the next
                     // task it starts (see `worker::wait_as_spare`), or end.

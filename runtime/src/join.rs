@@ -172,7 +172,12 @@ where
         let Some((f, reservation)) = (unsafe { (*self.task.get()).take() }) else {
             return;
         };
-        let r = catch_unwind(AssertUnwindSafe(f));
+        // The coroutine-local values go before the result does, as a thread's locals go
+        // before its join returns (see `LocalsGuard` for why inside the catch).
+        let r = catch_unwind(AssertUnwindSafe(|| {
+            let _locals = worker::LocalsGuard;
+            f()
+        }));
         if alone(&self) {
             // The handle is gone, and no new one can be made: nobody will ask for the result.
             // The state was never touched since the joint was made clean (only the handle and

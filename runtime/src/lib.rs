@@ -103,6 +103,8 @@
 //! [`offload()`] runs any closure there. The watchdog reports a worker stalled anyway, with the
 //! [`Label`] its coroutine gave itself. A stack overflow aborts the process with a message
 //! naming it; give coroutines that recurse deeply a bigger [`Builder::stack_size`].
+//! A `thread_local!` value is shared by every coroutine of a worker;
+//! [`coroutine_local!`] declares values that belong to one coroutine instead.
 //! `std::thread::panicking()` belongs to the worker thread: another coroutine parked
 //! mid-unwind on that worker raises it for all of them; [`panicking()`] answers for the
 //! calling coroutine (see its caveat).
@@ -124,6 +126,7 @@ mod fiber;
 pub mod fs;
 mod join;
 mod label;
+pub mod local;
 pub mod net;
 pub mod offload;
 mod park;

@@ -405,7 +405,10 @@ impl Handle {
             return;
         }
         let task = Task::Detached(Box::new(move || {
-            let _ = catch_unwind(AssertUnwindSafe(f));
+            let _ = catch_unwind(AssertUnwindSafe(|| {
+                let _locals = worker::LocalsGuard;
+                f()
+            }));
         }));
         worker::submit(&self.shared, task);
     }

@@ -434,7 +434,13 @@ struct Entry {
     cancelled: bool,
     /// Sequence number of the fiber's armed timer, or 0.
     timer: u64,
+    /// The coroutine-local values of its current task (see `local.rs`), made on first use.
+    locals: Option<Box<LocalMap>>,
 }
+
+/// Coroutine-local values by key (the address of their `CoroutineLocal`). Each value is boxed,
+/// so it stays where it is while the list grows.
+type LocalMap = Vec<(usize, Box<dyn std::any::Any>)>;
 
 impl Entry {
     /// Marks the fiber running and says how it goes on, for a resume by the loop or a lender
@@ -926,6 +932,7 @@ impl Local {
             notified: false,
             cancelled: false,
             timer: 0,
+            locals: None,
         });
         let key = u32::try_from(key).expect("coact: more than 4 billion fibers on one worker");
         self.runq.borrow_mut().push_back(key);
@@ -1408,6 +1415,105 @@ fn coop_yield() {
     refill_coop();
     if fiber::in_fiber() {
         crate::yield_now();
+    }
+}
+
+/// The running fiber's value for the coroutine-local `key`, made by `init` on its first use
+/// by the current task; `None` outside a fiber. The pointer stays valid until the task ends
+/// (see [`LocalsGuard`]).
+pub(crate) fn fiber_local(
+    key: usize,
+    init: &dyn Fn() -> Box<dyn std::any::Any>,
+) -> Option<*const dyn std::any::Any> {
+    with_local(|l| {
+        let current = l.current.get();
+        if current == NONE {
+            return None;
+        }
+        let find = || -> Option<*const dyn std::any::Any> {
+            let fibers = l.fibers.borrow();
+            let map = fibers[current as usize].locals.as_ref()?;
+            let (_, v) = map.iter().find(|(k, _)| *k == key)?;
+            Some(&**v as *const dyn std::any::Any)
+        };
+        if let Some(found) = find() {
+            return Some(found);
+        }
+        // Made with nothing borrowed: `init` may use other coroutine locals, or park (the
+        // fiber, and so `current`, is the same when it returns).
+        let value = init();
+        if let Some(found) = find() {
+            // `init` used this very local and made it already: that value stays.
+            drop(value);
+            return Some(found);
+        }
+        let mut fibers = l.fibers.borrow_mut();
+        let map = fibers[current as usize].locals.get_or_insert_with(|| {
+            LOCAL_MAPS.with(|c| c.set(c.get() + 1));
+            Box::default()
+        });
+        map.push((key, value));
+        map.last().map(|(_, v)| &**v as *const dyn std::any::Any)
+    })
+    .flatten()
+}
+
+/// Drops the running fiber's coroutine-local values when it goes out of scope: held around a
+/// task's body, so that the values go when the task ends, while a cancelled (or panicking)
+/// task is still unwinding. A destructor that blocks then gives up its wait as every
+/// destructor run by a cancellation does, instead of being cancelled with a panic of its own.
+pub(crate) struct LocalsGuard;
+
+impl Drop for LocalsGuard {
+    #[inline]
+    fn drop(&mut self) {
+        // Most tasks never make one: a thread-local count keeps their ends to one load.
+        if LOCAL_MAPS.with(Cell::get) != 0 {
+            drop_fiber_locals();
+        }
+    }
+}
+
+thread_local! {
+    /// Fibers of this worker holding coroutine-local values.
+    static LOCAL_MAPS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Takes the running fiber's coroutine-local values out of its entry.
+fn take_fiber_locals() -> Option<Box<LocalMap>> {
+    let map = with_local(|l| {
+        let current = l.current.get();
+        if current == NONE {
+            return None;
+        }
+        l.fibers.borrow_mut()[current as usize].locals.take()
+    })
+    .flatten();
+    if map.is_some() {
+        LOCAL_MAPS.with(|c| c.set(c.get() - 1));
+    }
+    map
+}
+
+/// Drops the running fiber's coroutine-local values (its task has ended), in the fiber, so
+/// their destructors may block; values those destructors make are dropped too, for a few
+/// rounds, after which what is left is leaked rather than passed to the fiber's next task.
+#[cold]
+#[inline(never)]
+fn drop_fiber_locals() {
+    for _ in 0..8 {
+        match take_fiber_locals() {
+            Some(map) => drop(map),
+            None => return,
+        }
+    }
+    if let Some(map) = take_fiber_locals() {
+        tracing::warn!(
+            target: "coact",
+            "coact: coroutine-local destructors kept making new values; leaking {}",
+            map.len()
+        );
+        std::mem::forget(map);
     }
 }
 
