@@ -66,7 +66,8 @@
 //!
 //! [`sync::mpsc`], [`sync::Mutex`], [`sync::Condvar`], [`sync::RwLock`], [`sync::Barrier`],
 //! [`sync::Once`], [`sync::OnceLock`] and [`sync::LazyLock`] mirror std's and work from coroutines and from
-//! plain threads at once, as does [`sync::oneshot`], a channel for one value (a reply);
+//! plain threads at once, as do [`sync::oneshot`], a channel for one value (a reply), and
+//! [`sync::Semaphore`], which lets at most N holders in at a time;
 //! [`select::Select`] and [`select!`] wait on several channels; [`time::sleep`] parks a
 //! coroutine. From a plain thread each of them blocks the thread, as std's would.
 //!

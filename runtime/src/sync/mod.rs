@@ -2,7 +2,7 @@
 //!
 //! [`mpsc`] mirrors `std::sync::mpsc`; [`Mutex`], [`Condvar`], [`RwLock`], [`Barrier`],
 //! [`Once`], [`OnceLock`] and [`LazyLock`] mirror their namesakes in `std::sync`; [`oneshot`]
-//! carries exactly one value (a reply). A blocking call made from a coroutine parks only that
+//! carries exactly one value (a reply); [`Semaphore`] lets at most N holders at a time. A blocking call made from a coroutine parks only that
 //! coroutine (its worker runs others meanwhile); made from a plain thread, it blocks the
 //! thread. Both kinds of caller can share one channel or lock.
 //!
@@ -19,6 +19,7 @@ mod mutex;
 mod once;
 pub mod oneshot;
 mod rwlock;
+mod semaphore;
 mod ticket;
 
 pub use barrier::{Barrier, BarrierWaitResult};
@@ -27,6 +28,7 @@ pub use fastlock::{FastGuard, FastLock};
 pub use mutex::{Mutex, MutexGuard};
 pub use once::{LazyLock, Once, OnceLock, OnceState};
 pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+pub use semaphore::{OwnedSemaphorePermit, Semaphore, SemaphorePermit};
 pub use std::sync::{LockResult, PoisonError, TryLockError, TryLockResult};
 
 /// A lock's poison flag, with std's rule: a holder that starts to panic while it holds the lock
