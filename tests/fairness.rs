@@ -1,8 +1,9 @@
 //! Fairness: a coroutine whose blocking calls never have to block does not keep its worker to
 //! itself.
 //!
-//! Proves, on one worker: a loop of `recv`, of `send` on a bounded channel, of `select!` and of
-//! `Select::select`, each over channels that are always ready, still lets another coroutine of
+//! Proves, on one worker: a loop of `recv`, of `send` on a bounded channel, of `select!`, of
+//! `Select::select`, each over channels that are always ready, and of socket reads and writes
+//! that never have to wait, still lets another coroutine of
 //! the worker start and its timer fire (every blocking call spends a unit of a per-resume
 //! budget and yields when it is spent). A `try_recv` loop is the caller's own busy loop and is
 //! not checked here. Each loop is capped at a step count the sleeper's wake ends long before:
@@ -14,6 +15,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::io::{Read, Write};
+
+use coact::net::unix::UnixStream;
 use coact::select;
 use coact::select::Select;
 use coact::sync::mpsc::{channel, sync_channel};
@@ -106,6 +110,18 @@ fn a_persistent_select_loop_that_never_waits_lets_a_timer_fire() {
             let op = sel.select();
             let v = op.recv(rx).unwrap();
             tx.send(v + 1).unwrap();
+        })
+    }));
+}
+
+#[test]
+fn a_socket_loop_that_never_waits_lets_a_timer_fire() {
+    assert_fair(steps_until_a_sleeper_wakes(|| {
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        Box::new(move || {
+            a.write_all(b"x").unwrap();
+            let mut byte = [0u8; 1];
+            b.read_exact(&mut byte).unwrap();
         })
     }));
 }

@@ -41,29 +41,6 @@ use crate::park::{self, Park, Unparker};
 use crate::select::Signal;
 use crate::sync::lock;
 
-/// I/O calls a worker's coroutines may complete without parking before the one making the
-/// next call yields (see [`IoSlot::blocking`]).
-const IO_BUDGET: u32 = 32;
-
-thread_local! {
-    /// I/O calls completed on this thread since the last budget yield.
-    static IO_SPENT: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
-}
-
-/// Spends one unit of the I/O budget; yields the coroutine when it runs out. A connection
-/// whose data is always there would otherwise never park and starve every other coroutine on
-/// its worker.
-fn spend_budget() {
-    let spent = IO_SPENT.with(|c| {
-        let v = c.get() + 1;
-        c.set(if v >= IO_BUDGET { 0 } else { v });
-        v
-    });
-    if spent >= IO_BUDGET && crate::in_coroutine() {
-        crate::yield_now();
-    }
-}
-
 /// The token of the worker's waker.
 pub(crate) const WAKE_TOKEN: Token = Token(0);
 
@@ -364,7 +341,9 @@ impl IoSlot {
         short: impl Fn(&T) -> bool,
     ) -> io::Result<T> {
         let dir = self.direction(write);
-        spend_budget();
+        // A connection whose data is always there would otherwise never park, and keep every
+        // other coroutine of its worker waiting (see "Fairness" in `worker.rs`).
+        crate::worker::spend_coop();
         loop {
             let snap = dir.snapshot();
             if skip_drained && !dir.ready_at(snap) && self.reg.get().is_some() {
