@@ -22,7 +22,9 @@
 pub use coact_runtime::coroutine_local;
 /// `select` is both the module of `Select` and the `select!` macro; `barrier` holds the
 /// asymmetric memory barriers the runtime and the actors build on.
-pub use coact_runtime::{barrier, fs, local, offload, process, select, signal, sync, time};
+pub use coact_runtime::{
+    barrier, fs, local, metrics, offload, process, select, signal, sync, time,
+};
 pub use coact_runtime::{
     current_coroutine, current_worker, in_coroutine, live_coroutines, panicking, run, scope,
     set_label, spawn, spawn_detached, try_spawn, yield_now, Builder, Cancelled, CoroutineId,

@@ -400,7 +400,6 @@ impl Alarms {
     }
 
     /// Number of entries (pending and cancelled).
-    #[cfg(test)]
     pub(crate) fn len(&self) -> usize {
         self.heap.len()
     }

@@ -128,6 +128,7 @@ pub mod fs;
 mod join;
 mod label;
 pub mod local;
+pub mod metrics;
 pub mod net;
 pub mod offload;
 mod park;

@@ -255,6 +255,11 @@ impl Runtime {
         self.handle().try_spawn(f)
     }
 
+    /// A snapshot of the runtime's load (see [`crate::metrics`]).
+    pub fn metrics(&self) -> crate::metrics::Metrics {
+        crate::metrics::snapshot(&self.shared)
+    }
+
     /// A handle that spawns onto this runtime from anywhere.
     pub fn handle(&self) -> Handle {
         Handle {
@@ -347,6 +352,12 @@ impl Handle {
         worker::current_shared()
             .or_else(crate::offload::current_runtime)
             .map(|shared| Handle { shared })
+    }
+
+    /// A snapshot of the runtime's load: per worker, stacks in use, tasks waiting to start,
+    /// alarms, and counts of turns, idle sleeps and steals (see [`crate::metrics`]).
+    pub fn metrics(&self) -> crate::metrics::Metrics {
+        crate::metrics::snapshot(&self.shared)
     }
 
     /// The number of worker threads of the runtime (to keep one helper per worker, say).

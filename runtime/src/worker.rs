@@ -145,7 +145,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -259,9 +259,27 @@ pub(crate) struct Remote {
     /// it only if `progress` has not moved since: the label was set by the very resume that
     /// stalls. Written only by `set_label`, so the resume path pays nothing for it.
     pub(crate) label: AtomicU64,
+    /// The worker's figures for [`crate::metrics`].
+    pub(crate) stats: Stats,
+}
+
+/// A worker's published figures (see `metrics.rs`): written by the worker alone with plain
+/// stores of its own counts, read by anyone.
+#[derive(Default)]
+pub(crate) struct Stats {
+    pub(crate) stacks: AtomicUsize,
+    pub(crate) alarms: AtomicUsize,
+    pub(crate) turns: AtomicU64,
+    pub(crate) sleeps: AtomicU64,
+    pub(crate) steals: AtomicU64,
 }
 
 impl Remote {
+    /// Unstarted tasks peers could steal from this worker now.
+    pub(crate) fn stealer_len(&self) -> usize {
+        self.stealer.len()
+    }
+
     /// Steps S1–S3 of the protocol.
     fn push_wake(&self, key: u32, gen: u32, cancel: bool) {
         self.inbox.push((key, gen, cancel));
@@ -310,6 +328,7 @@ impl Shared {
                 watching: AtomicBool::new(false),
                 progress: AtomicU64::new(0),
                 label: AtomicU64::new(0),
+                stats: Stats::default(),
             });
             parts.push(WorkerParts {
                 index,
@@ -384,6 +403,11 @@ impl Shared {
                 Steal::Retry => {}
             }
         }
+    }
+
+    /// Tasks injected from outside the workers and not taken yet.
+    pub(crate) fn injected_len(&self) -> usize {
+        self.injector.len()
     }
 
     /// Whether the runtime is shutting down.
@@ -506,6 +530,9 @@ pub(crate) struct Local {
     spin_credit: Cell<u8>,
     /// Idle turns that skipped spinning for lack of credit.
     spin_skipped: Cell<u32>,
+    /// This worker's copies of `Stats::turns` and `Stats::sleeps` (it is the only writer).
+    turns: Cell<u64>,
+    sleeps: Cell<u64>,
     next_gen: Cell<u32>,
     /// A fiber whose tasks are done, kept suspended to carry the next task started here
     /// (see [`wait_as_spare`]), or `NONE`.
@@ -561,6 +588,8 @@ pub(crate) fn run_worker(shared: Arc<Shared>, parts: WorkerParts) {
         unwinding_parked: Cell::new(0),
         spin_credit: Cell::new(4),
         spin_skipped: Cell::new(0),
+        turns: Cell::new(0),
+        sleeps: Cell::new(0),
         next_gen: Cell::new(0),
         spare: Cell::new(NONE),
         joints: JointCache::new(),
@@ -707,6 +736,14 @@ impl Local {
                     }
                 }
             }
+            let turns = self.turns.get() + 1;
+            self.turns.set(turns);
+            self.remote().stats.turns.store(turns, Ordering::Relaxed);
+            if timeout != Some(Duration::ZERO) {
+                let sleeps = self.sleeps.get() + 1;
+                self.sleeps.set(sleeps);
+                self.remote().stats.sleeps.store(sleeps, Ordering::Relaxed);
+            }
             // Step W5 (a poll that would not wait is skipped while no socket is registered
             // here: `Reactor::poll`).
             self.reactor.poll(timeout);
@@ -828,6 +865,8 @@ impl Local {
                         // of this worker's, new to its peers.
                         r.backlog_since.store(now, Ordering::Relaxed);
                         self.remote().backlog_since.store(now, Ordering::Relaxed);
+                        let stats = &self.remote().stats;
+                        stats.steals.fetch_add(1, Ordering::Relaxed);
                         return Some(t);
                     }
                     Steal::Retry => retry = true,
@@ -935,6 +974,7 @@ impl Local {
             locals: None,
         });
         let key = u32::try_from(key).expect("coact: more than 4 billion fibers on one worker");
+        self.publish_stacks();
         self.runq.borrow_mut().push_back(key);
     }
 
@@ -982,6 +1022,7 @@ impl Local {
         self.current.set(outer);
         if done {
             self.fibers.borrow_mut().remove(key as usize);
+            self.publish_stacks();
             self.pool.borrow_mut().give(fiber.into_stack());
         } else {
             let mut fibers = self.fibers.borrow_mut();
@@ -989,6 +1030,13 @@ impl Local {
             debug_assert_ne!(e.state, State::Running, "a fiber suspended without parking");
             e.fiber = Some(fiber);
         }
+    }
+
+    /// Publishes the number of fibers (stacks in use) for [`crate::metrics`].
+    #[inline]
+    fn publish_stacks(&self) {
+        let n = self.fibers.borrow().len();
+        self.remote().stats.stacks.store(n, Ordering::Relaxed);
     }
 
     /// Makes the running fiber a new coroutine to the outside world, in `state`: a new
@@ -1135,6 +1183,8 @@ impl Local {
             for (at, ctl) in again {
                 alarms.add(at, ctl);
             }
+            let n = alarms.len();
+            self.remote().stats.alarms.store(n, Ordering::Relaxed);
         }
     }
 
@@ -1705,7 +1755,10 @@ pub(crate) fn add_alarm(at: Instant, ctl: Arc<alarm::Ctl>) -> Result<(), Arc<ala
         if l.shared.is_shutting_down() {
             ctl.cancel();
         } else {
-            l.alarms.borrow_mut().add(at, ctl);
+            let mut alarms = l.alarms.borrow_mut();
+            alarms.add(at, ctl);
+            let n = alarms.len();
+            l.remote().stats.alarms.store(n, Ordering::Relaxed);
         }
     });
     ctl.map_or(Ok(()), Err)
