@@ -245,6 +245,8 @@ fn send_batch_to_a_stopped_actor_gives_the_messages_back() {
 
 struct Slow {
     seen: Vec<u32>,
+    /// Where each item is also sent, if anywhere.
+    out: Option<Sender<u32>>,
 }
 
 enum SlowMsg {
@@ -265,7 +267,12 @@ impl Actor for Slow {
                 entered.send(()).unwrap();
                 gate.recv().unwrap();
             }
-            SlowMsg::Item(i) => self.seen.push(i),
+            SlowMsg::Item(i) => {
+                self.seen.push(i);
+                if let Some(out) = &self.out {
+                    let _ = out.send(i);
+                }
+            }
             SlowMsg::Seen(r) => {
                 r.send(self.seen.clone());
             }
@@ -277,7 +284,13 @@ impl Actor for Slow {
 fn a_full_mailbox_parks_the_sender_until_the_actor_catches_up() {
     for n in WORKER_COUNTS {
         on_workers(n, || {
-            let slow = spawn_with_capacity(4, Slow { seen: Vec::new() });
+            let slow = spawn_with_capacity(
+                4,
+                Slow {
+                    seen: Vec::new(),
+                    out: None,
+                },
+            );
             let (entered_tx, entered_rx) = sync_channel(1);
             let (gate_tx, gate_rx) = gate();
             slow.send(SlowMsg::Block {
@@ -344,7 +357,13 @@ fn a_full_mailbox_parks_the_sender_until_the_actor_catches_up() {
 fn a_message_to_an_idle_actor_is_handed_over_without_taking_mailbox_room() {
     // One worker: nothing runs between the sends below, so the actor stays as they leave it.
     on_workers(1, || {
-        let slow = spawn_with_capacity(1, Slow { seen: Vec::new() });
+        let slow = spawn_with_capacity(
+            1,
+            Slow {
+                seen: Vec::new(),
+                out: None,
+            },
+        );
         // Its first activation (which runs `started`) is over once it has answered.
         assert_eq!(
             slow.ask(SlowMsg::Seen, GENEROUS).unwrap(),
@@ -1260,42 +1279,20 @@ fn send_interval_ticks_until_cancelled() {
     });
 }
 
-/// Forwards items to a channel; `Block` holds it in its handler until the gate opens.
-struct Gated {
-    out: Sender<u32>,
-}
-
-enum GatedMsg {
-    Block {
-        entered: SyncSender<()>,
-        gate: Receiver<()>,
-    },
-    Item(u32),
-}
-
-impl Actor for Gated {
-    type Msg = GatedMsg;
-    fn handle(&mut self, msg: GatedMsg, _ctx: &mut Ctx<'_, GatedMsg>) {
-        match msg {
-            GatedMsg::Block { entered, gate } => {
-                entered.send(()).unwrap();
-                gate.recv().unwrap();
-            }
-            GatedMsg::Item(i) => {
-                let _ = self.out.send(i);
-            }
-        }
-    }
-}
-
-/// A `Gated` actor with a one-message mailbox, blocked in its handler: (address, its items,
-/// the gate to open).
-fn blocked_gated() -> (coact::actor::Addr<GatedMsg>, Receiver<u32>, SyncSender<()>) {
+/// A `Slow` actor with a one-message mailbox that forwards its items, blocked in its handler:
+/// (address, its items, the gate to open).
+fn blocked_slow() -> (coact::actor::Addr<SlowMsg>, Receiver<u32>, SyncSender<()>) {
     let (out, items) = channel();
-    let a = spawn_with_capacity(1, Gated { out });
+    let a = spawn_with_capacity(
+        1,
+        Slow {
+            seen: Vec::new(),
+            out: Some(out),
+        },
+    );
     let (entered_tx, entered) = sync_channel(1);
     let (open, gate) = gate();
-    a.send(GatedMsg::Block {
+    a.send(SlowMsg::Block {
         entered: entered_tx,
         gate,
     })
@@ -1308,9 +1305,9 @@ fn blocked_gated() -> (coact::actor::Addr<GatedMsg>, Receiver<u32>, SyncSender<(
 fn a_timer_message_for_a_full_mailbox_waits_for_room_and_is_not_lost() {
     for n in WORKER_COUNTS {
         on_workers(n, || {
-            let (a, items, open) = blocked_gated();
-            a.send(GatedMsg::Item(1)).unwrap(); // the mailbox's one place
-            let timer = send_after(&a, Duration::from_millis(1), GatedMsg::Item(2));
+            let (a, items, open) = blocked_slow();
+            a.send(SlowMsg::Item(1)).unwrap(); // the mailbox's one place
+            let timer = send_after(&a, Duration::from_millis(1), SlowMsg::Item(2));
             // The timer under test fires meanwhile and finds the mailbox full.
             coact::time::sleep(Duration::from_millis(30));
             open.send(()).unwrap();
@@ -1324,12 +1321,12 @@ fn a_timer_message_for_a_full_mailbox_waits_for_room_and_is_not_lost() {
 #[test]
 fn an_interval_into_a_blocked_actor_skips_ticks_instead_of_piling_them_up() {
     on_workers(2, || {
-        let (a, items, open) = blocked_gated();
+        let (a, items, open) = blocked_slow();
         let made = Arc::new(AtomicU32::new(0));
         let period = Duration::from_millis(2);
         let ticker = send_interval(&a, period, {
             let made = made.clone();
-            move || GatedMsg::Item(made.fetch_add(1, Ordering::Relaxed) + 1)
+            move || SlowMsg::Item(made.fetch_add(1, Ordering::Relaxed) + 1)
         });
         // One tick fills the mailbox and one waits for room...
         let start = Instant::now();

@@ -617,19 +617,8 @@ fn a_destructor_that_yields_while_its_coroutine_is_cancelled_completes() {
     for workers in [1, 2] {
         let dropped = Arc::new(AtomicUsize::new(0));
         let rt = runtime(workers);
-        let (started_tx, started) = channel::<()>();
-        let keep = Arc::new(std::sync::Mutex::new(None));
-        {
-            let (dropped, keep) = (dropped.clone(), keep.clone());
-            let _ = rt.spawn(move || {
-                let _guard = YieldsOnDrop(dropped);
-                let (tx, never) = channel::<()>();
-                *keep.lock().unwrap() = Some(tx);
-                started_tx.send(()).unwrap();
-                let _ = never.recv(); // until the runtime ends
-            });
-        }
-        started.recv_timeout(Duration::from_secs(30)).unwrap();
+        let guard = YieldsOnDrop(dropped.clone());
+        common::park_until_runtime_ends(&rt, move || guard);
         drop(rt);
         assert_eq!(dropped.load(Ordering::SeqCst), 1);
     }

@@ -165,22 +165,12 @@ fn a_plain_thread_has_its_own_value() {
 
 #[test]
 fn a_coroutine_cancelled_at_the_runtime_end_drops_its_values() {
-    let drops = Arc::new(AtomicUsize::new(0));
-    let dropped_on = Arc::new(StdMutex::new(Vec::new()));
+    let count = Arc::new(AtomicUsize::new(0));
+    let (drops, dropped_on) = (count.clone(), Arc::new(StdMutex::new(Vec::new())));
     let rt = common::runtime(2);
-    let (started_tx, started) = channel::<()>();
-    let keep = Arc::new(StdMutex::new(None));
-    {
-        let (drops, dropped_on, keep) = (drops.clone(), dropped_on.clone(), keep.clone());
-        let _ = rt.spawn(move || {
-            TRACKED.with(|t| *t.borrow_mut() = Some(Tracked { drops, dropped_on }));
-            let (tx, never) = channel::<()>();
-            *keep.lock().unwrap() = Some(tx);
-            started_tx.send(()).unwrap();
-            let _ = never.recv(); // until the runtime ends
-        });
-    }
-    started.recv_timeout(Duration::from_secs(30)).unwrap();
+    common::park_until_runtime_ends(&rt, move || {
+        TRACKED.with(|t| *t.borrow_mut() = Some(Tracked { drops, dropped_on }));
+    });
     drop(rt);
-    assert_eq!(drops.load(Ordering::SeqCst), 1);
+    assert_eq!(count.load(Ordering::SeqCst), 1);
 }

@@ -172,3 +172,23 @@ pub fn spin_work(rounds: u64) -> u64 {
     }
     acc
 }
+
+/// Spawns on `rt` a coroutine that runs `first`, then parks in a `recv` that only the
+/// runtime's end can interrupt, holding what `first` returned (a guard, say) meanwhile;
+/// returns once the coroutine has run `first`. For tests of what a cancellation unwinds.
+pub fn park_until_runtime_ends<G: 'static>(
+    rt: &coact::Runtime,
+    first: impl FnOnce() -> G + Send + 'static,
+) {
+    let (started_tx, started) = coact::sync::mpsc::channel::<()>();
+    // Detached: its `JoinHandle` would wait for it, and it waits for the runtime's end.
+    let _ = rt.spawn(move || {
+        let _held = first();
+        let (_keep_open, never) = coact::sync::mpsc::channel::<()>();
+        started_tx.send(()).unwrap();
+        let _ = never.recv();
+    });
+    started
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the coroutine started");
+}
