@@ -39,6 +39,19 @@ pub struct Builder {
     on_stall: StallHook,
     offload_threads: usize,
     offload_keep_alive: Duration,
+    thread_name: String,
+    on_worker_start: Option<WorkerHook>,
+    on_worker_stop: Option<WorkerHook>,
+}
+
+/// A hook run on each worker thread, given the worker's index.
+type WorkerHook = Arc<dyn Fn(usize) + Send + Sync>;
+
+/// Runs a worker hook; a panic in it is printed by the panic hook and otherwise ignored.
+fn run_hook(hook: &Option<WorkerHook>, index: usize) {
+    if let Some(h) = hook {
+        let _ = catch_unwind(AssertUnwindSafe(|| h(index)));
+    }
 }
 
 impl std::fmt::Debug for Builder {
@@ -50,6 +63,7 @@ impl std::fmt::Debug for Builder {
             .field("stall_threshold", &self.stall_threshold)
             .field("offload_threads", &self.offload_threads)
             .field("offload_keep_alive", &self.offload_keep_alive)
+            .field("thread_name", &self.thread_name)
             .finish_non_exhaustive()
     }
 }
@@ -93,6 +107,48 @@ impl Builder {
     /// warning (target `coact::watchdog`).
     pub fn on_stall(mut self, f: impl Fn(&Stall) + Send + Sync + 'static) -> Self {
         self.on_stall = Arc::new(f);
+        self
+    }
+
+    /// Names the worker threads `{prefix}-{index}` (default prefix `coact-worker`), as
+    /// debuggers, `top -H` and panic messages show them.
+    pub fn thread_name(mut self, prefix: impl Into<String>) -> Self {
+        self.thread_name = prefix.into();
+        self
+    }
+
+    /// Runs `f` on each worker thread as it starts, before it runs any coroutine, with the
+    /// worker's index: to pin the thread to a CPU, set its priority, or set up per-thread
+    /// state such as a logging context. A panic in `f` is printed and otherwise ignored.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    ///
+    /// let started = Arc::new(Mutex::new(Vec::new()));
+    /// let seen = started.clone();
+    /// let rt = coact_runtime::Runtime::builder()
+    ///     .workers(2)
+    ///     .thread_name("game-loop")
+    ///     .on_worker_start(move |i| {
+    ///         let name = std::thread::current().name().map(String::from);
+    ///         seen.lock().unwrap().push((i, name));
+    ///     })
+    ///     .build()?;
+    /// drop(rt); // joins the workers, so both hooks have run
+    /// let mut started = started.lock().unwrap().clone();
+    /// started.sort();
+    /// assert_eq!(started, [(0, Some("game-loop-0".into())), (1, Some("game-loop-1".into()))]);
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn on_worker_start(mut self, f: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        self.on_worker_start = Some(Arc::new(f));
+        self
+    }
+
+    /// Runs `f` on each worker thread as it stops, after its last coroutine (the runtime
+    /// ends), with the worker's index. A panic in `f` is printed and otherwise ignored.
+    pub fn on_worker_stop(mut self, f: impl Fn(usize) + Send + Sync + 'static) -> Self {
+        self.on_worker_stop = Some(Arc::new(f));
         self
     }
 
@@ -148,9 +204,14 @@ impl Builder {
         };
         for (i, part) in parts.into_iter().enumerate() {
             let sh = rt.shared.clone();
+            let (start, stop) = (self.on_worker_start.clone(), self.on_worker_stop.clone());
             let t = thread::Builder::new()
-                .name(format!("coact-worker-{i}"))
-                .spawn(move || worker::run_worker(sh, part))?;
+                .name(format!("{}-{i}", self.thread_name))
+                .spawn(move || {
+                    run_hook(&start, i);
+                    worker::run_worker(sh, part);
+                    run_hook(&stop, i);
+                })?;
             rt.threads.push(t);
         }
         if let Some(t) = self.stall_threshold {
@@ -205,6 +266,9 @@ impl Runtime {
             on_stall: Arc::new(watchdog::print_stall),
             offload_threads: crate::offload::DEFAULT_OFFLOAD_THREADS,
             offload_keep_alive: crate::offload::DEFAULT_OFFLOAD_KEEP_ALIVE,
+            thread_name: "coact-worker".into(),
+            on_worker_start: None,
+            on_worker_stop: None,
         }
     }
 
