@@ -10,7 +10,9 @@
 //!
 //! Ctrl-C (`SIGINT`) or `SIGTERM` shuts the server down in order: it stops accepting, sends
 //! every client `ERROR :Closing link` after what was queued for it, and waits up to 5 s for
-//! the goodbyes to be written; a second signal ends the process at once.
+//! the goodbyes to be written; a second signal ends the process at once. `SIGUSR1` (`kill
+//! -USR1 <pid>`) prints the server's load: open connections and, per worker, coroutine stacks
+//! in use, tasks waiting, alarms, scheduler turns (how many idle) and steals.
 //!
 //! How it is built (see `server.rs`): a coroutine per connection for reading and one for
 //! writing through a bounded queue, a handler actor per channel, and a directory actor for
@@ -19,12 +21,46 @@
 mod irc;
 mod server;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use coact::signal::{self, Signals};
 
 /// How long a shutdown waits for the goodbyes to reach slow clients.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Prints the server's load: its connections and each worker's figures.
+fn print_status(connections: &AtomicUsize, metrics: &coact::metrics::Metrics) {
+    let stacks: usize = metrics.workers.iter().map(|w| w.stacks).sum();
+    println!(
+        "chat: {} connection(s), {stacks} coroutine stacks in use",
+        connections.load(Ordering::Relaxed)
+    );
+    for (i, w) in metrics.workers.iter().enumerate() {
+        println!(
+            "chat:   worker {i}: {} stacks in use, {} tasks waiting, {} alarms, {} turns ({} idle), {} steals",
+            w.stacks, w.queued_tasks, w.alarms, w.turns, w.sleeps, w.steals
+        );
+    }
+}
+
+/// Prints the status on every `SIGUSR1`, in a coroutine of its own.
+fn print_status_on_sigusr1(connections: Arc<AtomicUsize>) {
+    let status = match Signals::new([signal::SIGUSR1]) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("chat: SIGUSR1 will not print the status: {e}");
+            return;
+        }
+    };
+    let runtime = coact::Handle::current().expect("called in the runtime");
+    coact::spawn_detached(move || {
+        for _ in status.iter() {
+            print_status(&connections, &runtime.metrics());
+        }
+    });
+}
 
 fn usage() -> ! {
     eprintln!(
@@ -93,6 +129,7 @@ fn main() {
             }
         };
         let handle = server::start(listener, config).expect("start the chat server");
+        print_status_on_sigusr1(handle.connections.clone());
         let addr = handle.addr;
         println!("coact chat listening on {addr}");
         println!(

@@ -72,8 +72,7 @@ impl Default for Config {
 pub struct ServerHandle {
     /// Where it listens.
     pub addr: SocketAddr,
-    /// Connections open now (the tests read it).
-    #[allow(dead_code)]
+    /// Connections open now.
     pub connections: Arc<AtomicUsize>,
     shared: Arc<Shared>,
 }
