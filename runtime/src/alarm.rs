@@ -65,12 +65,12 @@ impl Alarm {
         self.ctl = None;
     }
 
-    /// Whether the alarm is still waiting to run (again): false once a one-shot alarm has run,
-    /// once a periodic one has stopped, and after a panic in its callback.
+    /// Whether the alarm is still to run (again), or running now: false once a one-shot alarm
+    /// has run, once a periodic one has stopped, and after a panic in its callback.
     pub fn is_pending(&self) -> bool {
-        self.ctl
-            .as_ref()
-            .is_some_and(|c| !c.cancelled.load(Ordering::Relaxed) && c.has_callback())
+        self.ctl.as_ref().is_some_and(|c| {
+            !c.cancelled.load(Ordering::Relaxed) && !c.done.load(Ordering::Acquire)
+        })
     }
 }
 
@@ -173,8 +173,12 @@ where
         "coact: an alarm period must be longer than zero"
     );
     let start = Instant::now();
-    let mut n: u32 = 1;
-    let due = move |n: u32| period.checked_mul(n).and_then(|d| start.checked_add(d));
+    // The deadline of the k-th run (k periods after the start), if `Instant` reaches it.
+    let due = move |k: u128| {
+        let nanos = k.checked_mul(period.as_nanos())?;
+        start.checked_add(Duration::from_nanos(u64::try_from(nanos).ok()?))
+    };
+    let mut k: u128 = 1;
     // `None`: a period so long that the first run would fall after the end of `Instant`.
     set(
         due(1),
@@ -183,10 +187,9 @@ where
                 return None;
             }
             // The first deadline after now: runs missed while this could not run are skipped.
-            let elapsed = now.saturating_duration_since(start).as_nanos();
-            let periods = elapsed / period.as_nanos();
-            n = u32::try_from(periods + 1).unwrap_or(u32::MAX).max(n + 1);
-            due(n)
+            let periods = now.saturating_duration_since(start).as_nanos() / period.as_nanos();
+            k = (periods + 1).max(k + 1);
+            due(k)
         }),
     )
 }
@@ -196,6 +199,7 @@ where
 fn set(deadline: Option<Instant>, callback: Callback) -> Alarm {
     let ctl = Arc::new(Ctl {
         cancelled: AtomicBool::new(false),
+        done: AtomicBool::new(false),
         callback: Mutex::new(Some(callback)),
         thread: OnceLock::new(),
     });
@@ -260,6 +264,8 @@ fn on_thread(deadline: Instant, ctl: Arc<Ctl>) {
 /// The state an [`Alarm`] shares with the heap entry (or thread) that runs it.
 pub(crate) struct Ctl {
     cancelled: AtomicBool,
+    /// Its callback said it was done, or panicked.
+    done: AtomicBool,
     /// `None` while it runs, and once it is done or cancelled.
     callback: Mutex<Option<Callback>>,
     /// The thread of an alarm run outside a runtime, woken by a cancel.
@@ -278,10 +284,6 @@ impl Ctl {
         }
     }
 
-    fn has_callback(&self) -> bool {
-        lock(&self.callback).is_some()
-    }
-
     /// Runs the callback once, at `now`; its next deadline if the alarm goes on.
     fn run(&self, now: Instant) -> Option<Instant> {
         let mut f = lock(&self.callback).take()?;
@@ -293,6 +295,9 @@ impl Ctl {
                 *slot = Some(f);
                 return next;
             }
+        }
+        if next.is_none() {
+            self.done.store(true, Ordering::Release);
         }
         drop(f); // unlocked, as in `cancel`
         None
@@ -425,6 +430,7 @@ mod tests {
     fn ctl() -> Arc<Ctl> {
         Arc::new(Ctl {
             cancelled: AtomicBool::new(false),
+            done: AtomicBool::new(false),
             callback: Mutex::new(Some(Box::new(|_| None))),
             thread: OnceLock::new(),
         })
