@@ -1771,6 +1771,11 @@ pub(crate) fn with_current_shared<R>(f: impl FnOnce(&Arc<Shared>) -> R) -> Optio
     with_local(|l| f(&l.shared))
 }
 
+/// Whether the caller is a worker of a runtime that is ending.
+pub(crate) fn runtime_ending() -> bool {
+    with_local(|l| l.shared.is_shutting_down()).unwrap_or(false)
+}
+
 /// The runtime the caller runs on, if it is a worker thread.
 pub(crate) fn current_shared() -> Option<Arc<Shared>> {
     with_local(|l| l.shared.clone())

@@ -128,6 +128,13 @@ impl Ticket {
                 return Wait::TimedOut;
             }
         }
+        // Granted, but the runtime is ending: a coroutine that had not parked yet when another
+        // one, unwinding, released what it waited for must not carry on as if nothing
+        // happened (no blocking call completes normally during shutdown). Its owner passes the
+        // grant on, as for any cancelled wait that was granted meanwhile.
+        if cancellable && crate::worker::runtime_ending() {
+            return Wait::Cancelled;
+        }
         Wait::Granted
     }
 }
