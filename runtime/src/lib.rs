@@ -70,6 +70,8 @@
 //! [`sync::Semaphore`], which lets at most N holders in at a time;
 //! [`select::Select`] and [`select!`] wait on several channels; [`time::sleep`] parks a
 //! coroutine. From a plain thread each of them blocks the thread, as std's would.
+//! [`time::alarm`] runs a callback at a deadline on the worker itself, holding no coroutine
+//! while it waits: the way to keep thousands of timers.
 //!
 //! ```
 //! use std::time::Duration;
