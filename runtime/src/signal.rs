@@ -33,10 +33,10 @@
 //!   only for a while. (The process-wide handler stays installed, as the registry it comes
 //!   from requires, and runs the default action itself, so a signal that arrives then ends
 //!   the process as the signal, exactly as without a handler.) Two caveats: if another
-//!   library of the process handles the same signal through `signal-hook`, the default still
-//!   comes back once no `Signals` watches it, right after that library's handler has run; and
-//!   real-time signals (`SIGRTMIN` and up), whose defaults `signal-hook` does not know, stay
-//!   ignored once nothing watches them.
+//!   library of the process also handles the signal through `signal-hook`, its handler still
+//!   runs, but once no `Signals` watches the signal the default action runs too (for
+//!   `SIGINT`, the process ends); and real-time signals (`SIGRTMIN` and up), whose defaults
+//!   `signal-hook` does not know, stay ignored once nothing watches them.
 //! * **Every watcher hears it.** Several `Signals` may watch the same signal; each receives it.
 //! * **The handler runs on the interrupted stack**, a coroutine's included: it is small (it
 //!   sets a flag and writes a byte), but a coroutine running within a few kilobytes of the end
