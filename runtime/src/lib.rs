@@ -92,8 +92,8 @@
 //! Scheduling is cooperative: a coroutine gives up its worker when it blocks. One whose
 //! blocking calls never have to block (a receiver whose messages are always there, a select
 //! over channels that stay ready) still yields every 128 such calls, so the other coroutines
-//! of its worker, its timers and its sockets get their turn (blocking socket calls count
-//! too). A long computation with no blocking call in it holds its worker until it
+//! of its worker, its timers and its sockets get their turn; the socket calls do the same
+//! every 32. A long computation with no blocking call in it holds its worker until it
 //! returns: call [`yield_now`] in its loop, or hand it to [`offload()`].
 //!
 //! # What not to do in a coroutine

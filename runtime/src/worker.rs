@@ -84,8 +84,8 @@
 //! ready) would keep the worker to itself, timers and sockets included. So each blocking
 //! channel call and select first spends one unit of [`COOP_BUDGET`], which every resume
 //! refills; a call that finds it spent yields first ([`spend_coop`]). A fiber that parks
-//! never notices; one that never parks yields every [`COOP_BUDGET`] calls. Blocking socket
-//! calls spend the same budget.
+//! never notices; one that never parks yields every [`COOP_BUDGET`] calls. (Socket calls
+//! keep a budget of their own in `reactor.rs`.)
 //!
 //! # Stealing: only a backlog that has waited
 //!
@@ -164,8 +164,8 @@ use crate::time::Timers;
 
 /// Fibers resumed between two polls of the reactor.
 const BUDGET: usize = 61;
-/// Blocking channel calls, selects and socket calls a fiber may make in one resume before the
-/// next one yields (see "Fairness" in the module docs).
+/// Blocking channel calls and selects a fiber may make in one resume before the next one
+/// yields (see "Fairness" in the module docs).
 const COOP_BUDGET: u32 = 128;
 /// How long a shutting-down worker polls between checks.
 const SHUTDOWN_TICK: Duration = Duration::from_millis(50);
