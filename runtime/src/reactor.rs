@@ -55,10 +55,12 @@ thread_local! {
 /// its worker.
 ///
 /// Counted per thread, not per resume as the channels' budget is (`worker::spend_coop`), so a
-/// busy server's connections also yield now and then although each parks on every read: that
-/// was measured to pay. Spending the channels' per-resume budget here instead (which never
-/// yields such connections) made W5, 100 echo connections on one worker, about 5 % slower:
-/// 8 alternations, median 53.3k against 56.0k messages/s, and more server CPU per message.
+/// busy server's connections also yield now and then although each parks on every read.
+/// Spending the channels' per-resume budget here instead (which never yields such
+/// connections) saved about 2 % of the echo server's instructions per message under
+/// callgrind, but W5 (100 echo connections, one worker) ran about 5 % slower by the clock:
+/// 8 alternations, median 53.3k against 56.0k messages/s. The yields seem to let requests
+/// gather; until that is measured better, the older rule stays.
 fn spend_budget() {
     let spent = IO_SPENT.with(|c| {
         let v = c.get() + 1;
