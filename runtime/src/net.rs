@@ -431,8 +431,7 @@ impl UdpSocket {
     }
 
     pub(crate) fn read_direction(&self) -> &Direction {
-        self.slot.ensure_for_select();
-        &self.slot.state.read
+        self.slot.select_direction(false)
     }
 }
 

@@ -602,8 +602,7 @@ impl ChildStdin {
     }
 
     pub(crate) fn write_direction(&self) -> &Direction {
-        self.inner.slot.ensure_for_select();
-        &self.inner.slot.state.write
+        self.inner.slot.select_direction(true)
     }
 }
 
@@ -668,8 +667,7 @@ macro_rules! read_pipe {
             }
 
             pub(crate) fn read_direction(&self) -> &Direction {
-                self.inner.slot.ensure_for_select();
-                &self.inner.slot.state.read
+                self.inner.slot.select_direction(false)
             }
         }
 

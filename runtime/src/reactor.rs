@@ -316,9 +316,11 @@ impl IoSlot {
         }
     }
 
-    /// Registers for a `Select`'s sake; an error shows up at the next I/O call instead.
-    pub(crate) fn ensure_for_select(&self) {
+    /// One direction's readiness, for a `Select` to wait on: registers the socket first (an
+    /// error shows up at the next I/O call instead).
+    pub(crate) fn select_direction(&self, write: bool) -> &Direction {
         let _ = self.ensure_registered();
+        self.direction(write)
     }
 
     fn direction(&self, write: bool) -> &Direction {

@@ -369,8 +369,7 @@ impl Signals {
     }
 
     pub(crate) fn read_direction(&self) -> &Direction {
-        self.slot.ensure_for_select();
-        &self.slot.state.read
+        self.slot.select_direction(false)
     }
 }
 

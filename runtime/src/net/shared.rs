@@ -98,13 +98,11 @@ macro_rules! stream_api {
             }
 
             pub(crate) fn read_direction(&self) -> &Direction {
-                self.inner.slot.ensure_for_select();
-                &self.inner.slot.state.read
+                self.inner.slot.select_direction(false)
             }
 
             pub(crate) fn write_direction(&self) -> &Direction {
-                self.inner.slot.ensure_for_select();
-                &self.inner.slot.state.write
+                self.inner.slot.select_direction(true)
             }
         }
 
@@ -154,8 +152,7 @@ macro_rules! stream_api {
             }
 
             pub(crate) fn read_direction(&self) -> &Direction {
-                self.inner.slot.ensure_for_select();
-                &self.inner.slot.state.read
+                self.inner.slot.select_direction(false)
             }
         }
 
@@ -195,8 +192,7 @@ macro_rules! stream_api {
             }
 
             pub(crate) fn write_direction(&self) -> &Direction {
-                self.inner.slot.ensure_for_select();
-                &self.inner.slot.state.write
+                self.inner.slot.select_direction(true)
             }
         }
 
@@ -258,8 +254,7 @@ macro_rules! listener_api {
             }
 
             pub(crate) fn read_direction(&self) -> &Direction {
-                self.slot.ensure_for_select();
-                &self.slot.state.read
+                self.slot.select_direction(false)
             }
         }
 
