@@ -8,41 +8,15 @@
 mod common;
 
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 use coact::fs;
 use coact::sync::mpsc::channel;
-use common::{on_workers, WORKER_COUNTS};
-
-/// A directory of its own for one test; removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> TempDir {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("coact-fs-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
-        TempDir(dir)
-    }
-
-    fn path(&self) -> &Path {
-        &self.0
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{on_workers, TempDir, WORKER_COUNTS};
 
 #[test]
 fn whole_files_directories_and_errors_behave_as_std() {
     for &n in &WORKER_COUNTS {
-        let dir = TempDir::new();
+        let dir = TempDir::new("fs");
         let root = dir.path().to_path_buf();
         on_workers(n, move || {
             let sub = root.join("a/b");
@@ -86,7 +60,7 @@ fn whole_files_directories_and_errors_behave_as_std() {
 
 #[test]
 fn a_file_written_sought_and_read_back_in_parts() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("fs");
     let path = dir.path().join("parts.txt");
     on_workers(2, move || {
         let mut f = fs::File::create(&path).unwrap();
@@ -121,7 +95,7 @@ fn a_file_written_sought_and_read_back_in_parts() {
 
 #[test]
 fn a_coroutine_blocked_opening_a_fifo_leaves_its_worker_free() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("fs");
     let fifo = dir.path().join("fifo");
     let status = std::process::Command::new("mkfifo")
         .arg(&fifo)
@@ -149,7 +123,7 @@ fn a_coroutine_blocked_opening_a_fifo_leaves_its_worker_free() {
 #[test]
 fn many_coroutines_write_and_read_their_own_files_at_once() {
     const FILES: u32 = 32;
-    let dir = TempDir::new();
+    let dir = TempDir::new("fs");
     let root = dir.path().to_path_buf();
     let total = on_workers(2, move || {
         let handles: Vec<_> = (0..FILES)
@@ -171,7 +145,7 @@ fn many_coroutines_write_and_read_their_own_files_at_once() {
 
 #[test]
 fn calls_from_a_plain_thread_run_in_place() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("fs");
     let path = dir.path().join("plain.txt");
     fs::write(&path, "plain").unwrap();
     assert_eq!(fs::read_to_string(&path).unwrap(), "plain");

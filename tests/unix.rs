@@ -8,45 +8,19 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::Shutdown;
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use coact::net::unix::{UnixListener, UnixStream};
 use coact::select::Select;
-use common::{on_workers, WORKER_COUNTS};
-
-/// A directory of its own for one test's sockets; removed when dropped.
-struct SocketDir(PathBuf);
-
-impl SocketDir {
-    fn new() -> SocketDir {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("coact-unix-{}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
-        SocketDir(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for SocketDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use common::{on_workers, TempDir, WORKER_COUNTS};
 
 #[test]
 fn many_clients_echo_through_a_unix_listener() {
     const CLIENTS: usize = 20;
     const ROUNDS: usize = 50;
     for workers in WORKER_COUNTS {
-        let dir = SocketDir::new();
-        let path = dir.path("echo.sock");
+        let dir = TempDir::new("unix");
+        let path = dir.join("echo.sock");
         on_workers(workers, move || {
             let listener = UnixListener::bind(&path).unwrap();
             assert_eq!(listener.local_addr().unwrap().as_pathname(), Some(&*path));
@@ -206,8 +180,8 @@ fn a_unix_read_times_out_and_a_closer_ends_a_parked_read() {
 /// A `Select` waits on a Unix listener (ready to accept) and on a stream (ready to read).
 #[test]
 fn select_waits_on_a_unix_listener_and_a_unix_stream() {
-    let dir = SocketDir::new();
-    let path = dir.path("select.sock");
+    let dir = TempDir::new("unix");
+    let path = dir.join("select.sock");
     on_workers(2, move || {
         let listener = UnixListener::bind(&path).unwrap();
         let p = path.clone();

@@ -5,6 +5,7 @@
 //! - [`bounded`] runs any test body on its own thread and turns a hang (a lost wake-up, a deadlock)
 //!   into a named test failure after a generous limit instead of a stuck `cargo test`.
 //! - [`DropCounter`] counts destructors, so tests can assert exact drop counts.
+//! - [`TempDir`] is a directory of a test's own, removed when dropped.
 #![allow(dead_code)]
 
 use std::any::Any;
@@ -191,4 +192,34 @@ pub fn park_until_runtime_ends<G: 'static>(
     started
         .recv_timeout(Duration::from_secs(30))
         .expect("the coroutine started");
+}
+
+/// A directory of one test's own under the system's temporary directory (named after
+/// `prefix`, the process and a counter); removed with what it holds when dropped.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("coact-{prefix}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("a temporary directory");
+        TempDir(dir)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+
+    /// `name` inside the directory.
+    pub fn join(&self, name: &str) -> std::path::PathBuf {
+        self.0.join(name)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
