@@ -73,6 +73,20 @@ impl Task {
     }
 }
 
+/// Runs one task as a coroutine of this fiber. A panic stops here (a joined task has caught
+/// its own to deliver it; a detached or shared task's is printed by the panic hook and goes
+/// no further), and the guard drops the task's coroutine-local values as it ends, while a
+/// panicking or cancelled task still unwinds (a joined task dropped them already, before its
+/// result went out). Inlined into both call sites: out of line, W4 (spawns) cost 5 % more
+/// instructions under callgrind (80.65M against 76.72M).
+#[inline(always)]
+fn run_task(task: Task) {
+    let _ = catch_unwind(AssertUnwindSafe(|| {
+        let _locals = crate::worker::LocalsGuard;
+        task.run()
+    }));
+}
+
 type Co = Coroutine<Resume, (), (), DefaultStack>;
 
 thread_local! {
@@ -93,22 +107,12 @@ impl Fiber {
             if first == Resume::Run {
                 let mut task = task;
                 loop {
-                    // The spawn wrapper catches the task's panics; this only stops a panic
-                    // raised while delivering the result from escaping into the worker.
-                    // The guard drops the task's coroutine-local values as it ends (a joined
-                    // task has dropped them already, before its result went out).
-                    let _ = catch_unwind(AssertUnwindSafe(|| {
-                        let _locals = crate::worker::LocalsGuard;
-                        task.run()
-                    }));
+                    run_task(task);
                     // Then run waiting tasks of this worker here, on this stack, as new
                     // coroutines (see `worker::chain_task`), instead of ending and starting a
                     // fresh fiber.
                     while let Some(next) = crate::worker::chain_task() {
-                        let _ = catch_unwind(AssertUnwindSafe(|| {
-                            let _locals = crate::worker::LocalsGuard;
-                            next.run()
-                        }));
+                        run_task(next);
                     }
                     // With nothing left to chain, wait as the worker's spare fiber for the next
                     // task it starts (see `worker::wait_as_spare`), or end.

@@ -479,12 +479,9 @@ impl Handle {
             drop(f);
             return;
         }
-        let task = Task::Detached(Box::new(move || {
-            let _ = catch_unwind(AssertUnwindSafe(|| {
-                let _locals = worker::LocalsGuard;
-                f()
-            }));
-        }));
+        // Its panic, and its coroutine-local values, are seen to by the fiber that runs it
+        // (`fiber::run_task`).
+        let task = Task::Detached(Box::new(f));
         worker::submit(&self.shared, task);
     }
 
