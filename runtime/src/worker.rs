@@ -274,6 +274,13 @@ pub(crate) struct Stats {
     pub(crate) steals: AtomicU64,
 }
 
+/// Adds one to a count of the worker's [`Stats`]: a load and a plain store, since only the
+/// worker writes it (no read-modify-write on the worker's path).
+#[inline]
+fn bump(count: &AtomicU64) {
+    count.store(count.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
+}
+
 impl Remote {
     /// Unstarted tasks peers could steal from this worker now.
     pub(crate) fn stealer_len(&self) -> usize {
@@ -530,9 +537,6 @@ pub(crate) struct Local {
     spin_credit: Cell<u8>,
     /// Idle turns that skipped spinning for lack of credit.
     spin_skipped: Cell<u32>,
-    /// This worker's copies of `Stats::turns` and `Stats::sleeps` (it is the only writer).
-    turns: Cell<u64>,
-    sleeps: Cell<u64>,
     next_gen: Cell<u32>,
     /// A fiber whose tasks are done, kept suspended to carry the next task started here
     /// (see [`wait_as_spare`]), or `NONE`.
@@ -588,8 +592,6 @@ pub(crate) fn run_worker(shared: Arc<Shared>, parts: WorkerParts) {
         unwinding_parked: Cell::new(0),
         spin_credit: Cell::new(4),
         spin_skipped: Cell::new(0),
-        turns: Cell::new(0),
-        sleeps: Cell::new(0),
         next_gen: Cell::new(0),
         spare: Cell::new(NONE),
         joints: JointCache::new(),
@@ -736,13 +738,10 @@ impl Local {
                     }
                 }
             }
-            let turns = self.turns.get() + 1;
-            self.turns.set(turns);
-            self.remote().stats.turns.store(turns, Ordering::Relaxed);
+            let stats = &self.remote().stats;
+            bump(&stats.turns);
             if timeout != Some(Duration::ZERO) {
-                let sleeps = self.sleeps.get() + 1;
-                self.sleeps.set(sleeps);
-                self.remote().stats.sleeps.store(sleeps, Ordering::Relaxed);
+                bump(&stats.sleeps);
             }
             // Step W5 (a poll that would not wait is skipped while no socket is registered
             // here: `Reactor::poll`).
@@ -866,7 +865,7 @@ impl Local {
                         r.backlog_since.store(now, Ordering::Relaxed);
                         self.remote().backlog_since.store(now, Ordering::Relaxed);
                         let stats = &self.remote().stats;
-                        stats.steals.fetch_add(1, Ordering::Relaxed);
+                        bump(&stats.steals);
                         return Some(t);
                     }
                     Steal::Retry => retry = true,
