@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use coact::select::Select;
 use coact::sync::mpsc::{channel, sync_channel, RecvTimeoutError};
-use coact::time::{after, alarm, alarm_every, sleep, sleep_until, tick};
+use coact::time::{after, alarm, alarm_after, alarm_every, sleep, sleep_until, tick};
 use common::{on_workers, shuffled, WORKER_COUNTS};
 
 /// Far above any expected delay; only a missed timer would reach it.
@@ -608,4 +608,26 @@ fn alarms_end_with_their_runtime_and_drop_their_callbacks() {
         .detach();
     });
     assert!(dropped.load(Ordering::SeqCst));
+}
+
+#[test]
+fn alarm_after_runs_after_its_delay_and_one_past_the_end_of_time_never_does() {
+    on_workers(2, || {
+        let (tx, rx) = sync_channel(1);
+        let start = Instant::now();
+        alarm_after(ms(10), move |now| tx.try_send(now).unwrap()).detach();
+        let at = rx.recv_timeout(LATE).expect("the alarm ran");
+        assert!(at >= start + ms(10));
+        // Never due: it keeps its callback, and what that owns, until cancelled.
+        let dropped = Arc::new(AtomicBool::new(false));
+        let flag = DropFlag(dropped.clone());
+        let never = alarm_after(Duration::MAX, move |_| {
+            let _flag = &flag;
+            unreachable!("the end of time came");
+        });
+        assert!(never.is_pending());
+        assert!(!dropped.load(Ordering::SeqCst));
+        never.cancel();
+        assert!(dropped.load(Ordering::SeqCst));
+    });
 }

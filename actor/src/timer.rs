@@ -1,6 +1,6 @@
 //! Messages sent later: once after a delay, or at an interval. Cancelable.
 //!
-//! Each timer is an [`alarm`]: an entry in its worker's alarm
+//! Each timer is an alarm ([`alarm_after`], [`alarm_every`]): an entry in its worker's alarm
 //! heap, with no coroutine or stack held while it waits, so every actor of a large system can
 //! keep a heartbeat. When it fires it puts the message in the mailbox if there is room; if the
 //! mailbox is full, a coroutine is spawned to wait for room, so the message is not lost and
@@ -9,9 +9,9 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use coact_runtime::time::{alarm, alarm_every, Alarm};
+use coact_runtime::time::{alarm_after, alarm_every, Alarm};
 use coact_runtime::Handle;
 
 use crate::{Addr, TrySendError};
@@ -78,11 +78,9 @@ pub fn send_after<M: Send + 'static>(addr: &Addr<M>, delay: Duration, msg: M) ->
     let send = move |_| {
         deliver(&handle, &addr, msg, None);
     };
-    let alarm = match Instant::now().checked_add(delay) {
-        Some(at) => alarm(at, send),
-        None => alarm_every(delay, |_| false), // never
-    };
-    Timer { alarm }
+    Timer {
+        alarm: alarm_after(delay, send),
+    }
 }
 
 /// Sends `make()` to `addr` every `period` (the first after one period), until cancelled or

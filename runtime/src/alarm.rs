@@ -126,16 +126,30 @@ pub fn alarm<F>(deadline: Instant, f: F) -> Alarm
 where
     F: FnOnce(Instant) + Send + 'static,
 {
+    set(Some(deadline), once(f))
+}
+
+/// Runs `f` once, `delay` from now; see [`alarm`]. A delay that reaches past the end of
+/// `Instant` never comes: the alarm keeps `f` (and what it owns) until it is cancelled.
+pub fn alarm_after<F>(delay: Duration, f: F) -> Alarm
+where
+    F: FnOnce(Instant) + Send + 'static,
+{
+    set(Instant::now().checked_add(delay), once(f))
+}
+
+/// A one-shot callback: runs `f`, then is done.
+fn once<F>(f: F) -> Callback
+where
+    F: FnOnce(Instant) + Send + 'static,
+{
     let mut f = Some(f);
-    set(
-        Some(deadline),
-        Box::new(move |now| {
-            if let Some(f) = f.take() {
-                f(now);
-            }
-            None
-        }),
-    )
+    Box::new(move |now| {
+        if let Some(f) = f.take() {
+            f(now);
+        }
+        None
+    })
 }
 
 /// Runs `f` every `period`, the first time one period from now, until it returns `false` or

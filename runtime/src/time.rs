@@ -44,7 +44,7 @@ use std::fmt;
 use std::ops::Deref;
 use std::time::{Duration, Instant};
 
-pub use crate::alarm::{alarm, alarm_every, Alarm};
+pub use crate::alarm::{alarm, alarm_after, alarm_every, Alarm};
 use crate::park::{self, Park};
 use crate::sync::mpsc::{sync_channel, Receiver, TrySendError};
 
@@ -144,14 +144,9 @@ pub fn after(delay: Duration) -> Timer {
     let send = move |now| {
         let _ = tx.try_send(now);
     };
-    let alarm = match Instant::now().checked_add(delay) {
-        Some(at) => alarm(at, send),
-        // Never: the sender is kept, so the channel stays connected.
-        None => alarm_every(delay, move |now| {
-            send(now);
-            false
-        }),
-    };
+    // A delay past the end of `Instant` never comes: the sender is kept, so the channel
+    // stays connected.
+    let alarm = alarm_after(delay, send);
     Timer { rx, _alarm: alarm }
 }
 
