@@ -52,9 +52,9 @@ use crate::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use crate::reactor::Direction;
 use crate::signal::Signals;
 use crate::sync::lock;
-use crate::sync::mpsc::{
-    self, Chan, Receiver, RecvError, Reservation, SendError, Sender, SyncSender,
-};
+use crate::sync::mpmc;
+use crate::sync::mpsc::{Chan, Receiver, RecvError, Reservation, SendError, Sender, SyncSender};
+use crate::time::Timer;
 
 /// Which side of a channel an operation is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -151,7 +151,7 @@ trait Handle: Sync {
     fn unregister(&self, signal: &Arc<Signal>, index: usize);
 }
 
-impl<T: Send> Handle for Chan<T> {
+impl<T: Send, const MULTI: bool> Handle for Chan<T, MULTI> {
     fn poll(&self, kind: Kind) -> Option<Reservation> {
         self.poll_select(kind)
     }
@@ -216,32 +216,89 @@ io_select!(SelectReadable read_dir read_direction: TcpStream, ReadHalf, TcpListe
 io_select!(SelectWritable write_dir write_direction: TcpStream, WriteHalf, UnixStream,
     unix::WriteHalf, ChildStdin);
 
-/// A sending half a `Select` can use: [`Sender`] or [`SyncSender`].
+/// A receiving half a `Select` can use: an [`mpsc::Receiver`](Receiver), an
+/// [`mpmc::Receiver`], or a [`Timer`].
+///
+/// [`mpmc::Receiver`]: crate::sync::mpmc::Receiver
+#[allow(private_interfaces)]
+pub trait SelectRecv<T>: sealed::Sealed {
+    /// A receive on the channel behind the receiver.
+    #[doc(hidden)]
+    fn recv_op(&self) -> Op<'_>;
+    /// Completes a receive selected with the reservation `r`.
+    #[doc(hidden)]
+    fn recv_selected(&self, r: Reservation) -> Result<T, RecvError>;
+}
+
+/// A sending half a `Select` can use: [`Sender`], [`SyncSender`] or an [`mpmc::Sender`].
+///
+/// [`mpmc::Sender`]: crate::sync::mpmc::Sender
 #[allow(private_interfaces)]
 pub trait SelectSend<T>: sealed::Sealed {
-    /// The channel behind the sender.
+    /// A send on the channel behind the sender.
     #[doc(hidden)]
-    fn chan_ref(&self) -> &Chan<T>;
+    fn send_op(&self) -> Op<'_>;
+    /// Completes a send selected with the reservation `r`.
+    #[doc(hidden)]
+    fn send_selected(&self, msg: T, r: Reservation) -> Result<(), SendError<T>>;
 }
 
+macro_rules! select_recv {
+    ($($t:ty),*) => {$(
+        #[allow(private_interfaces)]
+        impl<T: Send> SelectRecv<T> for $t {
+            #[inline]
+            fn recv_op(&self) -> Op<'_> {
+                Op::chan(&**self.chan(), Kind::Recv)
+            }
+            #[inline]
+            fn recv_selected(&self, r: Reservation) -> Result<T, RecvError> {
+                self.chan().recv_selected(r)
+            }
+        }
+    )*};
+}
+select_recv!(Receiver<T>, mpmc::Receiver<T>);
+
+/// A [`Timer`] is selected as the receiver it derefs to (a generic parameter is not
+/// deref-coerced, so it needs its own impl to be passed as it is).
 #[allow(private_interfaces)]
-impl<T> SelectSend<T> for Sender<T> {
-    fn chan_ref(&self) -> &Chan<T> {
-        self.chan()
+impl SelectRecv<Instant> for Timer {
+    #[inline]
+    fn recv_op(&self) -> Op<'_> {
+        (**self).recv_op()
+    }
+    #[inline]
+    fn recv_selected(&self, r: Reservation) -> Result<Instant, RecvError> {
+        (**self).recv_selected(r)
     }
 }
 
-#[allow(private_interfaces)]
-impl<T> SelectSend<T> for SyncSender<T> {
-    fn chan_ref(&self) -> &Chan<T> {
-        self.chan()
-    }
+macro_rules! select_send {
+    ($($t:ty),*) => {$(
+        #[allow(private_interfaces)]
+        impl<T: Send> SelectSend<T> for $t {
+            #[inline]
+            fn send_op(&self) -> Op<'_> {
+                Op::chan(&**self.chan(), Kind::Send)
+            }
+            #[inline]
+            fn send_selected(&self, msg: T, r: Reservation) -> Result<(), SendError<T>> {
+                self.chan().send_selected(msg, r)
+            }
+        }
+    )*};
 }
+select_send!(Sender<T>, SyncSender<T>, mpmc::Sender<T>);
 
 mod sealed {
     pub trait Sealed {}
     impl<T> Sealed for super::Sender<T> {}
     impl<T> Sealed for super::SyncSender<T> {}
+    impl<T> Sealed for super::Receiver<T> {}
+    impl<T> Sealed for super::mpmc::Sender<T> {}
+    impl<T> Sealed for super::mpmc::Receiver<T> {}
+    impl Sealed for super::Timer {}
     impl Sealed for super::TcpStream {}
     impl Sealed for super::ReadHalf {}
     impl Sealed for super::WriteHalf {}
@@ -274,10 +331,10 @@ pub struct Op<'a> {
 impl<'a> Op<'a> {
     /// A receive or send on `chan`, not registered.
     #[inline]
-    fn chan<T: Send + 'a>(chan: &'a Chan<T>, kind: Kind) -> Op<'a> {
+    fn chan<T: Send + 'a, const MULTI: bool>(chan: &'a Chan<T, MULTI>, kind: Kind) -> Op<'a> {
         Op {
             chan,
-            id: chan as *const Chan<T> as *const (),
+            id: chan as *const Chan<T, MULTI> as *const (),
             kind,
             io: false,
             registered: false,
@@ -392,19 +449,20 @@ impl<'a> Select<'a> {
         }
     }
 
-    /// Adds a receive on `r`; returns the operation's index.
-    pub fn recv<T: Send + 'a>(&mut self, r: &'a Receiver<T>) -> usize {
-        let chan: &'a Chan<T> = r.chan();
-        self.push(chan, Kind::Recv)
+    /// Adds a receive on `r` (an [`mpsc`](crate::sync::mpsc) or [`mpmc`] receiver, or a
+    /// [`Timer`]); returns the operation's index. On an `mpmc` channel, a selected receive holds
+    /// its message until it is completed or dropped: another receiver cannot take it first.
+    pub fn recv<T: Send + 'a, R: SelectRecv<T>>(&mut self, r: &'a R) -> usize {
+        self.push(r.recv_op())
     }
 
     /// Adds a send on `s` (a [`Sender`] or [`SyncSender`]); returns the operation's index.
     pub fn send<T: Send + 'a, S: SelectSend<T>>(&mut self, s: &'a S) -> usize {
-        self.push(s.chan_ref(), Kind::Send)
+        self.push(s.send_op())
     }
 
-    fn push<T: Send + 'a>(&mut self, chan: &'a Chan<T>, kind: Kind) -> usize {
-        self.ops.push(Some(Op::chan(chan, kind)));
+    fn push(&mut self, op: Op<'a>) -> usize {
+        self.ops.push(Some(op));
         self.ops.len() - 1
     }
 
@@ -671,34 +729,29 @@ impl SelectedOperation<'_> {
         self.index
     }
 
-    fn check<T>(&self, chan: &Chan<T>) {
+    #[inline]
+    fn check(&self, op: Op<'_>) {
         assert!(
-            std::ptr::eq(self.id, chan as *const Chan<T> as *const ()),
+            std::ptr::eq(self.id, op.id),
             "coact: the channel passed to SelectedOperation is not the one that was selected"
         );
     }
 
     /// Completes a selected receive. Fails if the channel is disconnected and empty.
-    pub fn recv<T>(mut self, r: &Receiver<T>) -> Result<T, RecvError> {
-        self.check(r.chan());
-        self.reservation = None;
-        match r.try_recv() {
-            Ok(v) => Ok(v),
-            Err(mpsc::TryRecvError::Disconnected) => Err(RecvError),
-            // Only when a rendezvous sender gave up (timed out) right after being seen.
-            Err(mpsc::TryRecvError::Empty) => r.recv(),
-        }
+    pub fn recv<T, R: SelectRecv<T>>(mut self, r: &R) -> Result<T, RecvError> {
+        self.check(r.recv_op());
+        let res = self.reservation.take().unwrap_or(Reservation::None);
+        r.recv_selected(res)
     }
 
     /// Completes a selected send. Fails, giving the message back, if the receiver is gone.
     pub fn send<T, S: SelectSend<T>>(mut self, s: &S, msg: T) -> Result<(), SendError<T>> {
-        let chan = s.chan_ref();
-        self.check(chan);
+        self.check(s.send_op());
         let r = self
             .reservation
             .take()
             .expect("a selected operation is completed once");
-        mpsc::send_selected(chan, msg, r)
+        s.send_selected(msg, r)
     }
 }
 
@@ -718,15 +771,15 @@ impl Drop for SelectedOperation<'_> {
 /// A receive arm of [`select!`](crate::select!). Not public API.
 #[doc(hidden)]
 #[inline]
-pub fn __macro_recv<'a, T: Send + 'a>(r: &'a Receiver<T>) -> Option<Op<'a>> {
-    Some(Op::chan(r.chan(), Kind::Recv))
+pub fn __macro_recv<'a, T: Send + 'a, R: SelectRecv<T>>(r: &'a R) -> Option<Op<'a>> {
+    Some(r.recv_op())
 }
 
 /// A send arm of [`select!`](crate::select!). Not public API.
 #[doc(hidden)]
 #[inline]
 pub fn __macro_send<'a, T: Send + 'a, S: SelectSend<T>>(s: &'a S) -> Option<Op<'a>> {
-    Some(Op::chan(s.chan_ref(), Kind::Send))
+    Some(s.send_op())
 }
 
 /// The first look of [`select!`](crate::select!): an arm ready now, scanned as a new set would

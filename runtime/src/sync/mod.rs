@@ -1,6 +1,7 @@
 //! Synchronisation that works from coroutines and plain threads alike.
 //!
-//! [`mpsc`] mirrors `std::sync::mpsc`; [`Mutex`], [`Condvar`], [`RwLock`], [`Barrier`],
+//! [`mpsc`] mirrors `std::sync::mpsc`, and [`mpmc`] is the same with receivers that can be
+//! cloned (a work queue); [`Mutex`], [`Condvar`], [`RwLock`], [`Barrier`],
 //! [`Once`], [`OnceLock`] and [`LazyLock`] mirror their namesakes in `std::sync`; [`oneshot`]
 //! carries exactly one value (a reply); [`Semaphore`] lets at most N holders at a time. A blocking call made from a coroutine parks only that
 //! coroutine (its worker runs others meanwhile); made from a plain thread, it blocks the
@@ -14,6 +15,7 @@
 mod barrier;
 mod condvar;
 mod fastlock;
+pub mod mpmc;
 pub mod mpsc;
 mod mutex;
 mod once;

@@ -25,7 +25,8 @@
 //!
 //! One lock per channel guards its state (a futex lock whose release is a plain store, see
 //! `fastlock.rs`): the buffer, the waiting receiver (there
-//! is at most one, since the [`Receiver`] is neither `Clone` nor `Sync`), the queue of waiting
+//! is at most one, since the [`Receiver`] is neither `Clone` nor `Sync`; the same channel
+//! serves [`mpmc`](super::mpmc), whose receivers wait in line), the queue of waiting
 //! senders, and the persistent registrations of [`Select`](crate::select::Select)s. (The sender
 //! count is an atomic beside it, so cloning and dropping senders takes no lock.) A blocked
 //! party keeps its *packet* (the message slot, its waiter and an atomic `done` flag) on its own
@@ -103,6 +104,131 @@ struct RecvPacket<T> {
     slot: UnsafeCell<Option<T>>,
     waiter: UnsafeCell<Option<Waiter>>,
     done: AtomicBool,
+    /// The links of [`RecvQueue`] while the packet is published.
+    prev: UnsafeCell<Option<NonNull<RecvPacket<T>>>>,
+    next: UnsafeCell<Option<NonNull<RecvPacket<T>>>>,
+}
+
+impl<T> RecvPacket<T> {
+    fn new() -> Self {
+        RecvPacket {
+            slot: UnsafeCell::new(None),
+            waiter: UnsafeCell::new(Some(Waiter::current())),
+            done: AtomicBool::new(false),
+            prev: UnsafeCell::new(None),
+            next: UnsafeCell::new(None),
+        }
+    }
+}
+
+/// The blocked receivers, oldest first. The oldest has a slot of its own (`first`), so that
+/// the one receiver of an `mpsc` channel costs a store to wait and a load to serve; any more
+/// (an `mpmc` channel's) wait behind it in a list linked through their packets, so that a
+/// wait allocates nothing and one that ends early (timeout, cancellation) unlinks itself at
+/// once.
+///
+/// It lives in the channel state, so it is only touched under the channel lock, and a packet
+/// is linked exactly while it is published and its `done` flag is clear: every linked packet is
+/// alive (its owner unlinks it, under the lock, before its frame can go away). `first` is
+/// `None` only when the list is empty too.
+struct RecvQueue<T> {
+    first: Option<NonNull<RecvPacket<T>>>,
+    /// The rest, in a list through `RecvPacket::{prev, next}` (only touched while linked).
+    head: Option<NonNull<RecvPacket<T>>>,
+    tail: Option<NonNull<RecvPacket<T>>>,
+}
+
+impl<T> RecvQueue<T> {
+    fn new() -> Self {
+        RecvQueue {
+            first: None,
+            head: None,
+            tail: None,
+        }
+    }
+
+    #[inline(always)]
+    fn is_empty(&self) -> bool {
+        self.first.is_none()
+    }
+
+    /// Links `p`, a packet not linked before. Without `MULTI` (an `mpsc` channel) the queue
+    /// is empty: its one receiver is not blocked already.
+    #[inline(always)]
+    fn push_back<const MULTI: bool>(&mut self, p: NonNull<RecvPacket<T>>) {
+        if !MULTI || self.first.is_none() {
+            self.first = Some(p);
+        } else {
+            self.push_list(p);
+        }
+    }
+
+    #[cold]
+    fn push_list(&mut self, p: NonNull<RecvPacket<T>>) {
+        // SAFETY: `p` and the tail are alive (see the type's docs) and their links are only
+        // touched under the lock the caller holds.
+        unsafe {
+            *p.as_ref().prev.get() = self.tail;
+            *p.as_ref().next.get() = None;
+            match self.tail {
+                Some(t) => *t.as_ref().next.get() = Some(p),
+                None => self.head = Some(p),
+            }
+        }
+        self.tail = Some(p);
+    }
+
+    /// Unlinks the oldest. Without `MULTI` (an `mpsc` channel), it is the only one.
+    #[inline(always)]
+    fn pop_front<const MULTI: bool>(&mut self) -> Option<NonNull<RecvPacket<T>>> {
+        let p = self.first?;
+        self.first = match self.head {
+            _ if !MULTI => None,
+            None => None,
+            Some(h) => {
+                self.unlink(h);
+                Some(h)
+            }
+        };
+        Some(p)
+    }
+
+    /// Unlinks `p`, which must be linked.
+    fn remove(&mut self, p: NonNull<RecvPacket<T>>) {
+        if self.first == Some(p) {
+            self.pop_front::<true>();
+        } else {
+            self.unlink(p);
+        }
+    }
+
+    /// Unlinks `p`, which must be in the list behind `first`.
+    fn unlink(&mut self, p: NonNull<RecvPacket<T>>) {
+        // SAFETY: `p` is in the list (the contract), so it and its neighbours are alive, and
+        // links are only touched under the lock.
+        unsafe {
+            let prev = *p.as_ref().prev.get();
+            let next = *p.as_ref().next.get();
+            match prev {
+                Some(q) => *q.as_ref().next.get() = next,
+                None => self.head = next,
+            }
+            match next {
+                Some(q) => *q.as_ref().prev.get() = prev,
+                None => self.tail = prev,
+            }
+        }
+    }
+
+    /// The linked packets, oldest first.
+    fn iter(&self) -> impl Iterator<Item = NonNull<RecvPacket<T>>> + '_ {
+        let rest = std::iter::successors(self.head, |p| {
+            // SAFETY: linked packets are alive and their links are only touched under the
+            // lock, which the borrow of the queue proves held.
+            unsafe { *p.as_ref().next.get() }
+        });
+        self.first.into_iter().chain(rest)
+    }
 }
 
 /// The packet of a blocked sender (field access as for [`RecvPacket`]).
@@ -145,12 +271,19 @@ struct State<T> {
     cap: usize,
     /// Buffer slots reserved by selected send operations not yet completed.
     reserved: usize,
-    /// Whether the `Receiver` is alive.
-    receiver: bool,
-    /// The blocked receiver, if any. Only ever set while `buf` is empty.
-    recv_waiter: Option<NonNull<RecvPacket<T>>>,
-    /// A selected send on a rendezvous channel has claimed the blocked receiver.
-    recv_claimed: bool,
+    /// Live receivers: 1 for an `mpsc` channel until its `Receiver` drops; any number for an
+    /// `mpmc` one.
+    receivers: usize,
+    /// The blocked receivers. One is blocked only while every waiting message is held for a
+    /// selected receive (`recv_reserved`), which without such receives means none waits.
+    recv_waiters: RecvQueue<T>,
+    /// How many blocked receivers selected sends have claimed: the first `recv_claimed` of
+    /// `recv_waiters`. A claimed receiver waits for its selected send, past its deadline too.
+    recv_claimed: usize,
+    /// Waiting messages held for selected receives (`Reservation::Message`, `mpmc` only):
+    /// other receives take only what is beyond this count. The count, not particular
+    /// messages: a receive always takes the oldest.
+    recv_reserved: usize,
     /// Blocked senders, oldest first.
     send_waiters: VecDeque<NonNull<SendPacket<T>>>,
     /// Persistent `Select` registrations.
@@ -158,7 +291,7 @@ struct State<T> {
 }
 
 /// The channel shared by both ends.
-pub(crate) struct Chan<T> {
+pub(crate) struct Chan<T, const MULTI: bool = false> {
     state: FastLock<State<T>>,
     /// Live `Sender`s and `SyncSender`s. Kept outside the lock, so that cloning and dropping
     /// a sender cost one atomic operation; the drop that takes it to zero then takes the lock
@@ -174,25 +307,25 @@ pub(crate) struct Chan<T> {
 
 /// The channel lock, held. Releasing it first publishes the message count in `Chan::len`,
 /// so every change made under the lock is reflected there before the lock is free.
-struct ChanGuard<'a, T> {
+struct ChanGuard<'a, T, const MULTI: bool> {
     state: FastGuard<'a, State<T>>,
-    chan: &'a Chan<T>,
+    chan: &'a Chan<T, MULTI>,
 }
 
-impl<T> std::ops::Deref for ChanGuard<'_, T> {
+impl<T, const MULTI: bool> std::ops::Deref for ChanGuard<'_, T, MULTI> {
     type Target = State<T>;
     fn deref(&self) -> &State<T> {
         &self.state
     }
 }
 
-impl<T> std::ops::DerefMut for ChanGuard<'_, T> {
+impl<T, const MULTI: bool> std::ops::DerefMut for ChanGuard<'_, T, MULTI> {
     fn deref_mut(&mut self) -> &mut State<T> {
         &mut self.state
     }
 }
 
-impl<T> Drop for ChanGuard<'_, T> {
+impl<T, const MULTI: bool> Drop for ChanGuard<'_, T, MULTI> {
     fn drop(&mut self) {
         self.publish_len();
     }
@@ -202,9 +335,9 @@ impl<T> Drop for ChanGuard<'_, T> {
 // and each points at a packet on the stack of a party blocked in this channel, which removes
 // its pointer (under the same lock) before its frame can go away (see the drop guards). So
 // sharing the channel between threads shares nothing but `T`s moved under the lock.
-unsafe impl<T: Send> Send for Chan<T> {}
+unsafe impl<T: Send, const MULTI: bool> Send for Chan<T, MULTI> {}
 // SAFETY: as above: all access to the state, packets included, goes through the mutex.
-unsafe impl<T: Send> Sync for Chan<T> {}
+unsafe impl<T: Send, const MULTI: bool> Sync for Chan<T, MULTI> {}
 
 /// Unparkers to call once the channel lock is released (at most two on the hot paths).
 ///
@@ -269,6 +402,60 @@ impl<T> State<T> {
         self.buf.len() + self.reserved < self.cap
     }
 
+    /// Messages waiting: buffered, or held by blocked senders.
+    #[inline]
+    fn waiting(&self) -> usize {
+        self.buf.len() + self.send_waiters.len()
+    }
+
+    /// Whether a blocked receiver is not claimed by a selected send.
+    #[inline]
+    fn has_free_receiver(&self) -> bool {
+        !self.recv_waiters.is_empty()
+            && (self.recv_claimed == 0 || self.recv_waiters.iter().nth(self.recv_claimed).is_some())
+    }
+
+    /// Unlinks the oldest blocked receiver not claimed by a selected send.
+    #[inline(always)]
+    fn pop_free_receiver<const MULTI: bool>(&mut self) -> Option<NonNull<RecvPacket<T>>> {
+        if self.recv_claimed == 0 {
+            self.recv_waiters.pop_front::<MULTI>()
+        } else {
+            self.pop_free_receiver_slow()
+        }
+    }
+
+    #[cold]
+    fn pop_free_receiver_slow(&mut self) -> Option<NonNull<RecvPacket<T>>> {
+        let p = self.recv_waiters.iter().nth(self.recv_claimed)?;
+        self.recv_waiters.remove(p);
+        Some(p)
+    }
+
+    /// Whether the blocked receiver `p` is claimed by a selected send.
+    fn is_claimed(&self, p: NonNull<RecvPacket<T>>) -> bool {
+        self.recv_waiters
+            .iter()
+            .take(self.recv_claimed)
+            .any(|q| q == p)
+    }
+
+    /// Unlinks the blocked receiver `p` (still linked: its wait is not done), leaving its
+    /// claim, if it had one, to the next receiver in line, if there is one.
+    fn remove_receiver(&mut self, p: NonNull<RecvPacket<T>>) {
+        self.recv_waiters.remove(p);
+        if self.recv_claimed > 0 {
+            self.recv_claimed = self.recv_claimed.min(self.recv_waiters.iter().count());
+        }
+    }
+
+    /// Unlinks the blocked sender `p` (still linked: its wait is not done). Its message may
+    /// have been held for a selected receive, which then finds the next one, or none.
+    fn remove_sender(&mut self, p: NonNull<SendPacket<T>>) {
+        self.send_waiters.retain(|q| *q != p);
+        self.recv_reserved = self.recv_reserved.min(self.waiting());
+    }
+
     fn notify(&self, kind: Kind) {
         for o in &self.observers {
             if o.kind == kind {
@@ -278,7 +465,7 @@ impl<T> State<T> {
     }
 }
 
-impl<T> ChanGuard<'_, T> {
+impl<T, const MULTI: bool> ChanGuard<'_, T, MULTI> {
     /// Publishes the number of waiting messages in `Chan::len`.
     fn publish_len(&self) {
         let n = self.state.buf.len() + self.state.send_waiters.len();
@@ -296,27 +483,24 @@ impl<T> ChanGuard<'_, T> {
         self.notify(Kind::Recv);
     }
 
-    /// Hands `msg` to the blocked receiver or buffers it; `Err` gives it back when full.
+    /// Hands `msg` to a blocked receiver or buffers it; `Err` gives it back when full.
     /// A `reserved` send uses the slot its selection reserved. Inline: it is most of a send,
     /// and out of line it costs W1 6 % more instructions (the compiler's choice flipped with
-    /// unrelated changes).
-    #[inline]
+    /// unrelated changes), so it is forced.
+    #[inline(always)]
     fn deliver(&mut self, msg: T, reserved: bool, wakes: &mut Wakes) -> Result<(), T> {
-        if let Some(p) = self.recv_waiter {
-            if !self.recv_claimed {
-                self.recv_waiter = None;
-                if reserved {
-                    self.reserved -= 1;
-                }
-                // SAFETY: lock held; the receiver's packet was registered until just now, hence
-                // alive, and nobody else touches it until `done`.
-                unsafe {
-                    let p = p.as_ref();
-                    *p.slot.get() = Some(msg);
-                    complete(&p.waiter, &p.done, wakes);
-                }
-                return Ok(());
+        if let Some(p) = self.pop_free_receiver::<MULTI>() {
+            if reserved {
+                self.reserved -= 1;
             }
+            // SAFETY: lock held; the receiver's packet was linked until just now, hence alive,
+            // and nobody else touches it until `done`.
+            unsafe {
+                let p = p.as_ref();
+                *p.slot.get() = Some(msg);
+                complete(&p.waiter, &p.done, wakes);
+            }
+            return Ok(());
         }
         if reserved {
             self.reserved -= 1;
@@ -328,38 +512,48 @@ impl<T> ChanGuard<'_, T> {
         Ok(())
     }
 
-    /// Takes the next message, refilling the buffer from blocked senders. The sender count
-    /// is read here, under the lock (see `Chan::senders`).
-    #[inline]
-    fn take(&mut self, wakes: &mut Wakes) -> Result<T, TryRecvError> {
+    /// Takes the oldest waiting message, refilling the buffer from blocked senders.
+    #[inline(always)]
+    fn pop_message(&mut self, wakes: &mut Wakes) -> Option<T> {
         if let Some(v) = self.buf.pop_front() {
             self.pump(wakes);
-            return Ok(v);
+            return Some(v);
         }
-        if let Some(p) = self.send_waiters.pop_front() {
-            // A rendezvous (or a buffer fully reserved): take straight from the sender.
-            // SAFETY: lock held; the sender's packet was registered until just now, hence
-            // alive, and nobody else touches it until `done`.
-            let v = unsafe {
-                let p = p.as_ref();
-                let v = (*p.msg.get()).take();
-                complete(&p.waiter, &p.done, wakes);
-                v
-            };
-            return Ok(v.expect("coact: a waiting sender without a message"));
+        let p = self.send_waiters.pop_front()?;
+        // A rendezvous (or a buffer fully reserved): take straight from the sender.
+        // SAFETY: lock held; the sender's packet was registered until just now, hence alive,
+        // and nobody else touches it until `done`.
+        let v = unsafe {
+            let p = p.as_ref();
+            let v = (*p.msg.get()).take();
+            complete(&p.waiter, &p.done, wakes);
+            v
+        };
+        Some(v.expect("coact: a waiting sender without a message"))
+    }
+
+    /// Takes the next message no selected receive holds. The sender count is read here,
+    /// under the lock (see `Chan::senders`).
+    #[inline(always)]
+    fn take(&mut self, wakes: &mut Wakes) -> Result<T, TryRecvError> {
+        if !MULTI || self.recv_reserved == 0 || self.waiting() > self.recv_reserved {
+            if let Some(v) = self.pop_message(wakes) {
+                return Ok(v);
+            }
         }
-        if self.chan.senders.load(Ordering::Acquire) == 0 {
+        if self.chan.senders.load(Ordering::Acquire) == 0 && self.waiting() == 0 {
             Err(TryRecvError::Disconnected)
         } else {
             Err(TryRecvError::Empty)
         }
     }
 
-    /// Moves blocked senders' messages into free room (or to an unclaimed blocked receiver);
-    /// tells send-side selectors about room that is left.
+    /// Moves blocked senders' messages into free room (or to a free blocked receiver, when
+    /// no selected receive holds them); tells send-side selectors about room that is left.
     fn pump(&mut self, wakes: &mut Wakes) {
         while !self.send_waiters.is_empty() {
-            let to_receiver = self.recv_waiter.is_some() && !self.recv_claimed;
+            let to_receiver = self.has_free_receiver()
+                && (!MULTI || self.recv_reserved == 0 || self.waiting() > self.recv_reserved);
             if !to_receiver && !self.room() {
                 return;
             }
@@ -381,18 +575,49 @@ impl<T> ChanGuard<'_, T> {
             self.notify(Kind::Send);
         }
     }
+
+    /// Brings blocked receivers up to date after the hold on messages, or a claim on a
+    /// receiver, was given up: hands them the messages no selected receive holds, and ends
+    /// their waits (disconnected) once nothing waits and every sender is gone. Tells
+    /// receive-side selectors about messages that are left free.
+    fn settle_receivers(&mut self, wakes: &mut Wakes) {
+        while self.has_free_receiver() {
+            let give = self.waiting() > self.recv_reserved;
+            if !give && (self.waiting() > 0 || self.chan.senders.load(Ordering::Acquire) > 0) {
+                break;
+            }
+            let p = self.pop_free_receiver::<MULTI>().expect("checked above");
+            // The oldest message; refilling the buffer may serve other free receivers too.
+            let msg = if give { self.pop_message(wakes) } else { None };
+            // SAFETY: lock held; the receiver's packet was linked until just now, hence alive,
+            // and nobody else touches it until `done`.
+            unsafe {
+                let p = p.as_ref();
+                *p.slot.get() = msg;
+                complete(&p.waiter, &p.done, wakes);
+            }
+        }
+        if self.waiting() > self.recv_reserved {
+            self.notify_recv();
+        }
+    }
 }
 
-impl<T> Chan<T> {
-    fn new(cap: usize) -> Arc<Chan<T>> {
+/// `MULTI` is for an `mpmc` channel, whose receivers may be many: a selected receive then
+/// holds its message (`State::recv_reserved`), and blocked receivers wait in a line. An
+/// `mpsc` channel's code is compiled without either.
+impl<T, const MULTI: bool> Chan<T, MULTI> {
+    /// A channel with one sender and one receiver.
+    pub(crate) fn new(cap: usize) -> Arc<Chan<T, MULTI>> {
         Arc::new(Chan {
             state: FastLock::new(State {
                 buf: VecDeque::new(),
                 cap,
                 reserved: 0,
-                receiver: true,
-                recv_waiter: None,
-                recv_claimed: false,
+                receivers: 1,
+                recv_waiters: RecvQueue::new(),
+                recv_claimed: 0,
+                recv_reserved: 0,
                 send_waiters: VecDeque::new(),
                 observers: Vec::new(),
             }),
@@ -401,18 +626,30 @@ impl<T> Chan<T> {
         })
     }
 
-    fn lock(&self) -> ChanGuard<'_, T> {
+    /// The bound: `None` for an unbounded channel.
+    pub(crate) fn capacity(&self) -> Option<usize> {
+        let cap = self.state.lock().cap;
+        (cap != usize::MAX).then_some(cap)
+    }
+
+    /// Waiting messages, as last published.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        self.len.load(Ordering::Acquire)
+    }
+
+    fn lock(&self) -> ChanGuard<'_, T, MULTI> {
         ChanGuard {
             state: self.state.lock(),
             chan: self,
         }
     }
 
-    fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
+    pub(crate) fn try_send(&self, msg: T) -> Result<(), TrySendError<T>> {
         let mut wakes = Wakes::default();
         let r = {
             let mut s = self.lock();
-            if !s.receiver {
+            if s.receivers == 0 {
                 return Err(TrySendError::Disconnected(msg));
             }
             s.deliver(msg, false, &mut wakes)
@@ -429,7 +666,7 @@ impl<T> Chan<T> {
         let mut moved = 0;
         {
             let mut s = self.lock();
-            if !s.receiver {
+            if s.receivers == 0 {
                 return Err(SendError(()));
             }
             while let Some(msg) = msgs.pop_front() {
@@ -444,11 +681,15 @@ impl<T> Chan<T> {
         Ok(moved)
     }
 
-    fn send_deadline(&self, msg: T, deadline: Option<Instant>) -> Result<(), SendTimeoutError<T>> {
+    pub(crate) fn send_deadline(
+        &self,
+        msg: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError<T>> {
         crate::worker::spend_coop();
         let mut wakes = Wakes::default();
         let mut s = self.lock();
-        if !s.receiver {
+        if s.receivers == 0 {
             return Err(SendTimeoutError::Disconnected(msg));
         }
         let msg = match s.deliver(msg, false, &mut wakes) {
@@ -497,7 +738,7 @@ impl<T> Chan<T> {
             // Cancellation wins over completion: a cancelled coroutine must not carry on.
             if p == Park::Cancelled {
                 if !done {
-                    s.send_waiters.retain(|q| *q != ptr);
+                    s.remove_sender(ptr);
                 }
                 guard.armed.set(false);
                 // SAFETY: lock held and the packet unpublished (or done): it is ours.
@@ -512,7 +753,7 @@ impl<T> Chan<T> {
                 return outcome(unsafe { (*packet.msg.get()).take() });
             }
             if deadline.is_some_and(|d| Instant::now() >= d) {
-                s.send_waiters.retain(|q| *q != ptr);
+                s.remove_sender(ptr);
                 guard.armed.set(false);
                 // SAFETY: lock held and the packet unpublished: it is ours.
                 let m = unsafe { (*packet.msg.get()).take() };
@@ -548,7 +789,7 @@ impl<T> Chan<T> {
     }
 
     #[inline]
-    fn try_recv(&self) -> Result<T, TryRecvError> {
+    pub(crate) fn try_recv(&self) -> Result<T, TryRecvError> {
         if let Some(e) = self.nothing_waiting() {
             return Err(e);
         }
@@ -561,7 +802,7 @@ impl<T> Chan<T> {
         r
     }
 
-    fn recv_deadline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+    pub(crate) fn recv_deadline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         crate::worker::spend_coop();
         let mut wakes = Wakes::default();
         let mut s = self.lock();
@@ -575,22 +816,19 @@ impl<T> Chan<T> {
             Err(TryRecvError::Empty) => {}
         }
         // No clock read here (see `send_deadline`): a past deadline is found after the park.
-        let packet = RecvPacket {
-            slot: UnsafeCell::new(None),
-            waiter: UnsafeCell::new(Some(Waiter::current())),
-            done: AtomicBool::new(false),
-        };
+        let packet = RecvPacket::new();
         let ptr = NonNull::from(&packet);
         debug_assert!(
-            s.recv_waiter.is_none(),
-            "two receivers blocked on one channel"
+            MULTI || s.recv_waiters.is_empty(),
+            "two receivers blocked on one mpsc channel"
         );
-        s.recv_waiter = Some(ptr);
+        s.recv_waiters.push_back::<MULTI>(ptr);
         s.notify(Kind::Send);
         drop(s);
         wakes.run();
         let guard = RecvGuard {
             chan: self,
+            ptr,
             armed: Cell::new(true),
         };
         // While a selected send has claimed this receiver, the deadline waits for it.
@@ -610,8 +848,7 @@ impl<T> Chan<T> {
             // Cancellation wins over completion: a cancelled coroutine must not carry on.
             if p == Park::Cancelled {
                 if !done {
-                    s.recv_waiter = None;
-                    s.recv_claimed = false;
+                    s.remove_receiver(ptr);
                 }
                 guard.armed.set(false);
                 drop(s);
@@ -625,10 +862,10 @@ impl<T> Chan<T> {
                     .ok_or(RecvTimeoutError::Disconnected);
             }
             let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
-            if timed_out && s.recv_claimed {
+            if timed_out && s.is_claimed(ptr) {
                 wait_until = None;
             } else if timed_out {
-                s.recv_waiter = None;
+                s.remove_receiver(ptr);
                 guard.armed.set(false);
                 return Err(RecvTimeoutError::Timeout);
             }
@@ -642,11 +879,16 @@ impl<T> Chan<T> {
         }
     }
 
-    fn add_sender(&self) {
+    pub(crate) fn add_sender(&self) {
         self.senders.fetch_add(1, Ordering::Relaxed);
     }
 
-    fn drop_sender(&self) {
+    /// One more receiver (`mpmc`).
+    pub(crate) fn add_receiver(&self) {
+        self.lock().receivers += 1;
+    }
+
+    pub(crate) fn drop_sender(&self) {
         if self.senders.fetch_sub(1, Ordering::AcqRel) != 1 {
             return;
         }
@@ -654,24 +896,23 @@ impl<T> Chan<T> {
         let mut wakes = Wakes::default();
         {
             let mut s = self.lock();
-            if let Some(p) = s.recv_waiter.take() {
-                s.recv_claimed = false;
-                // SAFETY: lock held; the receiver's packet was registered until just now.
-                unsafe {
-                    let p = p.as_ref();
-                    complete(&p.waiter, &p.done, &mut wakes);
-                }
-            }
+            // No claim is left (a selected send borrows its sender): the receivers blocked
+            // are told, unless messages held for selected receives may yet come free.
+            s.recv_claimed = 0;
+            s.settle_receivers(&mut wakes);
             s.notify(Kind::Recv);
         }
         wakes.run();
     }
 
-    fn drop_receiver(&self) {
+    pub(crate) fn drop_receiver(&self) {
         let mut wakes = Wakes::default();
         let buffered = {
             let mut s = self.lock();
-            s.receiver = false;
+            s.receivers -= 1;
+            if s.receivers > 0 {
+                return;
+            }
             while let Some(p) = s.send_waiters.pop_front() {
                 // SAFETY: lock held; the sender's packet was registered until just now.
                 unsafe {
@@ -694,14 +935,15 @@ impl<T> Chan<T> {
             // Without the lock; a message this misses is announced to the selector's signal.
             Kind::Recv => match self.nothing_waiting() {
                 Some(TryRecvError::Empty) => None,
+                _ if MULTI => self.reserve_message(),
                 _ => Some(Reservation::None),
             },
             Kind::Send => {
                 let mut s = self.lock();
-                if !s.receiver {
+                if s.receivers == 0 {
                     Some(Reservation::None)
-                } else if s.recv_waiter.is_some() && !s.recv_claimed {
-                    s.recv_claimed = true;
+                } else if s.has_free_receiver() {
+                    s.recv_claimed += 1;
                     Some(Reservation::Receiver)
                 } else if s.room() {
                     s.reserved += 1;
@@ -713,23 +955,40 @@ impl<T> Chan<T> {
         }
     }
 
+    /// Receive readiness on an `mpmc` channel, where receivers may be many: holds a message
+    /// for this one.
+    #[cold]
+    fn reserve_message(&self) -> Option<Reservation> {
+        let mut s = self.lock();
+        if s.waiting() > s.recv_reserved {
+            s.recv_reserved += 1;
+            Some(Reservation::Message)
+        } else if s.waiting() == 0 && self.senders.load(Ordering::Acquire) == 0 {
+            Some(Reservation::None)
+        } else {
+            None
+        }
+    }
+
     /// Completes a selected send with its reservation.
-    fn send_selected(&self, msg: T, r: Reservation) -> Result<(), SendError<T>> {
+    pub(crate) fn send_selected(&self, msg: T, r: Reservation) -> Result<(), SendError<T>> {
         let mut wakes = Wakes::default();
         let res = {
             let mut s = self.lock();
             match r {
-                Reservation::Slot if s.receiver => s
+                Reservation::Slot if s.receivers > 0 => s
                     .deliver(msg, true, &mut wakes)
                     .map_err(|_| unreachable!("a reserved slot")),
-                Reservation::Receiver if s.receiver && s.recv_claimed => {
-                    s.recv_claimed = false;
+                Reservation::Receiver if s.receivers > 0 && s.recv_claimed > 0 => {
+                    // The claims are the first blocked receivers: one fewer, and the message
+                    // goes to the first receiver past them.
+                    s.recv_claimed -= 1;
                     s.deliver(msg, false, &mut wakes)
                         .map_err(|_| unreachable!("a claimed receiver"))
                 }
                 _ => {
                     Self::release_locked(&mut s, r, &mut wakes);
-                    if !s.receiver {
+                    if s.receivers == 0 {
                         Err(SendError(msg))
                     } else {
                         // The claimed receiver left (cancelled): fall back to a plain send,
@@ -747,6 +1006,43 @@ impl<T> Chan<T> {
         res
     }
 
+    /// Completes a selected receive with its reservation.
+    #[inline]
+    pub(crate) fn recv_selected(&self, r: Reservation) -> Result<T, RecvError> {
+        let got = if MULTI && r == Reservation::Message {
+            self.take_reserved()
+        } else {
+            self.try_recv()
+        };
+        match got {
+            Ok(v) => Ok(v),
+            Err(TryRecvError::Disconnected) => Err(RecvError),
+            // Only when a rendezvous sender gave up (timed out) right after being seen.
+            Err(TryRecvError::Empty) => self.recv_deadline(None).map_err(|_| RecvError),
+        }
+    }
+
+    /// Takes the message a selected receive holds (or, if a blocked sender took its message
+    /// back meanwhile, any message no other holds).
+    #[cold]
+    fn take_reserved(&self) -> Result<T, TryRecvError> {
+        let mut wakes = Wakes::default();
+        let got = {
+            let mut s = self.lock();
+            if s.recv_reserved > 0 {
+                s.recv_reserved -= 1;
+                let v = s.pop_message(&mut wakes);
+                // The last held message may leave blocked receivers to be told of the end.
+                s.settle_receivers(&mut wakes);
+                v.ok_or(TryRecvError::Empty)
+            } else {
+                s.take(&mut wakes)
+            }
+        };
+        wakes.run();
+        got
+    }
+
     /// Gives back a reservation whose selected operation was not completed.
     pub(crate) fn release(&self, r: Reservation) {
         let mut wakes = Wakes::default();
@@ -754,20 +1050,26 @@ impl<T> Chan<T> {
         wakes.run();
     }
 
-    fn release_locked(s: &mut ChanGuard<'_, T>, r: Reservation, wakes: &mut Wakes) {
+    fn release_locked(s: &mut ChanGuard<'_, T, MULTI>, r: Reservation, wakes: &mut Wakes) {
         match r {
             Reservation::None => {}
             Reservation::Slot => {
                 s.reserved -= 1;
                 s.pump(wakes);
             }
+            Reservation::Message => {
+                s.recv_reserved = s.recv_reserved.saturating_sub(1);
+                s.settle_receivers(wakes);
+            }
             Reservation::Receiver => {
-                if s.recv_claimed {
-                    s.recv_claimed = false;
+                if s.recv_claimed > 0 {
+                    s.recv_claimed -= 1;
                     s.pump(wakes);
-                    // The receiver may have a deadline to honour now.
-                    if let Some(p) = s.recv_waiter {
-                        // SAFETY: lock held; the receiver's packet is registered, hence alive,
+                    // A message may have come (buffered) while the receiver was claimed.
+                    s.settle_receivers(wakes);
+                    // A receiver no longer claimed may have a deadline to honour now.
+                    if let Some(p) = s.recv_waiters.iter().nth(s.recv_claimed) {
+                        // SAFETY: lock held; the receiver's packet is linked, hence alive,
                         // and only touched under the lock; its owner is still waiting.
                         unsafe {
                             if let Some(w) = (*p.as_ref().waiter.get()).take() {
@@ -804,39 +1106,64 @@ pub(crate) enum Reservation {
     None,
     /// One buffer slot.
     Slot,
-    /// The blocked receiver of a rendezvous channel.
+    /// A blocked receiver (claimed: see `State::recv_claimed`).
     Receiver,
+    /// One waiting message, for a receive on an `mpmc` channel (see `State::recv_reserved`).
+    Message,
 }
 
 /// Removes a blocked receiver's packet if the wait is left some other way (unwinding).
-struct RecvGuard<'a, T> {
-    chan: &'a Chan<T>,
+struct RecvGuard<'a, T, const MULTI: bool> {
+    chan: &'a Chan<T, MULTI>,
+    ptr: NonNull<RecvPacket<T>>,
     armed: Cell<bool>,
 }
 
-impl<T> Drop for RecvGuard<'_, T> {
+impl<T, const MULTI: bool> Drop for RecvGuard<'_, T, MULTI> {
+    /// One test on the common way out (disarmed); the rest out of line.
+    #[inline(always)]
     fn drop(&mut self) {
         if self.armed.get() {
-            let mut s = self.chan.lock();
-            s.recv_waiter = None;
-            s.recv_claimed = false;
+            self.unlink();
+        }
+    }
+}
+
+impl<T, const MULTI: bool> RecvGuard<'_, T, MULTI> {
+    #[cold]
+    #[inline(never)]
+    fn unlink(&self) {
+        let mut s = self.chan.lock();
+        // SAFETY: the packet lives in the frame that owns this guard, dropped after it.
+        let done = unsafe { self.ptr.as_ref() }.done.load(Ordering::Acquire);
+        if !done {
+            s.remove_receiver(self.ptr);
         }
     }
 }
 
 /// Removes a blocked sender's packet if the wait is left some other way (unwinding).
-struct SendGuard<'a, T> {
-    chan: &'a Chan<T>,
+struct SendGuard<'a, T, const MULTI: bool> {
+    chan: &'a Chan<T, MULTI>,
     ptr: NonNull<SendPacket<T>>,
     armed: Cell<bool>,
 }
 
-impl<T> Drop for SendGuard<'_, T> {
+impl<T, const MULTI: bool> Drop for SendGuard<'_, T, MULTI> {
+    /// One test on the common way out (disarmed); the rest out of line.
+    #[inline(always)]
     fn drop(&mut self) {
         if self.armed.get() {
-            let ptr = self.ptr;
-            self.chan.lock().send_waiters.retain(|q| *q != ptr);
+            self.unlink();
         }
+    }
+}
+
+impl<T, const MULTI: bool> SendGuard<'_, T, MULTI> {
+    #[cold]
+    #[inline(never)]
+    fn unlink(&self) {
+        self.chan.lock().remove_sender(self.ptr);
     }
 }
 
@@ -1106,9 +1433,4 @@ impl<'a, T> IntoIterator for &'a Receiver<T> {
     fn into_iter(self) -> Iter<'a, T> {
         self.iter()
     }
-}
-
-/// Completes a selected send; used by `SelectedOperation::send`.
-pub(crate) fn send_selected<T>(chan: &Chan<T>, msg: T, r: Reservation) -> Result<(), SendError<T>> {
-    chan.send_selected(msg, r)
 }
