@@ -152,8 +152,8 @@ pub use offload::{offload, DEFAULT_OFFLOAD_KEEP_ALIVE, DEFAULT_OFFLOAD_THREADS};
 pub use park::Cancelled;
 pub use runtime::{
     current_coroutine, current_worker, in_coroutine, panicking, run, spawn, spawn_detached,
-    try_spawn, yield_now, Builder, CoroutineId, CoroutineIdSlot, Handle, JoinHandle, Runnable,
-    Runtime, DEFAULT_STACK_SIZE,
+    spawn_on, try_spawn, try_spawn_on, yield_now, Builder, CoroutineId, CoroutineIdSlot, Handle,
+    JoinHandle, Runnable, Runtime, DEFAULT_STACK_SIZE,
 };
 pub use scope::{scope, Scope, ScopedJoinHandle};
 pub use stack::live_coroutines;

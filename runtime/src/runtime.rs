@@ -319,6 +319,27 @@ impl Runtime {
         self.handle().try_spawn(f)
     }
 
+    /// Spawns a coroutine on worker `worker`, where it stays; see [`Handle::spawn_on`].
+    ///
+    /// # Panics
+    /// If there is no worker `worker`, or when the cap on live coroutines is reached.
+    pub fn spawn_on<F, T>(&self, worker: usize, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.handle().spawn_on(worker, f)
+    }
+
+    /// [`Runtime::spawn_on`], or says why it cannot.
+    pub fn try_spawn_on<F, T>(&self, worker: usize, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.handle().try_spawn_on(worker, f)
+    }
+
     /// A snapshot of the runtime's load (see [`crate::metrics`]).
     pub fn metrics(&self) -> crate::metrics::Metrics {
         crate::metrics::snapshot(&self.shared)
@@ -459,7 +480,43 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        try_spawn_on(&self.shared, f)
+        try_spawn_in(&self.shared, f)
+    }
+
+    /// Spawns a coroutine on worker `worker` (`0..workers()`, as [`current_worker`] numbers
+    /// them): it starts there and, like every started coroutine, stays there; peers never take
+    /// it. For a pool whose members should use every core (a work queue's consumers, which a
+    /// plain [`spawn`](Handle::spawn) starts where it runs until a backlog builds up), or for
+    /// state sharded by worker.
+    ///
+    /// ```
+    /// let rt = coact_runtime::Runtime::builder().workers(2).build().unwrap();
+    /// let h = rt.handle();
+    /// let on: Vec<_> = (0..2).map(|w| h.spawn_on(w, coact_runtime::current_worker)).collect();
+    /// let on: Vec<_> = on.into_iter().map(|j| j.join().unwrap()).collect();
+    /// assert_eq!(on, [Some(0), Some(1)]);
+    /// ```
+    ///
+    /// # Panics
+    /// If there is no worker `worker`, or when the cap on live coroutines is reached; see
+    /// [`Handle::try_spawn_on`].
+    pub fn spawn_on<F, T>(&self, worker: usize, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.try_spawn_on(worker, f)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Handle::spawn_on`], or says why it cannot (no such worker, the cap on live
+    /// coroutines is reached, or the runtime has ended).
+    pub fn try_spawn_on<F, T>(&self, worker: usize, f: F) -> io::Result<JoinHandle<T>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        try_spawn_placed(&self.shared, worker, f)
     }
 }
 
@@ -748,14 +805,87 @@ where
 {
     // Through the worker's own reference to the runtime: cloning a `Handle` and dropping it
     // would cost two atomic read-modify-writes on a counter every worker shares.
-    worker::with_current_shared(|shared| try_spawn_on(shared, f)).expect(
+    worker::with_current_shared(|shared| try_spawn_in(shared, f)).expect(
         "coact: spawn called outside a coroutine; use Runtime::spawn or Handle::spawn \
          (in an offloaded job, Handle::current() gives the job's runtime)",
     )
 }
 
+/// Spawns a coroutine on worker `worker` of the runtime running the caller: it starts there
+/// and stays there (see [`Handle::spawn_on`]).
+///
+/// ```
+/// use coact_runtime::sync::mpmc;
+///
+/// // A work queue whose consumers use both workers.
+/// let rt = coact_runtime::Runtime::builder().workers(2).build().unwrap();
+/// let sum = rt.block_on(|| {
+///     let (jobs, queue) = mpmc::sync_channel::<u64>(64);
+///     let consumers: Vec<_> = (0..4)
+///         .map(|i| {
+///             let queue = queue.clone();
+///             coact_runtime::spawn_on(i % 2, move || queue.iter().map(|n| n * 2).sum::<u64>())
+///         })
+///         .collect();
+///     drop(queue);
+///     (1..=1000).for_each(|n| jobs.send(n).unwrap());
+///     drop(jobs);
+///     consumers.into_iter().map(|c| c.join().unwrap()).sum::<u64>()
+/// });
+/// assert_eq!(sum, 1000 * 1001);
+/// ```
+///
+/// # Panics
+/// Outside a runtime, if there is no worker `worker`, or when the cap on live coroutines is
+/// reached (use [`try_spawn_on`] to get the last two as errors).
+pub fn spawn_on<F, T>(worker: usize, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    try_spawn_on(worker, f).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`spawn_on`], or says why it cannot (no such worker, or the cap on live coroutines).
+///
+/// # Panics
+/// Outside a runtime.
+pub fn try_spawn_on<F, T>(worker: usize, f: F) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    worker::with_current_shared(|shared| try_spawn_placed(shared, worker, f)).expect(
+        "coact: spawn_on called outside a coroutine; use Runtime::spawn_on or Handle::spawn_on",
+    )
+}
+
+/// [`Handle::try_spawn_on`] on a runtime's shared state.
+fn try_spawn_placed<F, T>(shared: &Arc<Shared>, worker: usize, f: F) -> io::Result<JoinHandle<T>>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let workers = shared.remotes.len();
+    if worker >= workers {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("coact: cannot spawn on worker {worker}: the runtime has {workers}"),
+        ));
+    }
+    if shared.is_shutting_down() {
+        return Err(io::Error::other(
+            "coact: cannot spawn: the runtime has ended",
+        ));
+    }
+    stack::reserve(shared.max_stacks)?;
+    let (task, cell) = joint(f, Reservation);
+    worker::place(shared, worker, Task::Joined(task));
+    Ok(JoinHandle { cell })
+}
+
 /// [`Handle::try_spawn`] on a runtime's shared state.
-pub(crate) fn try_spawn_on<F, T>(shared: &Arc<Shared>, f: F) -> io::Result<JoinHandle<T>>
+pub(crate) fn try_spawn_in<F, T>(shared: &Arc<Shared>, f: F) -> io::Result<JoinHandle<T>>
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,

@@ -29,7 +29,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 
 use crate::park::{self, Unparker};
-use crate::runtime::try_spawn_on;
+use crate::runtime::try_spawn_in;
 use crate::sync::lock;
 use crate::worker::Shared;
 use crate::{Cancelled, JoinHandle};
@@ -178,7 +178,7 @@ impl<'scope> Scope<'scope, '_> {
         let run: Box<dyn FnOnce() + Send + 'static> = unsafe { std::mem::transmute(run) };
         // On an error the task is dropped here unstarted, which counts its packet out once
         // `packet` goes too.
-        let inner = try_spawn_on(&self.data.shared, run)?;
+        let inner = try_spawn_in(&self.data.shared, run)?;
         Ok(ScopedJoinHandle {
             inner,
             packet,

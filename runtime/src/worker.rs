@@ -237,6 +237,8 @@ impl Drop for Shared {
 pub(crate) struct Remote {
     /// Wake-ups (fiber key, generation, cancel) sent from other threads.
     inbox: SegQueue<(u32, u32, bool)>,
+    /// Tasks placed on this worker ([`place`]): they start here, and peers never take them.
+    placed: SegQueue<Task>,
     /// True while the worker is about to sleep or sleeping in its poll (protocol step W2).
     sleeping: AtomicBool,
     /// Interrupts the worker's poll.
@@ -282,9 +284,15 @@ fn bump(count: &AtomicU64) {
 }
 
 impl Remote {
-    /// Unstarted tasks peers could steal from this worker now.
+    /// Unstarted tasks peers could steal from this worker now, and tasks placed on it not
+    /// taken in yet.
     pub(crate) fn stealer_len(&self) -> usize {
-        self.stealer.len()
+        self.stealer.len() + self.placed.len()
+    }
+
+    /// Whether wake-ups or placed tasks wait for the worker to take them in.
+    fn has_mail(&self) -> bool {
+        !self.inbox.is_empty() || !self.placed.is_empty()
     }
 
     /// Steps S1–S3 of the protocol.
@@ -328,6 +336,7 @@ impl Shared {
             let deque = Deque::new_fifo();
             remotes.push(Remote {
                 inbox: SegQueue::new(),
+                placed: SegQueue::new(),
                 sleeping: AtomicBool::new(false),
                 waker,
                 stealer: deque.stealer(),
@@ -408,6 +417,11 @@ impl Shared {
                 Steal::Success(t) => drop(t),
                 Steal::Empty => break,
                 Steal::Retry => {}
+            }
+        }
+        for r in self.remotes.iter() {
+            while let Some(t) = r.placed.pop() {
+                drop(t);
             }
         }
     }
@@ -515,6 +529,8 @@ pub(crate) struct Local {
     /// older tasks at most [`SLOT_STREAK`] times in a row, so two actors bouncing a message
     /// cannot hold the rest back.
     slot: Cell<Option<Task>>,
+    /// Tasks placed on this worker (taken in from `Remote::placed`) that wait for a stack.
+    pinned: RefCell<VecDeque<Task>>,
     /// Times in a row the slot went first while `tasks` had waiting tasks.
     slot_streak: Cell<u32>,
     timers: RefCell<Timers>,
@@ -581,6 +597,7 @@ pub(crate) fn run_worker(shared: Arc<Shared>, parts: WorkerParts) {
         runq: RefCell::new(VecDeque::new()),
         tasks: Tasks::new(parts.deque, shared.remotes.len() > 1),
         slot: Cell::new(None),
+        pinned: RefCell::new(VecDeque::new()),
         slot_streak: Cell::new(0),
         timers: RefCell::new(Timers::new()),
         alarms: RefCell::new(Alarms::new()),
@@ -632,6 +649,7 @@ impl Local {
                 while let Some(t) = self.tasks.pop() {
                     drop(t);
                 }
+                self.pinned.borrow_mut().clear();
                 if !cancelled_all {
                     self.cancel_all();
                     // Alarms end with the runtime; their callbacks are dropped here.
@@ -642,8 +660,10 @@ impl Local {
             }
 
             // New tasks join the run queue at the start of every round, so coroutines that
-            // stay runnable (yielding in a loop) cannot hold them back.
+            // stay runnable (yielding in a loop) cannot hold them back; those placed here
+            // first, all of them (their placer chose this worker).
             if !shutting_down {
+                self.start_pinned();
                 for _ in 0..START_PER_ROUND {
                     if self.starved.get() {
                         break;
@@ -696,8 +716,9 @@ impl Local {
                 }
             }
 
-            let busy =
-                !self.runq.borrow().is_empty() || (self.has_local_task() && !self.starved.get());
+            let busy = !self.runq.borrow().is_empty()
+                || ((self.has_local_task() || !self.pinned.borrow().is_empty())
+                    && !self.starved.get());
             let mut timeout = if busy {
                 Some(Duration::ZERO)
             } else {
@@ -720,7 +741,7 @@ impl Local {
                 // Protocol steps W2–W4.
                 self.remote().sleeping.store(true, Ordering::Relaxed);
                 fence(Ordering::SeqCst);
-                if !self.remote().inbox.is_empty()
+                if self.remote().has_mail()
                     || !self.shared.injector.is_empty()
                     || (!shutting_down && self.shared.shutdown.load(Ordering::Relaxed))
                 {
@@ -772,7 +793,7 @@ impl Local {
         let start = Instant::now();
         loop {
             for _ in 0..64 {
-                if !self.remote().inbox.is_empty() || !self.shared.injector.is_empty() {
+                if self.remote().has_mail() || !self.shared.injector.is_empty() {
                     self.spin_credit.set((credit + 2).min(8));
                     return true;
                 }
@@ -903,11 +924,39 @@ impl Local {
     }
 
     fn drain_inbox(&self) {
-        while let Some((key, gen, cancel)) = self.remote().inbox.pop() {
+        let remote = self.remote();
+        while let Some((key, gen, cancel)) = remote.inbox.pop() {
             if cancel {
                 self.cancel_local(key, gen);
             } else {
                 self.unpark_local(key, gen);
+            }
+        }
+        if !remote.placed.is_empty() {
+            let mut pinned = self.pinned.borrow_mut();
+            while let Some(t) = remote.placed.pop() {
+                pinned.push_back(t);
+            }
+        }
+    }
+
+    /// Starts the tasks placed on this worker, in order, while stacks last; the rest wait in
+    /// `pinned` (never in the deque, where peers would take them).
+    fn start_pinned(&self) {
+        while !self.starved.get() {
+            let Some(task) = self.pinned.borrow_mut().pop_front() else {
+                return;
+            };
+            let task = if self.spare.get() != NONE {
+                match self.hand_to_spare(task) {
+                    None => continue,
+                    Some(t) => t,
+                }
+            } else {
+                task
+            };
+            if let Err(task) = self.try_start_fresh(task) {
+                self.pinned.borrow_mut().push_front(task);
             }
         }
     }
@@ -940,11 +989,18 @@ impl Local {
 
     /// Starts `task` on a new fiber.
     fn start_fresh(&self, task: Task) {
+        if let Err(task) = self.try_start_fresh(task) {
+            // Kept for later: running fibers give their stacks back when they finish.
+            let _ = self.queue_task(task);
+        }
+    }
+
+    /// [`Local::start_fresh`], giving the task back when no stack can be mapped now.
+    fn try_start_fresh(&self, task: Task) -> Result<(), Task> {
         let stack = match self.pool.borrow_mut().take() {
             Ok(s) => s,
             Err(e) => {
-                // No stack can be mapped now: keep the task for later (running fibers give
-                // their stacks back when they finish) and say so once.
+                // No stack can be mapped now: say so once.
                 self.starved.set(true);
                 static WARNED: AtomicBool = AtomicBool::new(false);
                 if !WARNED.swap(true, Ordering::Relaxed) {
@@ -953,8 +1009,7 @@ impl Local {
                         "{e}; new coroutines wait for a free stack"
                     );
                 }
-                let _ = self.queue_task(task);
-                return;
+                return Err(task);
             }
         };
         self.starved.set(false);
@@ -975,6 +1030,7 @@ impl Local {
         let key = u32::try_from(key).expect("coact: more than 4 billion fibers on one worker");
         self.publish_stacks();
         self.runq.borrow_mut().push_back(key);
+        Ok(())
     }
 
     /// Resumes one scheduled fiber until it parks, yields or finishes: from the worker loop,
@@ -1743,6 +1799,15 @@ pub(crate) fn submit(shared: &Arc<Shared>, task: Task) {
     if let Some(task) = task {
         shared.inject(task);
     }
+}
+
+/// Queues a task on worker `index` of `shared`'s runtime, to start there (see
+/// `Remote::placed`); protocol steps S1–S3, as for a wake-up.
+pub(crate) fn place(shared: &Shared, index: usize, task: Task) {
+    let r = &shared.remotes[index];
+    r.placed.push(task);
+    fence(Ordering::SeqCst);
+    r.wake_if_sleeping();
 }
 
 /// Sets an alarm on the calling worker; gives it back if the caller is not a worker. Once the
