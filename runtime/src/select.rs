@@ -51,6 +51,7 @@ use crate::park::{self, Park, Unparker};
 use crate::process::{Child, ChildStderr, ChildStdin, ChildStdout};
 use crate::reactor::Direction;
 use crate::signal::Signals;
+use crate::sync::broadcast::{self, Cursor};
 use crate::sync::lock;
 use crate::sync::mpmc;
 use crate::sync::mpsc::{Chan, Receiver, RecvError, Reservation, SendError, Sender, SyncSender};
@@ -166,6 +167,19 @@ impl<T: Send, const MULTI: bool> Handle for Chan<T, MULTI> {
     }
 }
 
+impl<T: Clone + Send> Handle for Cursor<T> {
+    fn poll(&self, _kind: Kind) -> Option<Reservation> {
+        self.ready().then_some(Reservation::None)
+    }
+    fn release(&self, _r: Reservation) {}
+    fn register(&self, signal: &Arc<Signal>, index: usize, _kind: Kind) {
+        Cursor::register(self, signal, index)
+    }
+    fn unregister(&self, signal: &Arc<Signal>, index: usize) {
+        Cursor::unregister(self, signal, index)
+    }
+}
+
 impl Handle for Direction {
     fn poll(&self, _kind: Kind) -> Option<Reservation> {
         self.is_ready().then_some(Reservation::None)
@@ -217,17 +231,21 @@ io_select!(SelectWritable write_dir write_direction: TcpStream, WriteHalf, UnixS
     unix::WriteHalf, ChildStdin);
 
 /// A receiving half a `Select` can use: an [`mpsc::Receiver`](Receiver), an
-/// [`mpmc::Receiver`], or a [`Timer`].
+/// [`mpmc::Receiver`], a [`broadcast::Receiver`], or a [`Timer`].
 ///
 /// [`mpmc::Receiver`]: crate::sync::mpmc::Receiver
+/// [`broadcast::Receiver`]: crate::sync::broadcast::Receiver
 #[allow(private_interfaces)]
 pub trait SelectRecv<T>: sealed::Sealed {
+    /// What a completed receive gives: `Result<T, RecvError>`, with the error type of the
+    /// receiver's channel.
+    type Output;
     /// A receive on the channel behind the receiver.
     #[doc(hidden)]
     fn recv_op(&self) -> Op<'_>;
     /// Completes a receive selected with the reservation `r`.
     #[doc(hidden)]
-    fn recv_selected(&self, r: Reservation) -> Result<T, RecvError>;
+    fn recv_selected(&self, r: Reservation) -> Self::Output;
 }
 
 /// A sending half a `Select` can use: [`Sender`], [`SyncSender`] or an [`mpmc::Sender`].
@@ -247,6 +265,7 @@ macro_rules! select_recv {
     ($($t:ty),*) => {$(
         #[allow(private_interfaces)]
         impl<T: Send> SelectRecv<T> for $t {
+            type Output = Result<T, RecvError>;
             #[inline]
             fn recv_op(&self) -> Op<'_> {
                 Op::chan(&**self.chan(), Kind::Recv)
@@ -260,10 +279,59 @@ macro_rules! select_recv {
 }
 select_recv!(Receiver<T>, mpmc::Receiver<T>);
 
+#[allow(private_interfaces)]
+impl<T: Clone + Send> SelectRecv<T> for broadcast::Receiver<T> {
+    type Output = Result<T, broadcast::RecvError>;
+    #[inline]
+    fn recv_op(&self) -> Op<'_> {
+        let cursor = self.cursor();
+        Op {
+            chan: cursor,
+            id: cursor as *const Cursor<T> as *const (),
+            kind: Kind::Recv,
+            io: false,
+            registered: false,
+        }
+    }
+    #[inline]
+    fn recv_selected(&self, _r: Reservation) -> Result<T, broadcast::RecvError> {
+        self.cursor().recv_selected()
+    }
+}
+
+/// A reference to a receiver is selected as the receiver (`select!` takes its arms' receivers
+/// by reference, so `recv(rx)` with `rx: &Receiver<T>` comes here).
+#[allow(private_interfaces)]
+impl<T, R: SelectRecv<T> + ?Sized> SelectRecv<T> for &R {
+    type Output = R::Output;
+    #[inline]
+    fn recv_op(&self) -> Op<'_> {
+        (**self).recv_op()
+    }
+    #[inline]
+    fn recv_selected(&self, r: Reservation) -> R::Output {
+        (**self).recv_selected(r)
+    }
+}
+
+/// As for receivers, a reference to a sender is selected as the sender.
+#[allow(private_interfaces)]
+impl<T, S: SelectSend<T> + ?Sized> SelectSend<T> for &S {
+    #[inline]
+    fn send_op(&self) -> Op<'_> {
+        (**self).send_op()
+    }
+    #[inline]
+    fn send_selected(&self, msg: T, r: Reservation) -> Result<(), SendError<T>> {
+        (**self).send_selected(msg, r)
+    }
+}
+
 /// A [`Timer`] is selected as the receiver it derefs to (a generic parameter is not
 /// deref-coerced, so it needs its own impl to be passed as it is).
 #[allow(private_interfaces)]
 impl SelectRecv<Instant> for Timer {
+    type Output = Result<Instant, RecvError>;
     #[inline]
     fn recv_op(&self) -> Op<'_> {
         (**self).recv_op()
@@ -299,6 +367,8 @@ mod sealed {
     impl<T> Sealed for super::mpmc::Sender<T> {}
     impl<T> Sealed for super::mpmc::Receiver<T> {}
     impl Sealed for super::Timer {}
+    impl<T> Sealed for super::broadcast::Receiver<T> {}
+    impl<S: Sealed + ?Sized> Sealed for &S {}
     impl Sealed for super::TcpStream {}
     impl Sealed for super::ReadHalf {}
     impl Sealed for super::WriteHalf {}
@@ -738,7 +808,7 @@ impl SelectedOperation<'_> {
     }
 
     /// Completes a selected receive. Fails if the channel is disconnected and empty.
-    pub fn recv<T, R: SelectRecv<T>>(mut self, r: &R) -> Result<T, RecvError> {
+    pub fn recv<T, R: SelectRecv<T>>(mut self, r: &R) -> R::Output {
         self.check(r.recv_op());
         let res = self.reservation.take().unwrap_or(Reservation::None);
         r.recv_selected(res)

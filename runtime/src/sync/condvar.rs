@@ -164,7 +164,7 @@ impl Condvar {
     }
 
     /// The wait itself: `Ok((guard, timed out))`.
-    fn wait_until<'a, T: ?Sized>(
+    pub(crate) fn wait_until<'a, T: ?Sized>(
         &self,
         guard: MutexGuard<'a, T>,
         deadline: Option<Instant>,

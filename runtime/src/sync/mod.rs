@@ -1,7 +1,8 @@
 //! Synchronisation that works from coroutines and plain threads alike.
 //!
 //! [`mpsc`] mirrors `std::sync::mpsc`, and [`mpmc`] is the same with receivers that can be
-//! cloned (a work queue); [`Mutex`], [`Condvar`], [`RwLock`], [`Barrier`],
+//! cloned (a work queue); [`broadcast`] gives every receiver every message (a chat room);
+//! [`Mutex`], [`Condvar`], [`RwLock`], [`Barrier`],
 //! [`Once`], [`OnceLock`] and [`LazyLock`] mirror their namesakes in `std::sync`; [`oneshot`]
 //! carries exactly one value (a reply); [`Semaphore`] lets at most N holders at a time. A blocking call made from a coroutine parks only that
 //! coroutine (its worker runs others meanwhile); made from a plain thread, it blocks the
@@ -13,6 +14,7 @@
 //! coroutine of it touches the cell meanwhile.
 
 mod barrier;
+pub mod broadcast;
 mod condvar;
 mod fastlock;
 pub mod mpmc;
