@@ -6,8 +6,8 @@
 //! receive says how many with [`RecvError::Lagged`] before it goes on from the oldest message
 //! still kept. So a slow member cannot hold up the room, and finds out what it missed.
 //!
-//! Each receiver clones what it takes (`T: Clone`; an `Arc` makes a large message cheap to
-//! share). A receiver sees the messages sent after it was made: [`Sender::subscribe`] and
+//! Each receiver clones what it takes (`T: Clone`), under the channel's lock: keep the clone
+//! cheap and free of anything that waits (an `Arc` makes a large message cheap to share). A receiver sees the messages sent after it was made: [`Sender::subscribe`] and
 //! [`Receiver::resubscribe`] start at the newest end. Once every [`Sender`] is gone, a receiver
 //! takes what is left for it and then gets [`RecvError::Closed`].
 //!
@@ -53,13 +53,14 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub use std::sync::mpsc::SendError;
 
+use crate::park::{self, Park, Unparker, Waiter};
 use crate::select::Signal;
-use crate::sync::{Condvar, Mutex, MutexGuard};
+use crate::sync::fastlock::{FastGuard, FastLock};
 
 /// Why [`Receiver::recv`] returned no message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,26 +137,34 @@ pub fn channel<T: Clone>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         "coact: a broadcast channel needs a capacity of at least 1"
     );
     let shared = Arc::new(Shared {
-        state: Mutex::new(State {
+        state: FastLock::new(State {
             kept: VecDeque::with_capacity(capacity.min(1024)),
             first: 0,
             capacity,
             senders: 1,
             receivers: 1,
+            waiting: Vec::new(),
+            next_wait: 0,
             observers: Vec::new(),
         }),
-        more: Condvar::new(),
     });
     let rx = Receiver::new(shared.clone(), 0);
     (Sender { shared }, rx)
 }
 
-/// What the sending and receiving halves share.
+/// What the sending and receiving halves share: the state, behind a lock held only for a few
+/// instructions (and a clone), never across a wait.
 struct Shared<T> {
-    state: Mutex<State<T>>,
-    /// Notified (all) on each message and when the last sender goes.
-    more: Condvar,
+    state: FastLock<State<T>>,
 }
+
+// SAFETY: the state is only reached through the lock. Besides `T`s (moved, or cloned under the
+// lock), it holds waiters, whose fiber addresses are used only by `Waiter::wake`, under the
+// lock, while the record is published (the fiber still waits, so its runtime is alive): the
+// rule of `Waiter`. So sharing the channel between threads shares nothing but `T`s.
+unsafe impl<T: Send> Send for Shared<T> {}
+// SAFETY: as above; a receiver clones a `T` under the lock, one party at a time.
+unsafe impl<T: Send> Sync for Shared<T> {}
 
 struct State<T> {
     /// The last `capacity` messages, oldest first.
@@ -165,6 +174,12 @@ struct State<T> {
     capacity: usize,
     senders: usize,
     receivers: usize,
+    /// Blocked receivers, by wait number: all are woken by the next message or the end. A
+    /// record is here only while its receiver waits (it removes the record, under the lock,
+    /// before it leaves its wait), so a waiter taken from here may be woken.
+    waiting: Vec<(u64, Waiter)>,
+    /// The number of the next wait.
+    next_wait: u64,
     /// Persistent `Select` registrations: (signal, operation index).
     observers: Vec<(Arc<Signal>, usize)>,
 }
@@ -175,18 +190,36 @@ impl<T> State<T> {
         self.first + self.kept.len() as u64
     }
 
-    fn notify_observers(&self) {
+    /// Something changed for every receiver (a message, or the end): ends every wait, and
+    /// tells the selectors. Returns the unparkers to call once the lock is released.
+    fn wake_all(&mut self) -> Vec<Unparker> {
+        let mut later = Vec::new();
+        for (_, w) in self.waiting.drain(..) {
+            // SAFETY: the lock is held and the record was here until now: its receiver has
+            // not left its wait (see `waiting`).
+            if let Some(u) = unsafe { w.wake() } {
+                later.push(u);
+            }
+        }
         for (signal, index) in &self.observers {
             signal.notify(*index);
         }
+        later
     }
 }
 
 impl<T> Shared<T> {
-    /// The state, locked. No code that can panic runs while it is held but `T::clone`, and a
-    /// panicking clone leaves the state as it was: so a poisoned lock is taken as it is.
-    fn lock(&self) -> MutexGuard<'_, State<T>> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The state, locked. A panicking `T::clone` (the only code run under it that can panic)
+    /// leaves the state as it was, and the lock is released as the panic unwinds.
+    fn lock(&self) -> FastGuard<'_, State<T>> {
+        self.state.lock()
+    }
+}
+
+/// Calls the unparkers [`State::wake_all`] returned (with the lock released).
+fn unpark_all(later: Vec<Unparker>) {
+    for u in later {
+        u.unpark();
     }
 }
 
@@ -199,7 +232,7 @@ impl<T: Clone> Sender<T> {
     /// Sends `msg` to every receiver; never waits. Returns how many receivers there are;
     /// fails, giving the message back, when there are none.
     pub fn send(&self, msg: T) -> Result<usize, SendError<T>> {
-        let dropped = {
+        let (dropped, receivers, later) = {
             let mut s = self.shared.lock();
             if s.receivers == 0 {
                 return Err(SendError(msg));
@@ -211,12 +244,11 @@ impl<T: Clone> Sender<T> {
             } else {
                 None
             };
-            self.shared.more.notify_all();
-            s.notify_observers();
-            (dropped, s.receivers)
+            let later = s.wake_all();
+            (dropped, s.receivers, later)
         };
+        unpark_all(later);
         // The dropped message's destructor runs outside the lock: it may use channels too.
-        let (dropped, receivers) = dropped;
         drop(dropped);
         Ok(receivers)
     }
@@ -265,12 +297,15 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let mut s = self.shared.lock();
-        s.senders -= 1;
-        if s.senders == 0 {
-            self.shared.more.notify_all();
-            s.notify_observers();
-        }
+        let later = {
+            let mut s = self.shared.lock();
+            s.senders -= 1;
+            if s.senders > 0 {
+                return;
+            }
+            s.wake_all()
+        };
+        unpark_all(later);
     }
 }
 
@@ -316,21 +351,51 @@ impl<T: Clone> Cursor<T> {
 
     fn recv_deadline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         crate::worker::spend_coop();
-        let mut s = self.shared.lock();
         loop {
-            match self.take(&s) {
-                Some(Ok(msg)) => return Ok(msg),
-                Some(Err(RecvError::Closed)) => return Err(RecvTimeoutError::Closed),
-                Some(Err(RecvError::Lagged(n))) => return Err(RecvTimeoutError::Lagged(n)),
-                None => {}
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Err(RecvTimeoutError::Timeout);
-            }
-            s = match self.shared.more.wait_until(s, deadline) {
-                Ok((g, _)) => g,
-                Err(e) => e.into_inner().0,
+            let id = {
+                let mut s = self.shared.lock();
+                match self.take(&s) {
+                    Some(Ok(msg)) => return Ok(msg),
+                    Some(Err(RecvError::Closed)) => return Err(RecvTimeoutError::Closed),
+                    Some(Err(RecvError::Lagged(n))) => return Err(RecvTimeoutError::Lagged(n)),
+                    None => {}
+                }
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(RecvTimeoutError::Timeout);
+                }
+                let id = s.next_wait;
+                s.next_wait += 1;
+                s.waiting.push((id, Waiter::current()));
+                id
             };
+            // Removes the record on every way out of the wait, unwinding included.
+            let wait = Wait {
+                shared: &self.shared,
+                id,
+            };
+            let p = park::park(deadline);
+            drop(wait);
+            if p == Park::Cancelled {
+                park::cancelled();
+                return Err(RecvTimeoutError::Closed);
+            }
+        }
+    }
+}
+
+/// A receiver's record in `State::waiting` while it waits; dropping it removes the record
+/// (a message or the end may have taken it already).
+struct Wait<'a, T> {
+    shared: &'a Shared<T>,
+    id: u64,
+}
+
+impl<T> Drop for Wait<'_, T> {
+    fn drop(&mut self) {
+        let mut s = self.shared.lock();
+        // Usually empty: what woke this receiver took every record.
+        if let Some(i) = s.waiting.iter().position(|(id, _)| *id == self.id) {
+            s.waiting.swap_remove(i);
         }
     }
 }

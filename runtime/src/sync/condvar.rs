@@ -164,7 +164,7 @@ impl Condvar {
     }
 
     /// The wait itself: `Ok((guard, timed out))`.
-    pub(crate) fn wait_until<'a, T: ?Sized>(
+    fn wait_until<'a, T: ?Sized>(
         &self,
         guard: MutexGuard<'a, T>,
         deadline: Option<Instant>,
