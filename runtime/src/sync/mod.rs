@@ -13,6 +13,123 @@
 //! `Once`, `OnceLock` or `LazyLock` whose initialiser parks deadlocks the worker when a second
 //! coroutine of it touches the cell meanwhile.
 
+/// The receiving API `mpsc` and `mpmc` share, for a `Receiver<T>` with a `chan` field:
+/// `recv`, `try_recv`, the timeouts, `len`, `is_empty`, the three iterators, and `Drop`,
+/// `Debug` and `IntoIterator`.
+macro_rules! receiver_api {
+    () => {
+        impl<T> Receiver<T> {
+            /// Waits for a message. Fails once the channel is empty and every sender is gone.
+            pub fn recv(&self) -> Result<T, RecvError> {
+                self.chan.recv_deadline(None).map_err(|_| RecvError)
+            }
+
+            /// Takes a message if one is there now.
+            pub fn try_recv(&self) -> Result<T, TryRecvError> {
+                self.chan.try_recv()
+            }
+
+            /// Like [`recv`](Receiver::recv), but gives up after `timeout`.
+            pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
+                self.chan.recv_deadline(Instant::now().checked_add(timeout))
+            }
+
+            /// Like [`recv`](Receiver::recv), but gives up at `deadline`.
+            pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
+                self.chan.recv_deadline(Some(deadline))
+            }
+
+            /// How many messages wait in the channel now (buffered, or held by blocked
+            /// senders). Not in std's API; useful for schedulers and metrics.
+            pub fn len(&self) -> usize {
+                self.chan.len()
+            }
+
+            /// Whether no message waits in the channel now.
+            pub fn is_empty(&self) -> bool {
+                self.len() == 0
+            }
+
+            /// An iterator that waits for messages and ends when the channel disconnects.
+            pub fn iter(&self) -> Iter<'_, T> {
+                Iter { rx: self }
+            }
+
+            /// An iterator over the messages that are there now.
+            pub fn try_iter(&self) -> TryIter<'_, T> {
+                TryIter { rx: self }
+            }
+        }
+
+        impl<T> Drop for Receiver<T> {
+            fn drop(&mut self) {
+                self.chan.drop_receiver();
+            }
+        }
+
+        impl<T> std::fmt::Debug for Receiver<T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("Receiver { .. }")
+            }
+        }
+
+        /// Waits for messages; see [`Receiver::iter`].
+        #[derive(Debug)]
+        pub struct Iter<'a, T> {
+            rx: &'a Receiver<T>,
+        }
+
+        impl<T> Iterator for Iter<'_, T> {
+            type Item = T;
+            fn next(&mut self) -> Option<T> {
+                self.rx.recv().ok()
+            }
+        }
+
+        /// Takes the messages there now; see [`Receiver::try_iter`].
+        #[derive(Debug)]
+        pub struct TryIter<'a, T> {
+            rx: &'a Receiver<T>,
+        }
+
+        impl<T> Iterator for TryIter<'_, T> {
+            type Item = T;
+            fn next(&mut self) -> Option<T> {
+                self.rx.try_recv().ok()
+            }
+        }
+
+        /// The owning form of [`Iter`].
+        #[derive(Debug)]
+        pub struct IntoIter<T> {
+            rx: Receiver<T>,
+        }
+
+        impl<T> Iterator for IntoIter<T> {
+            type Item = T;
+            fn next(&mut self) -> Option<T> {
+                self.rx.recv().ok()
+            }
+        }
+
+        impl<T> IntoIterator for Receiver<T> {
+            type Item = T;
+            type IntoIter = IntoIter<T>;
+            fn into_iter(self) -> IntoIter<T> {
+                IntoIter { rx: self }
+            }
+        }
+
+        impl<'a, T> IntoIterator for &'a Receiver<T> {
+            type Item = T;
+            type IntoIter = Iter<'a, T>;
+            fn into_iter(self) -> Iter<'a, T> {
+                self.iter()
+            }
+        }
+    };
+}
+
 mod barrier;
 pub mod broadcast;
 mod condvar;

@@ -176,37 +176,6 @@ pub struct Receiver<T> {
 }
 
 impl<T> Receiver<T> {
-    /// Waits for a message. Fails once the channel is empty and every sender is gone.
-    pub fn recv(&self) -> Result<T, RecvError> {
-        self.chan.recv_deadline(None).map_err(|_| RecvError)
-    }
-
-    /// Takes a message if one is there now.
-    pub fn try_recv(&self) -> Result<T, TryRecvError> {
-        self.chan.try_recv()
-    }
-
-    /// Like [`recv`](Receiver::recv), but gives up after `timeout`.
-    pub fn recv_timeout(&self, timeout: Duration) -> Result<T, RecvTimeoutError> {
-        self.chan.recv_deadline(Instant::now().checked_add(timeout))
-    }
-
-    /// Like [`recv`](Receiver::recv), but gives up at `deadline`.
-    pub fn recv_deadline(&self, deadline: Instant) -> Result<T, RecvTimeoutError> {
-        self.chan.recv_deadline(Some(deadline))
-    }
-
-    /// How many messages wait in the channel now (buffered, or held by blocked senders),
-    /// those held for selected receives included.
-    pub fn len(&self) -> usize {
-        self.chan.len()
-    }
-
-    /// Whether no message waits in the channel now.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The bound given to [`sync_channel`]; `None` for a [`channel`].
     pub fn capacity(&self) -> Option<usize> {
         self.chan.capacity()
@@ -215,16 +184,6 @@ impl<T> Receiver<T> {
     /// Whether `other` receives from the same channel.
     pub fn same_channel(&self, other: &Receiver<T>) -> bool {
         Arc::ptr_eq(&self.chan, &other.chan)
-    }
-
-    /// An iterator that waits for messages and ends when the channel disconnects.
-    pub fn iter(&self) -> Iter<'_, T> {
-        Iter { rx: self }
-    }
-
-    /// An iterator over the messages that are there now.
-    pub fn try_iter(&self) -> TryIter<'_, T> {
-        TryIter { rx: self }
     }
 
     pub(crate) fn chan(&self) -> &Arc<Chan<T, true>> {
@@ -241,69 +200,4 @@ impl<T> Clone for Receiver<T> {
     }
 }
 
-impl<T> Drop for Receiver<T> {
-    fn drop(&mut self) {
-        self.chan.drop_receiver();
-    }
-}
-
-impl<T> fmt::Debug for Receiver<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Receiver { .. }")
-    }
-}
-
-/// Waits for messages; see [`Receiver::iter`].
-#[derive(Debug)]
-pub struct Iter<'a, T> {
-    rx: &'a Receiver<T>,
-}
-
-impl<T> Iterator for Iter<'_, T> {
-    type Item = T;
-    fn next(&mut self) -> Option<T> {
-        self.rx.recv().ok()
-    }
-}
-
-/// Takes the messages there now; see [`Receiver::try_iter`].
-#[derive(Debug)]
-pub struct TryIter<'a, T> {
-    rx: &'a Receiver<T>,
-}
-
-impl<T> Iterator for TryIter<'_, T> {
-    type Item = T;
-    fn next(&mut self) -> Option<T> {
-        self.rx.try_recv().ok()
-    }
-}
-
-/// The owning form of [`Iter`].
-#[derive(Debug)]
-pub struct IntoIter<T> {
-    rx: Receiver<T>,
-}
-
-impl<T> Iterator for IntoIter<T> {
-    type Item = T;
-    fn next(&mut self) -> Option<T> {
-        self.rx.recv().ok()
-    }
-}
-
-impl<T> IntoIterator for Receiver<T> {
-    type Item = T;
-    type IntoIter = IntoIter<T>;
-    fn into_iter(self) -> IntoIter<T> {
-        IntoIter { rx: self }
-    }
-}
-
-impl<'a, T> IntoIterator for &'a Receiver<T> {
-    type Item = T;
-    type IntoIter = Iter<'a, T>;
-    fn into_iter(self) -> Iter<'a, T> {
-        self.iter()
-    }
-}
+receiver_api!();
