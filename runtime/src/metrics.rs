@@ -62,7 +62,7 @@ pub(crate) fn snapshot(shared: &Shared) -> Metrics {
         .iter()
         .map(|r| WorkerMetrics {
             stacks: r.stats.stacks.load(Ordering::Relaxed),
-            queued_tasks: r.stealer_len(),
+            queued_tasks: r.queued_tasks(),
             alarms: r.stats.alarms.load(Ordering::Relaxed),
             running: r.progress.load(Ordering::Relaxed) % 2 == 1,
             turns: r.stats.turns.load(Ordering::Relaxed),

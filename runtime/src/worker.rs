@@ -9,9 +9,10 @@
 //!   submitted last,
 //! * its timers, its stack pool and its `mio::Poll`.
 //!
-//! Other threads reach a worker only through its [`Remote`]: an inbox of wake-ups, a
-//! `sleeping` flag and a `mio::Waker`. Unstarted tasks travel through the shared injector or
-//! are stolen; started fibers never move (see `fiber.rs`).
+//! Other threads reach a worker only through its [`Remote`]: an inbox of wake-ups, a queue of
+//! tasks placed on it (`spawn_on`), a `sleeping` flag and a `mio::Waker`. Other unstarted
+//! tasks travel through the shared injector or are stolen; started fibers never move (see
+//! `fiber.rs`).
 //!
 //! # Fiber states
 //!
@@ -57,10 +58,10 @@
 //!
 //! ```text
 //! worker                                        waker (any thread)
-//! W1. run queue, task deque and inbox empty     S1. inbox.push(wake)
+//! W1. run queue, task deque and inbox empty     S1. inbox.push(wake) (or placed.push(task))
 //! W2. sleeping.store(true)                      S2. fence(SeqCst)
 //! W3. fence(SeqCst)                             S3. if sleeping.load() && sleeping.swap(false):
-//! W4. if inbox (or injector) is not empty:               waker.wake()   (an eventfd write)
+//! W4. if inbox, placed (or injector) not empty:          waker.wake()   (an eventfd write)
 //!         poll with timeout 0
 //! W5. poll(timeout); sleeping.store(false)
 //! ```
@@ -284,9 +285,9 @@ fn bump(count: &AtomicU64) {
 }
 
 impl Remote {
-    /// Unstarted tasks peers could steal from this worker now, and tasks placed on it not
-    /// taken in yet.
-    pub(crate) fn stealer_len(&self) -> usize {
+    /// Unstarted tasks of this worker: those peers could steal now, and those placed on it
+    /// that it has not taken in yet.
+    pub(crate) fn queued_tasks(&self) -> usize {
         self.stealer.len() + self.placed.len()
     }
 
