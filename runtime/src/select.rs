@@ -35,9 +35,16 @@
 //! `select!`, which builds a set per call, treats its arms alike); (2) arms its signal
 //! (pending = false, waiter = me); (3) checks every operation again, which closes the race
 //! with an event between (1) and (2); (4) parks until a channel event sets pending, then
-//! starts over. A ready send reserves its slot (or, on a rendezvous channel, the waiting
-//! receiver) so that the [`SelectedOperation`] it returns can always complete; dropping the
-//! operation uncompleted gives the reservation back and panics, as crossbeam's does.
+//! starts over. A ready send reserves its slot (or, on a rendezvous channel, a waiting
+//! receiver), and a ready receive on an [`mpmc`](crate::sync::mpmc) channel reserves its
+//! message (other receivers could take it otherwise), so that the [`SelectedOperation`] it
+//! returns can always complete; dropping the operation uncompleted gives the reservation back
+//! and panics, as crossbeam's does.
+//!
+//! Receives work on [`mpsc`](crate::sync::mpsc), [`mpmc`](crate::sync::mpmc) and
+//! [`broadcast`](crate::sync::broadcast) receivers and timers; sends on `mpsc` and `mpmc`
+//! senders; [`Select::readable`] and [`Select::writable`] wait on sockets, pipes, child
+//! processes and signals.
 
 use std::fmt;
 use std::marker::PhantomData;
@@ -526,7 +533,8 @@ impl<'a> Select<'a> {
         self.push(r.recv_op())
     }
 
-    /// Adds a send on `s` (a [`Sender`] or [`SyncSender`]); returns the operation's index.
+    /// Adds a send on `s` (a [`Sender`], [`SyncSender`] or [`mpmc::Sender`]); returns the
+    /// operation's index.
     pub fn send<T: Send + 'a, S: SelectSend<T>>(&mut self, s: &'a S) -> usize {
         self.push(s.send_op())
     }
