@@ -36,13 +36,13 @@
 //! (pending = false, waiter = me); (3) checks every operation again, which closes the race
 //! with an event between (1) and (2); (4) parks until a channel event sets pending, then
 //! starts over. A ready send reserves its slot (or, on a rendezvous channel, a waiting
-//! receiver), and a ready receive on an [`mpmc`](crate::sync::mpmc) channel reserves its
+//! receiver), and a ready receive on an [`mpmc`] channel reserves its
 //! message (other receivers could take it otherwise), so that the [`SelectedOperation`] it
 //! returns can always complete; dropping the operation uncompleted gives the reservation back
 //! and panics, as crossbeam's does.
 //!
-//! Receives work on [`mpsc`](crate::sync::mpsc), [`mpmc`](crate::sync::mpmc) and
-//! [`broadcast`](crate::sync::broadcast) receivers and timers; sends on `mpsc` and `mpmc`
+//! Receives work on [`mpsc`](crate::sync::mpsc), [`mpmc`] and
+//! [`broadcast`] receivers and timers; sends on `mpsc` and `mpmc`
 //! senders; [`Select::readable`] and [`Select::writable`] wait on sockets, pipes, child
 //! processes and signals.
 
