@@ -420,6 +420,36 @@ fn selected_sends_claim_one_blocked_receiver_each() {
 }
 
 #[test]
+fn a_claim_on_a_cancelled_receiver_passes_to_the_next_in_line() {
+    on_workers(1, || {
+        let (tx, rx) = mpmc::sync_channel::<u32>(0);
+        let (ids_tx, ids) = mpsc::channel();
+        let takers: Vec<_> = (0..2)
+            .map(|_| {
+                let (rx, ids_tx) = (rx.clone(), ids_tx.clone());
+                let h = coact::spawn(move || {
+                    ids_tx.send(coact::current_coroutine().unwrap()).unwrap();
+                    rx.recv()
+                });
+                // Parked (one worker) before the next is spawned: the line is in this order.
+                (h, ids.recv().unwrap())
+            })
+            .collect();
+        let mut sel = Select::new();
+        sel.send(&tx);
+        // Claims the first receiver in line.
+        let op = sel.select();
+        let mut takers = takers.into_iter();
+        let (first, first_id) = takers.next().unwrap();
+        let (second, _) = takers.next().unwrap();
+        first_id.cancel();
+        assert!(first.join().is_err(), "the claimed receiver was cancelled");
+        op.send(&tx, 7).unwrap();
+        assert_eq!(second.join().unwrap(), Ok(7));
+    });
+}
+
+#[test]
 fn select_macro_takes_from_an_mpmc_receiver() {
     on_workers(2, || {
         let (tx, rx) = mpmc::channel::<u32>();
