@@ -678,6 +678,15 @@ impl Local {
             self.budget.set(BUDGET);
             let mut progressed = false;
             while self.budget.get() > 0 {
+                // Wake-ups from other threads, and tasks placed here, join the run queue
+                // between resumes, not only once a round: a round of long resumes (CPU work
+                // that yields now and then) would otherwise hold them back for all of it.
+                if self.remote().has_mail() {
+                    self.drain_inbox();
+                    if !shutting_down {
+                        self.start_pinned();
+                    }
+                }
                 let next = self.runq.borrow_mut().pop_front();
                 match next {
                     Some(key) => {
