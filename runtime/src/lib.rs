@@ -60,11 +60,14 @@
 //! A started coroutine stays on the worker that started it (a suspended stack must not move
 //! between threads), so spawns are balanced instead: a worker with unstarted coroutines
 //! waiting wakes an idle peer, which steals half of them once they have waited 100 µs (a
-//! burst of short coroutines is cheaper to run where it was spawned than to move).
+//! burst of short coroutines is cheaper to run where it was spawned than to move). Coroutines
+//! that start at once and live long (a pool of consumers) all start where they were spawned;
+//! [`spawn_on`] places each on a worker of your choice.
 //!
 //! # Blocking calls, in and out of coroutines
 //!
-//! [`sync::mpsc`], [`sync::Mutex`], [`sync::Condvar`], [`sync::RwLock`], [`sync::Barrier`],
+//! [`sync::mpsc`] (with [`sync::mpmc`], whose receivers clone, and [`sync::broadcast`],
+//! where every receiver gets every message), [`sync::Mutex`], [`sync::Condvar`], [`sync::RwLock`], [`sync::Barrier`],
 //! [`sync::Once`], [`sync::OnceLock`] and [`sync::LazyLock`] mirror std's and work from coroutines and from
 //! plain threads at once, as do [`sync::oneshot`], a channel for one value (a reply), and
 //! [`sync::Semaphore`], which lets at most N holders in at a time;
