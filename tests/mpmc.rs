@@ -450,6 +450,28 @@ fn a_claim_on_a_cancelled_receiver_passes_to_the_next_in_line() {
 }
 
 #[test]
+fn a_message_handed_to_a_receiver_cancelled_before_it_ran_goes_back() {
+    on_workers(1, || {
+        let (tx, rx) = mpmc::sync_channel::<u32>(2);
+        let other = rx.clone();
+        let (id_tx, id) = mpsc::channel();
+        let first = coact::spawn(move || {
+            id_tx.send(coact::current_coroutine().unwrap()).unwrap();
+            rx.recv()
+        });
+        // Parked (one worker): the send hands the message to it, and it has not run since.
+        let first_id = id.recv().unwrap();
+        tx.send(1).unwrap();
+        first_id.cancel();
+        assert!(first.join().is_err(), "the receiver was cancelled");
+        // Not lost with it: the next receiver gets it, ahead of later messages.
+        tx.send(2).unwrap();
+        assert_eq!(other.try_recv(), Ok(1));
+        assert_eq!(other.try_recv(), Ok(2));
+    });
+}
+
+#[test]
 fn select_macro_takes_from_an_mpmc_receiver() {
     on_workers(2, || {
         let (tx, rx) = mpmc::channel::<u32>();

@@ -513,6 +513,25 @@ impl<T, const MULTI: bool> ChanGuard<'_, T, MULTI> {
         Ok(())
     }
 
+    /// Puts back a message a receiver was handed but did not take (its wait was cancelled):
+    /// to a free blocked receiver, or at the front of the buffer, as the oldest message
+    /// again. The buffer may hold one more than its bound until it is taken.
+    #[cold]
+    fn requeue(&mut self, msg: T, wakes: &mut Wakes) {
+        if let Some(p) = self.pop_free_receiver::<MULTI>() {
+            // SAFETY: lock held; the receiver's packet was linked until just now, hence alive,
+            // and nobody else touches it until `done`.
+            unsafe {
+                let p = p.as_ref();
+                *p.slot.get() = Some(msg);
+                complete(&p.waiter, &p.done, wakes);
+            }
+        } else {
+            self.buf.push_front(msg);
+            self.notify_recv();
+        }
+    }
+
     /// Takes the oldest waiting message, refilling the buffer from blocked senders.
     #[inline(always)]
     fn pop_message(&mut self, wakes: &mut Wakes) -> Option<T> {
@@ -782,6 +801,23 @@ impl<T, const MULTI: bool> Chan<T, MULTI> {
         }
     }
 
+    /// Ends a receive whose wait was cancelled, with the lock held on entry: unlinks the
+    /// packet, or, if a message came just as the wait was cancelled (`done`), puts it back at
+    /// the front of the channel, for another receiver (or this one's next receive).
+    #[cold]
+    #[inline(never)]
+    fn leave_cancelled(mut s: ChanGuard<'_, T, MULTI>, packet: &RecvPacket<T>, done: bool) {
+        let mut wakes = Wakes::default();
+        if !done {
+            s.remove_receiver(NonNull::from(packet));
+        // SAFETY: `done` is set: the other side no longer touches the packet.
+        } else if let Some(msg) = unsafe { (*packet.slot.get()).take() } {
+            s.requeue(msg, &mut wakes);
+        }
+        drop(s);
+        wakes.run();
+    }
+
     /// Receive readiness without the lock: `Some(Empty)` or `Some(Disconnected)` when nothing
     /// waits, `None` when a message may be taken. The sender count is read first: a count of
     /// zero then proves that every message ever sent is already counted in `len`. A message
@@ -858,11 +894,8 @@ impl<T, const MULTI: bool> Chan<T, MULTI> {
             let done = packet.done.load(Ordering::Acquire);
             // Cancellation wins over completion: a cancelled coroutine must not carry on.
             if p == Park::Cancelled {
-                if !done {
-                    s.remove_receiver(ptr);
-                }
                 guard.armed.set(false);
-                drop(s);
+                Self::leave_cancelled(s, &packet, done);
                 park::cancelled();
                 return Err(RecvTimeoutError::Disconnected);
             }
