@@ -43,6 +43,9 @@
 //! In a [`Select`](crate::select::Select) or [`select!`](crate::select!), a selected receive
 //! on an `mpmc` channel holds its message until the operation is completed (or dropped): the
 //! other receivers leave it alone meanwhile, so the completion never waits.
+//!
+//! A pool's consumers that should use every core are spawned with
+//! [`spawn_on`](crate::spawn_on): a plain `spawn` starts them all on the spawner's worker.
 
 use std::fmt;
 use std::sync::Arc;
