@@ -5,7 +5,8 @@
 //! The jobs are ranges of numbers whose primes are counted (CPU work, no I/O). The producer
 //! parks whenever the bounded queue is full, so it never runs ahead of the pool. With
 //! `--stop-after N` the main coroutine broadcasts "stop" once N jobs are done: each consumer
-//! waits on the queue and the stop channel at once (`select!`) and leaves at the next job.
+//! waits on the stop channel and the queue at once (a `biased` `select!`, so that the stop
+//! goes first) and leaves before its next job.
 //! At the end it prints the primes found, how many jobs each worker ran, and the time. (On
 //! two workers it takes about half the time it takes on one: `--workers 1`.)
 //!
@@ -97,12 +98,11 @@ fn main() {
                         primes: 0,
                     };
                     loop {
-                        // A stop goes first; `select!` alone picks at random among arms
-                        // that are ready together.
-                        if stop.try_recv() != Err(broadcast::TryRecvError::Empty) {
-                            return r;
-                        }
                         coact::select! {
+                            // `biased`: a stop wins over a job when both are there (a plain
+                            // `select!` picks at random among arms ready together).
+                            biased;
+                            recv(stop) -> _ => return r, // "stop", or the stop channel closed
                             recv(queue) -> job => match job {
                                 Ok(from) => {
                                     r.primes += primes_in(from);
@@ -115,7 +115,6 @@ fn main() {
                                 }
                                 Err(_) => return r, // the queue is closed and empty
                             },
-                            recv(stop) -> _ => return r, // "stop", or the stop channel closed
                         }
                     }
                 })

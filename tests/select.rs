@@ -676,3 +676,77 @@ fn a_persistent_select_woken_from_other_threads_never_misses_a_message() {
         assert_eq!(counts, [N; 4], "workers={n}");
     }
 }
+
+#[test]
+fn a_biased_select_takes_the_first_ready_operation_every_time() {
+    on_workers(1, || {
+        let (first_tx, first) = channel::<u32>();
+        let (second_tx, second) = channel::<u32>();
+        for i in 0..100 {
+            first_tx.send(i).unwrap();
+            second_tx.send(i).unwrap();
+        }
+        // A persistent set: the first operation wins while it is ready...
+        let mut sel = Select::new_biased();
+        let a = sel.recv(&first);
+        let b = sel.recv(&second);
+        for i in 0..50 {
+            let op = sel.select();
+            assert_eq!(op.index(), a);
+            assert_eq!(op.recv(&first), Ok(i));
+        }
+        // ...and `select!` with `biased;` in written order, with and without a default.
+        for i in 50..100 {
+            let got = coact::select! {
+                biased;
+                recv(first) -> v => v.unwrap(),
+                recv(second) -> _ => unreachable!("the first arm is ready"),
+            };
+            assert_eq!(got, i);
+        }
+        // Once the first is empty, the second.
+        let op = sel.select();
+        assert_eq!(op.index(), b);
+        assert_eq!(op.recv(&second), Ok(0));
+        let got = coact::select! {
+            biased;
+            recv(first) -> _ => unreachable!("empty"),
+            recv(second) -> v => v.unwrap(),
+            default => unreachable!("the second arm is ready"),
+        };
+        assert_eq!(got, 1);
+        drop(second_tx);
+        let timed_out = coact::select! {
+            biased;
+            recv(first) -> _ => false,
+            default(Duration::from_millis(1)) => true,
+        };
+        assert!(timed_out);
+    });
+}
+
+#[test]
+fn a_fair_select_takes_ready_operations_in_turn() {
+    on_workers(1, || {
+        let (first_tx, first) = channel::<u32>();
+        let (second_tx, second) = channel::<u32>();
+        for i in 0..100 {
+            first_tx.send(i).unwrap();
+            second_tx.send(i).unwrap();
+        }
+        let mut sel = Select::new();
+        let a = sel.recv(&first);
+        sel.recv(&second);
+        let mut from_first = 0;
+        for _ in 0..100 {
+            let op = sel.select();
+            if op.index() == a {
+                op.recv(&first).unwrap();
+                from_first += 1;
+            } else {
+                op.recv(&second).unwrap();
+            }
+        }
+        assert_eq!(from_first, 50, "two always-ready operations alternate");
+    });
+}

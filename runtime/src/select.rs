@@ -452,7 +452,8 @@ fn first_scan_start() -> usize {
 /// A set of channel operations to wait on; see the module docs.
 ///
 /// When several operations are ready, a set takes them in turn, starting after the one it
-/// chose last; a new set starts at a pseudo-random one.
+/// chose last; a new set starts at a pseudo-random one. A set made with
+/// [`Select::new_biased`] takes the first ready one in the order they were added instead.
 pub struct Select<'a> {
     ops: Vec<Option<Op<'a>>>,
     /// Made the first time the set has to wait: a select that finds an operation ready at
@@ -462,6 +463,8 @@ pub struct Select<'a> {
     /// Where the next scan starts, modulo the number of operations: after the last chosen
     /// operation, or a pseudo-random one before the first choice.
     next: usize,
+    /// Every scan starts at the first operation (see [`Select::new_biased`]).
+    biased: bool,
 }
 
 // SAFETY: `id` is only compared, never dereferenced; every other field is Send (the handles
@@ -523,6 +526,38 @@ impl<'a> Select<'a> {
             signal: None,
             registrations: 0,
             next: first_scan_start(),
+            biased: false,
+        }
+    }
+
+    /// An empty set that, when several operations are ready, always takes the one added
+    /// first: for priorities, such as a stop channel that must win over a busy work queue.
+    /// (A plain set takes ready operations in turn, so that none is starved; this one can
+    /// starve the later ones while an earlier one stays ready.)
+    ///
+    /// ```
+    /// use coact_runtime::select::Select;
+    /// use coact_runtime::sync::mpsc::channel;
+    ///
+    /// let (stop_tx, stop) = channel::<()>();
+    /// let (work_tx, work) = channel::<u32>();
+    /// work_tx.send(1).unwrap();
+    /// stop_tx.send(()).unwrap();
+    /// let mut sel = Select::new_biased();
+    /// let s = sel.recv(&stop);
+    /// sel.recv(&work);
+    /// let op = sel.select();
+    /// assert_eq!(op.index(), s);
+    /// op.recv(&stop).unwrap();
+    /// ```
+    #[inline]
+    pub fn new_biased() -> Self {
+        Select {
+            ops: Vec::new(),
+            signal: None,
+            registrations: 0,
+            next: 0,
+            biased: true,
         }
     }
 
@@ -591,6 +626,9 @@ impl<'a> Select<'a> {
 
     /// Checks every operation once, in turn from after the last chosen one.
     fn scan(&mut self) -> Option<(usize, Reservation)> {
+        if self.biased {
+            self.next = 0;
+        }
         scan(&self.ops, &mut self.next)
     }
 
@@ -861,12 +899,13 @@ pub fn __macro_send<'a, T: Send + 'a, S: SelectSend<T>>(s: &'a S) -> Option<Op<'
 }
 
 /// The first look of [`select!`](crate::select!): an arm ready now, scanned as a new set would
-/// (from a pseudo-random one on), without building a [`Select`] (no allocation, nothing
-/// registered). Only when none is ready does the macro build a set and wait. Not public API.
+/// (from a pseudo-random one on, or from the first when `biased`), without building a
+/// [`Select`] (no allocation, nothing registered). Only when none is ready does the macro
+/// build a set and wait. Not public API.
 #[doc(hidden)]
 #[inline]
-pub fn __macro_ready<'a>(arms: &[Option<Op<'a>>]) -> Option<SelectedOperation<'a>> {
-    let mut next = first_scan_start();
+pub fn __macro_ready<'a>(arms: &[Option<Op<'a>>], biased: bool) -> Option<SelectedOperation<'a>> {
+    let mut next = if biased { 0 } else { first_scan_start() };
     let (index, r) = scan(arms, &mut next)?;
     Some(
         arms[index]
@@ -891,6 +930,9 @@ pub fn __macro_coop() {
 /// message expression is evaluated only if its send is chosen; each channel expression is
 /// evaluated once. At most 32 channel arms. When several arms are ready, which one is chosen
 /// varies from call to call (pseudo-randomly), so a loop around `select!` serves them all.
+/// Starting with `biased;`, the first ready arm in the written order is chosen instead (as
+/// [`Select::new_biased`](crate::select::Select::new_biased) does): for priorities, such as a
+/// stop channel that must win over a busy work queue.
 ///
 /// ```
 /// use coact_runtime::select;
@@ -914,6 +956,13 @@ pub fn __macro_coop() {
 /// ```
 #[macro_export]
 macro_rules! select {
+    (biased; $($tokens:tt)*) => {
+        $crate::__coact_select!(
+            @munch [$($tokens)*] [biased]
+            [0 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 24 25 26 27 28 29 30 31]
+            []
+        )
+    };
     ($($tokens:tt)*) => {
         $crate::__coact_select!(
             @munch [$($tokens)*] []
@@ -927,8 +976,12 @@ macro_rules! select {
 #[macro_export]
 macro_rules! __coact_select {
     // ---- collect arms: [rest] [arms] [free indices] [default] ----
+    // A leading `biased` in the arms says how the set scans (see `select!`).
+    (@munch [] [biased $($arms:tt)*] [$($free:tt)*] [$($default:tt)*]) => {
+        $crate::__coact_select!(@build biased [$($arms)*] [$($default)*])
+    };
     (@munch [] [$($arms:tt)*] [$($free:tt)*] [$($default:tt)*]) => {
-        $crate::__coact_select!(@build [$($arms)*] [$($default)*])
+        $crate::__coact_select!(@build fair [$($arms)*] [$($default)*])
     };
     (@munch [recv($r:expr) -> $res:pat => $body:block, $($rest:tt)*] [$($arms:tt)*] [$i:tt $($free:tt)*] $d:tt) => {
         $crate::__coact_select!(@munch [$($rest)*] [$($arms)* [recv $i ($r) () ($res) $body]] [$($free)*] $d)
@@ -975,15 +1028,20 @@ macro_rules! __coact_select {
     // ---- build ----
     // First a look at the arms without building a `Select` (`__macro_ready`); only when none
     // is ready is a set built, registered and waited on.
-    (@build [$([$kind:ident $i:tt ($c:expr) $m:tt $res:tt $body:tt])*] $default:tt) => {{
+    (@build $bias:ident [$([$kind:ident $i:tt ($c:expr) $m:tt $res:tt $body:tt])*] $default:tt) => {{
         let __coact_chans = ($(&$c,)*);
         $crate::__coact_select!(@coop $default);
         let __coact_ready = $crate::select::__macro_ready(
-            &[$( $crate::__coact_select!(@first $kind __coact_chans $i) ),*]
+            &[$( $crate::__coact_select!(@first $kind __coact_chans $i) ),*],
+            $crate::__coact_select!(@is_biased $bias),
         );
-        $crate::__coact_select!(@run __coact_ready __coact_chans $default
+        $crate::__coact_select!(@run $bias __coact_ready __coact_chans $default
             [$([$kind $i $m $res $body])*])
     }};
+    (@is_biased biased) => { true };
+    (@is_biased fair) => { false };
+    (@new biased) => { $crate::select::Select::new_biased() };
+    (@new fair) => { $crate::select::Select::new() };
     // A select that may wait spends fairness budget (see `__macro_coop`); `default` does not.
     (@coop [now $body:tt]) => {};
     (@coop $default:tt) => { $crate::select::__macro_coop() };
@@ -991,35 +1049,35 @@ macro_rules! __coact_select {
     (@first send $chans:ident $i:tt) => { $crate::select::__macro_send($chans.$i) };
     (@add $sel:ident recv $chans:ident $i:tt) => { $sel.recv($chans.$i) };
     (@add $sel:ident send $chans:ident $i:tt) => { $sel.send($chans.$i) };
-    (@set $chans:ident [$([$kind:ident $i:tt $m:tt $res:tt $body:tt])*]) => {{
-        let mut __coact_sel = $crate::select::Select::new();
+    (@set $bias:ident $chans:ident [$([$kind:ident $i:tt $m:tt $res:tt $body:tt])*]) => {{
+        let mut __coact_sel = $crate::__coact_select!(@new $bias);
         $( $crate::__coact_select!(@add __coact_sel $kind $chans $i); )*
         __coact_sel
     }};
     // The outcome is bound before the match: a temporary in the scrutinee would live to the end
     // of the statement around the macro, past the channels of a block whose tail it is.
-    (@run $ready:ident $chans:ident [] $arms:tt) => {{
+    (@run $bias:ident $ready:ident $chans:ident [] $arms:tt) => {{
         let __coact_op = match $ready {
             ::std::option::Option::Some(__coact_op) => __coact_op,
             ::std::option::Option::None => {
-                let mut __coact_sel = $crate::__coact_select!(@set $chans $arms);
+                let mut __coact_sel = $crate::__coact_select!(@set $bias $chans $arms);
                 __coact_sel.select()
             }
         };
         $crate::__coact_select!(@dispatch __coact_op $chans $arms)
     }};
     // Nothing ready at the first look is what `try_select` would have found.
-    (@run $ready:ident $chans:ident [now $body:tt] $arms:tt) => {{
+    (@run $bias:ident $ready:ident $chans:ident [now $body:tt] $arms:tt) => {{
         match $ready {
             ::std::option::Option::Some(__coact_op) => $crate::__coact_select!(@dispatch __coact_op $chans $arms),
             ::std::option::Option::None => $body,
         }
     }};
-    (@run $ready:ident $chans:ident [timeout ($t:expr) $body:tt] $arms:tt) => {{
+    (@run $bias:ident $ready:ident $chans:ident [timeout ($t:expr) $body:tt] $arms:tt) => {{
         let __coact_outcome = match $ready {
             ::std::option::Option::Some(__coact_op) => ::std::result::Result::Ok(__coact_op),
             ::std::option::Option::None => {
-                let mut __coact_sel = $crate::__coact_select!(@set $chans $arms);
+                let mut __coact_sel = $crate::__coact_select!(@set $bias $chans $arms);
                 __coact_sel.select_timeout($t)
             }
         };
