@@ -80,6 +80,11 @@
 //! set of fibers cannot starve new ones. If tasks are still waiting after a full round, it
 //! wakes one sleeping peer, which steals half of them once they are old enough (below).
 //!
+//! Rounds of long resumes (coroutines that compute for milliseconds between yields) would make
+//! a round long too, so within one the worker takes in wake-ups from other threads, and tasks
+//! placed on it, before each resume, and, while a timer or alarm is pending, reads the clock
+//! every 8th resume and ends the round once one is due.
+//!
 //! That bounds the worker's turns, not a fiber's: a coroutine whose blocking calls never
 //! have to block (a receiver that always finds a message, a select over channels that stay
 //! ready) would keep the worker to itself, timers and sockets included. So each blocking
@@ -677,7 +682,19 @@ impl Local {
             }
             self.budget.set(BUDGET);
             let mut progressed = false;
+            let mut since_clock = 0u32;
             while self.budget.get() > 0 {
+                // Timers due in a round of long resumes (CPU work that yields now and then):
+                // every 8th time round, if a timer or alarm is pending, a look at the clock
+                // ends the round once one is due, so the timers fire next instead of after up
+                // to BUDGET resumes. (No clock read while none is pending.)
+                since_clock += 1;
+                if since_clock == 8 {
+                    since_clock = 0;
+                    if self.next_deadline().is_some_and(|d| d <= Instant::now()) {
+                        break;
+                    }
+                }
                 // Wake-ups from other threads, and tasks placed here, join the run queue
                 // between resumes, not only once a round: a round of long resumes (CPU work
                 // that yields now and then) would otherwise hold them back for all of it.
