@@ -11,7 +11,7 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -126,6 +126,37 @@ fn a_socket_loop_that_never_waits_lets_a_timer_fire() {
     }));
 }
 
+/// Spawns `n` coroutines on worker 0 that compute in chunks, yielding after each and counting
+/// them in `chunks`, until `stop` (bounded: only a wake or timer that never comes would keep
+/// them going to the end).
+fn spawn_busy(
+    n: usize,
+    chunks: &Arc<AtomicU64>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<coact::JoinHandle<()>> {
+    (0..n)
+        .map(|_| {
+            let (chunks, stop) = (chunks.clone(), stop.clone());
+            coact::spawn_on(0, move || {
+                for _ in 0..2_000_000u32 {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::hint::black_box(common::spin_work(2_000));
+                    chunks.fetch_add(1, Ordering::Relaxed);
+                    coact::yield_now();
+                }
+            })
+        })
+        .collect()
+}
+
+/// The median of what the trials counted.
+fn median(mut lags: Vec<u64>) -> u64 {
+    lags.sort_unstable();
+    lags[lags.len() / 2]
+}
+
 /// A wake from another worker reaches a worker whose coroutines run long between yields (CPU
 /// work in chunks) within a few resumes: the worker takes in wake-ups between resumes, not only
 /// once per round of up to 61. Counted in chunks, not time: each trial records how many chunks
@@ -133,28 +164,12 @@ fn a_socket_loop_that_never_waits_lets_a_timer_fire() {
 /// `spawn_on`, so they start at once, between resumes, too.)
 #[test]
 fn a_wake_from_another_worker_does_not_wait_for_a_busy_round_to_end() {
-    use std::sync::atomic::AtomicU64;
     const BUSY: usize = 4;
     const TRIALS: usize = 20;
     let lags = on_workers(2, || {
         let chunks = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let busy: Vec<_> = (0..BUSY)
-            .map(|_| {
-                let (chunks, stop) = (chunks.clone(), stop.clone());
-                coact::spawn_on(0, move || {
-                    // Bounded: only a lost wake would keep it going this long.
-                    for _ in 0..2_000_000u32 {
-                        if stop.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        std::hint::black_box(common::spin_work(2_000));
-                        chunks.fetch_add(1, Ordering::Relaxed);
-                        coact::yield_now();
-                    }
-                })
-            })
-            .collect();
+        let busy = spawn_busy(BUSY, &chunks, &stop);
         let (tx, rx) = sync_channel::<u64>(0);
         let (ack_tx, ack) = channel::<()>();
         let waiter = {
@@ -185,10 +200,10 @@ fn a_wake_from_another_worker_does_not_wait_for_a_busy_round_to_end() {
     // sending counts the chunks run meanwhile too. Measured: 4–6 chunks a trial (the busy
     // coroutines ahead of the waiter in the run queue); 58–60 when wake-ups were taken in
     // once a round.
-    let mut sorted = lags.clone();
-    sorted.sort_unstable();
-    let median = sorted[TRIALS / 2];
-    assert!(median <= 4 * BUSY as u64, "wakes lagged by {lags:?} chunks");
+    assert!(
+        median(lags.clone()) <= 4 * BUSY as u64,
+        "wakes lagged by {lags:?} chunks"
+    );
 }
 
 /// A timer that falls due while a worker's coroutines run long between yields fires within a
@@ -196,28 +211,12 @@ fn a_wake_from_another_worker_does_not_wait_for_a_busy_round_to_end() {
 /// resume while a timer is pending. Counted in chunks, as above.
 #[test]
 fn a_timer_due_in_a_busy_round_fires_within_a_few_resumes() {
-    use std::sync::atomic::AtomicU64;
     const BUSY: usize = 4;
     const TRIALS: usize = 20;
     let lags = on_workers(1, || {
         let chunks = Arc::new(AtomicU64::new(0));
         let stop = Arc::new(AtomicBool::new(false));
-        let busy: Vec<_> = (0..BUSY)
-            .map(|_| {
-                let (chunks, stop) = (chunks.clone(), stop.clone());
-                coact::spawn(move || {
-                    // Bounded: only a timer that never fires would keep it going this long.
-                    for _ in 0..2_000_000u32 {
-                        if stop.load(Ordering::Relaxed) {
-                            return;
-                        }
-                        std::hint::black_box(common::spin_work(2_000));
-                        chunks.fetch_add(1, Ordering::Relaxed);
-                        coact::yield_now();
-                    }
-                })
-            })
-            .collect();
+        let busy = spawn_busy(BUSY, &chunks, &stop);
         let mut lags = Vec::new();
         for _ in 0..TRIALS {
             let before = chunks.load(Ordering::Relaxed);
@@ -229,13 +228,10 @@ fn a_timer_due_in_a_busy_round_fires_within_a_few_resumes() {
         busy.into_iter().for_each(|h| h.join().unwrap());
         lags
     });
-    let mut sorted = lags.clone();
-    sorted.sort_unstable();
-    let median = sorted[TRIALS / 2];
     // Up to 8 resumes before the clock is read, then the busy coroutines ahead in the queue.
     // Measured: 7–10 chunks a trial; 60–62 when timers were looked at once a round.
     assert!(
-        median <= 6 * BUSY as u64,
+        median(lags.clone()) <= 6 * BUSY as u64,
         "timers fired {lags:?} chunks late"
     );
 }

@@ -43,6 +43,28 @@ fn wait_ready(ready: &mpsc::Receiver<()>, n: usize) {
     assert_eq!(ready.iter().take(n).count(), n);
 }
 
+/// A receiver blocked in `recv`, and its id (to cancel it).
+type Waiting = (
+    coact::JoinHandle<Result<u32, RecvError>>,
+    coact::CoroutineId,
+);
+
+/// Lines up `n` coroutines blocked in `rx.recv()`, in this order: on one worker each parks
+/// before the next is spawned.
+fn line_up(rx: &mpmc::Receiver<u32>, n: usize) -> Vec<Waiting> {
+    let (ids_tx, ids) = mpsc::channel();
+    (0..n)
+        .map(|_| {
+            let (rx, ids_tx) = (rx.clone(), ids_tx.clone());
+            let h = coact::spawn(move || {
+                ids_tx.send(coact::current_coroutine().unwrap()).unwrap();
+                rx.recv()
+            });
+            (h, ids.recv().unwrap())
+        })
+        .collect()
+}
+
 #[test]
 fn every_message_reaches_exactly_one_receiver() {
     const PRODUCERS: u64 = 4;
@@ -277,18 +299,7 @@ fn receivers_that_time_out_leave_the_line_whole() {
 fn a_cancelled_receiver_leaves_the_line_whole() {
     on_workers(1, || {
         let (tx, rx) = mpmc::sync_channel::<u32>(0);
-        let (ids_tx, ids) = mpsc::channel();
-        let handles: Vec<_> = (0..3)
-            .map(|_| {
-                let (rx, ids_tx) = (rx.clone(), ids_tx.clone());
-                let h = coact::spawn(move || {
-                    ids_tx.send(coact::current_coroutine().unwrap()).unwrap();
-                    rx.recv()
-                });
-                // Parked (one worker) before the next is spawned: the line is in this order.
-                (h, ids.recv().unwrap())
-            })
-            .collect();
+        let handles = line_up(&rx, 3);
         handles[1].1.cancel();
         let handles: Vec<_> = handles.into_iter().map(|(h, _)| h).collect();
         let mut handles = handles.into_iter();
@@ -423,18 +434,7 @@ fn selected_sends_claim_one_blocked_receiver_each() {
 fn a_claim_on_a_cancelled_receiver_passes_to_the_next_in_line() {
     on_workers(1, || {
         let (tx, rx) = mpmc::sync_channel::<u32>(0);
-        let (ids_tx, ids) = mpsc::channel();
-        let takers: Vec<_> = (0..2)
-            .map(|_| {
-                let (rx, ids_tx) = (rx.clone(), ids_tx.clone());
-                let h = coact::spawn(move || {
-                    ids_tx.send(coact::current_coroutine().unwrap()).unwrap();
-                    rx.recv()
-                });
-                // Parked (one worker) before the next is spawned: the line is in this order.
-                (h, ids.recv().unwrap())
-            })
-            .collect();
+        let takers = line_up(&rx, 2);
         let mut sel = Select::new();
         sel.send(&tx);
         // Claims the first receiver in line.
@@ -453,14 +453,9 @@ fn a_claim_on_a_cancelled_receiver_passes_to_the_next_in_line() {
 fn a_message_handed_to_a_receiver_cancelled_before_it_ran_goes_back() {
     on_workers(1, || {
         let (tx, rx) = mpmc::sync_channel::<u32>(2);
-        let other = rx.clone();
-        let (id_tx, id) = mpsc::channel();
-        let first = coact::spawn(move || {
-            id_tx.send(coact::current_coroutine().unwrap()).unwrap();
-            rx.recv()
-        });
         // Parked (one worker): the send hands the message to it, and it has not run since.
-        let first_id = id.recv().unwrap();
+        let (first, first_id) = line_up(&rx, 1).pop().unwrap();
+        let other = rx;
         tx.send(1).unwrap();
         first_id.cancel();
         assert!(first.join().is_err(), "the receiver was cancelled");

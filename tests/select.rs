@@ -677,15 +677,25 @@ fn a_persistent_select_woken_from_other_threads_never_misses_a_message() {
     }
 }
 
+/// Two unbounded channels, each holding 0..100, as (sender, receiver) pairs.
+type Pair = (
+    coact::sync::mpsc::Sender<u32>,
+    coact::sync::mpsc::Receiver<u32>,
+);
+
+fn two_loaded() -> (Pair, Pair) {
+    let (first, second) = (channel::<u32>(), channel::<u32>());
+    for i in 0..100 {
+        first.0.send(i).unwrap();
+        second.0.send(i).unwrap();
+    }
+    (first, second)
+}
+
 #[test]
 fn a_biased_select_takes_the_first_ready_operation_every_time() {
     on_workers(1, || {
-        let (first_tx, first) = channel::<u32>();
-        let (second_tx, second) = channel::<u32>();
-        for i in 0..100 {
-            first_tx.send(i).unwrap();
-            second_tx.send(i).unwrap();
-        }
+        let ((_first_tx, first), (second_tx, second)) = two_loaded();
         // A persistent set: the first operation wins while it is ready...
         let mut sel = Select::new_biased();
         let a = sel.recv(&first);
@@ -728,12 +738,7 @@ fn a_biased_select_takes_the_first_ready_operation_every_time() {
 #[test]
 fn a_fair_select_takes_ready_operations_in_turn() {
     on_workers(1, || {
-        let (first_tx, first) = channel::<u32>();
-        let (second_tx, second) = channel::<u32>();
-        for i in 0..100 {
-            first_tx.send(i).unwrap();
-            second_tx.send(i).unwrap();
-        }
+        let ((_first_tx, first), (_second_tx, second)) = two_loaded();
         let mut sel = Select::new();
         let a = sel.recv(&first);
         sel.recv(&second);
