@@ -404,7 +404,7 @@ impl Runtime {
             // A worker never panics on its own; if one did, the report was already printed.
             let _ = t.join();
         }
-        self.shared.drain_injector();
+        self.shared.drain_unstarted();
         // After the workers: destructors of cancelled coroutines may offload too.
         self.shared.pool.close_and_wait(jobs_until)
     }

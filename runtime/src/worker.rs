@@ -416,8 +416,9 @@ impl Shared {
         }
     }
 
-    /// Drops tasks that no worker started (called after the workers exited).
-    pub(crate) fn drain_injector(&self) {
+    /// Drops tasks that no worker started, injected or placed (called after the workers
+    /// exited).
+    pub(crate) fn drain_unstarted(&self) {
         loop {
             match self.injector.steal() {
                 Steal::Success(t) => drop(t),
@@ -974,29 +975,32 @@ impl Local {
             let Some(task) = self.pinned.borrow_mut().pop_front() else {
                 return;
             };
-            let task = if self.spare.get() != NONE {
-                match self.hand_to_spare(task) {
-                    None => continue,
-                    Some(t) => t,
-                }
-            } else {
-                task
-            };
-            if let Err(task) = self.try_start_fresh(task) {
+            if let Err(task) = self.try_start(task) {
                 self.pinned.borrow_mut().push_front(task);
             }
         }
     }
 
-    /// Makes a fiber for `task` and queues it to run.
+    /// Makes a fiber for `task` and queues it to run; with no stack to map now, the task waits
+    /// in the deque (running fibers give their stacks back when they finish).
     fn start(&self, task: Task) {
-        if self.spare.get() != NONE && !self.shared.shutdown.load(Ordering::Relaxed) {
-            if let Some(task) = self.hand_to_spare(task) {
-                self.start_fresh(task);
-            }
-            return;
+        if let Err(task) = self.try_start(task) {
+            let _ = self.queue_task(task);
         }
-        self.start_fresh(task);
+    }
+
+    /// [`Local::start`], giving the task back when no stack can be mapped now: to the spare
+    /// fiber if there is one, else to a new fiber.
+    #[inline]
+    fn try_start(&self, task: Task) -> Result<(), Task> {
+        if self.spare.get() != NONE && !self.shared.shutdown.load(Ordering::Relaxed) {
+            match self.hand_to_spare(task) {
+                None => Ok(()),
+                Some(task) => self.try_start_fresh(task),
+            }
+        } else {
+            self.try_start_fresh(task)
+        }
     }
 
     /// Schedules the spare fiber to carry `task`; gives the task back if the one handoff
@@ -1014,15 +1018,7 @@ impl Local {
         None
     }
 
-    /// Starts `task` on a new fiber.
-    fn start_fresh(&self, task: Task) {
-        if let Err(task) = self.try_start_fresh(task) {
-            // Kept for later: running fibers give their stacks back when they finish.
-            let _ = self.queue_task(task);
-        }
-    }
-
-    /// [`Local::start_fresh`], giving the task back when no stack can be mapped now.
+    /// Starts `task` on a new fiber; gives it back when no stack can be mapped now.
     fn try_start_fresh(&self, task: Task) -> Result<(), Task> {
         let stack = match self.pool.borrow_mut().take() {
             Ok(s) => s,
