@@ -292,13 +292,12 @@ impl<T: Clone + Send> SelectRecv<T> for broadcast::Receiver<T> {
     #[inline]
     fn recv_op(&self) -> Op<'_> {
         let cursor = self.cursor();
-        Op {
-            chan: cursor,
-            id: cursor as *const Cursor<T> as *const (),
-            kind: Kind::Recv,
-            io: false,
-            registered: false,
-        }
+        Op::new(
+            cursor,
+            cursor as *const Cursor<T> as *const (),
+            Kind::Recv,
+            false,
+        )
     }
     #[inline]
     fn recv_selected(&self, _r: Reservation) -> Result<T, broadcast::RecvError> {
@@ -409,11 +408,23 @@ impl<'a> Op<'a> {
     /// A receive or send on `chan`, not registered.
     #[inline]
     fn chan<T: Send + 'a, const MULTI: bool>(chan: &'a Chan<T, MULTI>, kind: Kind) -> Op<'a> {
-        Op {
+        Op::new(
             chan,
-            id: chan as *const Chan<T, MULTI> as *const (),
+            chan as *const Chan<T, MULTI> as *const (),
             kind,
-            io: false,
+            false,
+        )
+    }
+
+    /// An operation on `handle`, identified by `id` (the address of what it stands for), not
+    /// registered; `io` for a readiness wait (nothing to complete or reserve).
+    #[inline]
+    fn new(handle: &'a dyn Handle, id: *const (), kind: Kind, io: bool) -> Op<'a> {
+        Op {
+            chan: handle,
+            id,
+            kind,
+            io,
             registered: false,
         }
     }
@@ -591,13 +602,12 @@ impl<'a> Select<'a> {
     }
 
     fn push_io(&mut self, dir: &'a Direction, kind: Kind) -> usize {
-        self.ops.push(Some(Op {
-            chan: dir,
-            id: dir as *const Direction as *const (),
+        self.ops.push(Some(Op::new(
+            dir,
+            dir as *const Direction as *const (),
             kind,
-            io: true,
-            registered: false,
-        }));
+            true,
+        )));
         self.ops.len() - 1
     }
 

@@ -349,6 +349,14 @@ impl<T: Clone> Cursor<T> {
         }
     }
 
+    /// Waits with no deadline: the wait ends only with a message, a lag or the end.
+    fn recv(&self) -> Result<T, RecvError> {
+        self.recv_deadline(None).map_err(|e| match e {
+            RecvTimeoutError::Lagged(n) => RecvError::Lagged(n),
+            RecvTimeoutError::Closed | RecvTimeoutError::Timeout => RecvError::Closed,
+        })
+    }
+
     fn recv_deadline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         crate::worker::spend_coop();
         loop {
@@ -456,10 +464,7 @@ impl<T: Clone> Receiver<T> {
     /// behind (the next call goes on from the oldest message kept), and with
     /// [`RecvError::Closed`] once every sender is gone and nothing is left for it.
     pub fn recv(&self) -> Result<T, RecvError> {
-        self.cursor.recv_deadline(None).map_err(|e| match e {
-            RecvTimeoutError::Lagged(n) => RecvError::Lagged(n),
-            RecvTimeoutError::Closed | RecvTimeoutError::Timeout => RecvError::Closed,
-        })
+        self.cursor.recv()
     }
 
     /// Takes the next message if one is there now.
@@ -509,10 +514,7 @@ impl<T: Clone> Cursor<T> {
             Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
             // Not reached: only this receiver moves its place, and nothing takes a message
             // back. Waiting is still right if it were.
-            Err(TryRecvError::Empty) => self.recv_deadline(None).map_err(|e| match e {
-                RecvTimeoutError::Lagged(n) => RecvError::Lagged(n),
-                _ => RecvError::Closed,
-            }),
+            Err(TryRecvError::Empty) => self.recv(),
         }
     }
 

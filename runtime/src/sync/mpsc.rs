@@ -810,9 +810,11 @@ impl<T, const MULTI: bool> Chan<T, MULTI> {
         let mut wakes = Wakes::default();
         if !done {
             s.remove_receiver(NonNull::from(packet));
-        // SAFETY: `done` is set: the other side no longer touches the packet.
-        } else if let Some(msg) = unsafe { (*packet.slot.get()).take() } {
-            s.requeue(msg, &mut wakes);
+        } else {
+            // SAFETY: `done` is set: the other side no longer touches the packet.
+            if let Some(msg) = unsafe { (*packet.slot.get()).take() } {
+                s.requeue(msg, &mut wakes);
+            }
         }
         drop(s);
         wakes.run();
