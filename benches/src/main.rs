@@ -16,8 +16,9 @@
 //!   message over a channel and the spawner receives one message per child; ns/spawn.
 //!
 //! Usage: `cargo run --release -p coact-benches -- [--quick] [--only SUBSTR] [--runs N]
-//! [--timeout SECS]`. `--only` keeps the cells whose id (`W1/coact-1w`, `W3/tokio-ct`, …)
-//! contains `SUBSTR`.
+//! [--rounds R] [--timeout SECS]`. `--only` keeps the cells whose id (`W1/coact-1w`,
+//! `W3/tokio-ct`, …) contains `SUBSTR`. `--rounds` repeats the whole set, each cell in turn,
+//! and adds coact's per-round ratios to Go and tokio.
 
 #![forbid(unsafe_code)]
 
@@ -84,6 +85,19 @@ impl Workload {
         }
     }
 
+    /// Issue 2's one-worker target and the Go and tokio figures quoted beside it, in ns, all
+    /// from the reference 2-core machine: the target as a ratio to a peer carries over to a
+    /// machine of another speed.
+    pub fn target(self) -> Option<(f64, f64, f64)> {
+        match self {
+            Workload::W1 => Some((30.0, 92.0, 189.0)),
+            Workload::W2 => Some((30.0, 75.0, 92.0)),
+            Workload::W2Macro => None,
+            Workload::W3 => Some((80.0, 236.0, 228.0)),
+            Workload::W4 => Some((100.0, 320.0, 192.0)),
+        }
+    }
+
     /// Operation count of a full (not `--quick`) run.
     pub fn base_count(self) -> u64 {
         match self {
@@ -132,13 +146,18 @@ struct Config {
     quick: bool,
     only: Option<String>,
     runs: usize,
+    rounds: usize,
     timeout: Duration,
 }
 
-const USAGE: &str = "usage: workloads [--quick] [--only SUBSTR] [--runs N] [--timeout SECS]
+const USAGE: &str =
+    "usage: workloads [--quick] [--only SUBSTR] [--runs N] [--rounds R] [--timeout SECS]
   --quick         divide every op count by 10
   --only SUBSTR   run only cells whose id (e.g. W1/coact-1w, W3/tokio-ct) contains SUBSTR
-  --runs N        runs per cell, the median is reported (default 3)
+  --runs N        runs per cell and round, the median is reported (default 3)
+  --rounds R      go through every selected cell R times, in turn (default 1); with R > 1
+                  the report adds coact's per-round ratios to Go and tokio, which a slow
+                  spell of the machine moves less than a ratio of medians taken minutes apart
   --timeout SECS  give up on one run after SECS seconds (default 180)";
 
 fn parse_args() -> Result<Config, String> {
@@ -146,6 +165,7 @@ fn parse_args() -> Result<Config, String> {
         quick: false,
         only: None,
         runs: 3,
+        rounds: 1,
         timeout: Duration::from_secs(180),
     };
     let mut args = std::env::args().skip(1);
@@ -158,6 +178,13 @@ fn parse_args() -> Result<Config, String> {
                 cfg.runs = v.parse().map_err(|_| format!("bad --runs value {v:?}"))?;
                 if cfg.runs == 0 {
                     return Err("--runs must be at least 1".into());
+                }
+            }
+            "--rounds" => {
+                let v = args.next().ok_or("--rounds needs a value")?;
+                cfg.rounds = v.parse().map_err(|_| format!("bad --rounds value {v:?}"))?;
+                if cfg.rounds == 0 {
+                    return Err("--rounds must be at least 1".into());
                 }
             }
             "--timeout" => {
@@ -201,6 +228,48 @@ enum Once {
     Done(Duration),
     NotApplicable,
     Failed(String),
+}
+
+/// Runs one cell `cfg.runs` times: its figures, or why it has none.
+fn run_cell(run: &Runner, w: Workload, n: u64, cfg: &Config, name: &str) -> Cell {
+    let mut runs = Vec::new();
+    for i in 0..cfg.runs {
+        match measure_once(run, w, n, cfg.timeout, name) {
+            Once::Done(d) => {
+                let ns = d.as_nanos() as f64 / n as f64;
+                eprintln!(
+                    "{name} run {}/{}: {} ns/op (n = {n})",
+                    i + 1,
+                    cfg.runs,
+                    fmt_ns(ns)
+                );
+                runs.push(ns);
+            }
+            Once::NotApplicable => return Cell::NotApplicable,
+            Once::Failed(msg) => {
+                eprintln!("{name} run {}/{}: FAILED: {msg}", i + 1, cfg.runs);
+                note(format!("{name}: run {} failed: {msg}", i + 1));
+                return Cell::Failed(msg);
+            }
+        }
+    }
+    Cell::Measured { n, runs }
+}
+
+/// Adds one round's figures to a cell; a cell that failed in an earlier round stays failed.
+fn record(
+    cells: &mut BTreeMap<(Workload, &'static str), Cell>,
+    key: (Workload, &'static str),
+    n: u64,
+    runs: Vec<f64>,
+) {
+    match cells.get_mut(&key) {
+        Some(Cell::Measured { runs: all, .. }) => all.extend(runs),
+        Some(_) => {}
+        None => {
+            cells.insert(key, Cell::Measured { n, runs });
+        }
+    }
 }
 
 /// Runs one measurement on a fresh thread, so a hang or a panic marks the cell and the run goes on.
@@ -333,84 +402,71 @@ fn main() -> ExitCode {
     }
 
     let mut cells: BTreeMap<(Workload, &'static str), Cell> = BTreeMap::new();
-
-    // In-process runtimes.
-    for &w in &Workload::ALL {
-        for c in &columns {
-            let Some(run) = &c.run else { continue };
-            if !selected(w, c) {
+    // Each cell's median in each round, for the per-round ratios.
+    let mut rounds: BTreeMap<(Workload, &'static str), Vec<f64>> = BTreeMap::new();
+    let mut go_status = None;
+    for round in 0..cfg.rounds {
+        if cfg.rounds > 1 {
+            eprintln!("round {}/{}", round + 1, cfg.rounds);
+        }
+        // In-process runtimes.
+        for &w in &Workload::ALL {
+            for c in &columns {
+                let Some(run) = &c.run else { continue };
+                if !selected(w, c) {
+                    continue;
+                }
+                let n = op_count(w, cfg.quick, (c.divisor)(w));
+                let name = format!("{}/{}", w.id(), c.id);
+                match run_cell(run, w, n, &cfg, &name) {
+                    Cell::Measured { n, runs } => {
+                        rounds.entry((w, c.id)).or_default().push(median(&runs));
+                        record(&mut cells, (w, c.id), n, runs);
+                    }
+                    other => {
+                        cells.insert((w, c.id), other);
+                    }
+                }
+            }
+        }
+        // Go, out of process, one `go run` per GOMAXPROCS value.
+        for (col_id, procs) in [("go-1p", 1usize), ("go-2p", 2)] {
+            let Some(col) = columns.iter().find(|c| c.id == col_id) else {
+                continue;
+            };
+            let wanted: Vec<Workload> = Workload::ALL
+                .iter()
+                .copied()
+                .filter(|&w| selected(w, col))
+                .collect();
+            if wanted.is_empty() || go_status.is_some() {
                 continue;
             }
-            let n = op_count(w, cfg.quick, (c.divisor)(w));
-            let name = format!("{}/{}", w.id(), c.id);
-            let mut runs = Vec::new();
-            let mut cell = None;
-            for i in 0..cfg.runs {
-                match measure_once(run, w, n, cfg.timeout, &name) {
-                    Once::Done(d) => {
-                        let ns = d.as_nanos() as f64 / n as f64;
-                        eprintln!(
-                            "{name} run {}/{}: {} ns/op (n = {n})",
-                            i + 1,
-                            cfg.runs,
-                            fmt_ns(ns)
-                        );
-                        runs.push(ns);
-                    }
-                    Once::NotApplicable => {
-                        cell = Some(Cell::NotApplicable);
-                        break;
-                    }
-                    Once::Failed(msg) => {
-                        eprintln!("{name} run {}/{}: FAILED: {msg}", i + 1, cfg.runs);
-                        note(format!("{name}: run {} failed: {msg}", i + 1));
-                        cell = Some(Cell::Failed(msg));
-                        break;
+            if !go::available() {
+                go_status = Some("skipped: go not installed".to_string());
+                eprintln!("skipped: go not installed");
+                break;
+            }
+            eprintln!("go run bench.go (GOMAXPROCS={procs}) ...");
+            match go::run(procs, &wanted, cfg.quick, cfg.runs) {
+                Ok(results) => {
+                    for w in wanted {
+                        match results.iter().find(|r| r.workload == w) {
+                            Some(r) => {
+                                rounds.entry((w, col_id)).or_default().push(median(&r.runs));
+                                record(&mut cells, (w, col_id), r.n, r.runs.clone());
+                            }
+                            None => {
+                                cells.insert((w, col_id), Cell::NotApplicable);
+                            }
+                        }
                     }
                 }
-            }
-            let cell = cell.unwrap_or(Cell::Measured { n, runs });
-            cells.insert((w, c.id), cell);
-        }
-    }
-
-    // Go, out of process, one `go run` per GOMAXPROCS value.
-    let mut go_status = None;
-    for (col_id, procs) in [("go-1p", 1usize), ("go-2p", 2)] {
-        let Some(col) = columns.iter().find(|c| c.id == col_id) else {
-            continue;
-        };
-        let wanted: Vec<Workload> = Workload::ALL
-            .iter()
-            .copied()
-            .filter(|&w| selected(w, col))
-            .collect();
-        if wanted.is_empty() {
-            continue;
-        }
-        if !go::available() {
-            go_status = Some("skipped: go not installed".to_string());
-            eprintln!("skipped: go not installed");
-            break;
-        }
-        eprintln!("go run bench.go (GOMAXPROCS={procs}) ...");
-        match go::run(procs, &wanted, cfg.quick, cfg.runs) {
-            Ok(results) => {
-                for w in wanted {
-                    let cell = match results.iter().find(|r| r.workload == w) {
-                        Some(r) => Cell::Measured {
-                            n: r.n,
-                            runs: r.runs.clone(),
-                        },
-                        None => Cell::NotApplicable,
-                    };
-                    cells.insert((w, col_id), cell);
-                }
-            }
-            Err(e) => {
-                eprintln!("go ({col_id}) failed: {e}");
-                for w in wanted {
-                    cells.insert((w, col_id), Cell::Failed(e.clone()));
+                Err(e) => {
+                    eprintln!("go ({col_id}) failed: {e}");
+                    for w in wanted {
+                        cells.insert((w, col_id), Cell::Failed(e.clone()));
+                    }
                 }
             }
         }
@@ -423,8 +479,58 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
-    print!("{}", report(&cfg, &columns, &cells, go_status.as_deref()));
+    print!(
+        "{}",
+        report(&cfg, &columns, &cells, &rounds, go_status.as_deref())
+    );
     ExitCode::SUCCESS
+}
+
+/// The table of coact's per-round ratios to Go (P=1) and tokio (current-thread), against the
+/// target ratios of issue 2: each round's median for coact with one worker divided by the
+/// peer's median in the same round; the median of those ratios, and their range.
+fn round_ratios(
+    n_rounds: usize,
+    rows: &[Workload],
+    rounds: &BTreeMap<(Workload, &'static str), Vec<f64>>,
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\ncoact 1 worker ÷ peer, per round (median of {n_rounds} rounds, min–max), against \
+         the target ÷ the peer's reference figure (below 1 × target: met):\n"
+    );
+    let _ = writeln!(
+        out,
+        "| workload | ÷ Go P=1 | target | ÷ tokio ct | target |\n|---|---:|---:|---:|---:|"
+    );
+    for &w in rows {
+        let Some((target, go_ref, tokio_ref)) = w.target() else {
+            continue;
+        };
+        let ratio = |peer: &str| {
+            let (Some(c), Some(p)) = (rounds.get(&(w, "coact-1w")), rounds.get(&(w, peer))) else {
+                return "—".to_string();
+            };
+            let r: Vec<f64> = c.iter().zip(p).map(|(c, p)| c / p).collect();
+            if r.is_empty() {
+                return "—".to_string();
+            }
+            let lo = r.iter().copied().fold(f64::INFINITY, f64::min);
+            let hi = r.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            format!("{:.3} ({lo:.3}–{hi:.3})", median(&r))
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {:.3} | {} | {:.3} |",
+            w.id(),
+            ratio("go-1p"),
+            target / go_ref,
+            ratio("tokio-ct"),
+            target / tokio_ref
+        );
+    }
+    out
 }
 
 /// How each runtime implements the workloads, keyed by column-id prefix.
@@ -459,6 +565,7 @@ fn report(
     cfg: &Config,
     columns: &[Column],
     cells: &BTreeMap<(Workload, &'static str), Cell>,
+    rounds: &BTreeMap<(Workload, &'static str), Vec<f64>>,
     go_status: Option<&str>,
 ) -> String {
     let mut out = String::new();
@@ -554,6 +661,10 @@ fn report(
             }
             out.push('\n');
         }
+    }
+
+    if cfg.rounds > 1 && rounds.keys().any(|(_, id)| *id == "coact-1w") {
+        out.push_str(&round_ratios(cfg.rounds, &rows, rounds));
     }
 
     // Notes.
