@@ -495,6 +495,57 @@ fn joining_a_coroutine_the_end_of_the_runtime_dropped_returns_an_error() {
     }
 }
 
+/// A plain thread spawning through a `Handle` while the runtime ends: every spawn either fails
+/// (the runtime has ended) or gives a handle whose `join` returns, whether the coroutine ran,
+/// was cancelled, or was dropped unstarted. A spawn that passed the "has it ended" check just
+/// before the end, and queued its task after the runtime had emptied its queues, used to leave
+/// the task in the queue for as long as any `Handle` lived, and its `join` blocked for good.
+#[test]
+fn spawns_racing_the_end_of_the_runtime_are_run_or_dropped_never_stranded() {
+    for trial in 0..120 {
+        let workers = 1 + trial % 2;
+        let placed = trial % 4 >= 2;
+        bounded(move || {
+            let rt = runtime(workers);
+            let h = rt.handle();
+            let (started_tx, started_rx) = std::sync::mpsc::channel();
+            let spammer = std::thread::spawn(move || {
+                let drops = Arc::new(AtomicUsize::new(0));
+                let mut handles = Vec::new();
+                loop {
+                    let guard = DropCounter::new(&drops);
+                    let f = move || drop(guard);
+                    let spawned = if placed {
+                        h.try_spawn_on(handles.len() % workers, f)
+                    } else {
+                        h.try_spawn(f)
+                    };
+                    match spawned {
+                        Ok(j) => handles.push(j),
+                        Err(_) => break,
+                    }
+                    if handles.len() == 8 {
+                        let _ = started_tx.send(());
+                    }
+                }
+                let n = handles.len();
+                // Each one ran (Ok), was cancelled or was dropped before it started (Err);
+                // none may block.
+                for j in handles {
+                    let _ = j.join();
+                }
+                // All closures dropped, the one refused by the failed spawn included.
+                assert_eq!(drops.load(Ordering::SeqCst), n + 1);
+                n
+            });
+            started_rx.recv().expect("the spawning thread started");
+            drop(rt);
+            let n = spammer.join().expect("the spawning thread finished");
+            assert!(n >= 8, "trial {trial}: {n} spawns");
+        });
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Panics
 // ---------------------------------------------------------------------------------------------

@@ -71,6 +71,24 @@
 //! poll in W5 return at once. The `swap` makes only one of several concurrent wakers pay the
 //! syscall. A stale wake costs one empty poll.
 //!
+//! # Spawns racing the end of the runtime
+//!
+//! A spawn from outside the workers checks that the runtime has not ended, then queues its
+//! task (in the injector, or a worker's `placed` queue). The end sets `shutdown`, and once
+//! the workers have exited it drops what is still queued (`Shared::drain_unstarted`). A
+//! spawn that checked before the end and queued after the drain would leave its task queued
+//! for as long as a `Handle` keeps the queues alive, and its `join` would wait for good. So
+//! the spawner checks again after it queues, the same pattern as above:
+//!
+//! ```text
+//! end of the runtime                            spawner (any thread)
+//! E1. shutdown.store(true)                      P1. queue.push(task)
+//! E2. workers exit                              P2. fence(SeqCst)
+//! E3. fence(SeqCst); drop what is queued        P3. if shutdown.load(): drop what is queued
+//! ```
+//! Either E3 takes the task, or P3 sees `shutdown` and drops it itself (both may drain;
+//! each task is taken once). A dropped task makes its `join` return an error.
+//!
 //! # Fairness
 //!
 //! A worker resumes at most [`BUDGET`] fibers between two polls, so I/O and timers are served
@@ -381,6 +399,11 @@ impl Shared {
     fn inject(&self, task: Task) {
         self.injector.push(task);
         fence(Ordering::SeqCst);
+        if self.is_shutting_down() {
+            // P3 in "Spawns racing the end of the runtime".
+            self.drain_unstarted();
+            return;
+        }
         self.wake_one(usize::MAX);
     }
 
@@ -416,9 +439,11 @@ impl Shared {
         }
     }
 
-    /// Drops tasks that no worker started, injected or placed (called after the workers
-    /// exited).
+    /// Drops tasks that no worker started, injected or placed: called after the workers
+    /// exited, and by a spawner that finds the runtime ending after it queued its task (see
+    /// "Spawns racing the end of the runtime").
     pub(crate) fn drain_unstarted(&self) {
+        fence(Ordering::SeqCst);
         loop {
             match self.injector.steal() {
                 Steal::Success(t) => drop(t),
@@ -1830,6 +1855,11 @@ pub(crate) fn place(shared: &Shared, index: usize, task: Task) {
     let r = &shared.remotes[index];
     r.placed.push(task);
     fence(Ordering::SeqCst);
+    if shared.is_shutting_down() {
+        // P3 in "Spawns racing the end of the runtime".
+        shared.drain_unstarted();
+        return;
+    }
     r.wake_if_sleeping();
 }
 
