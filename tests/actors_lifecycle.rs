@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use coact::actor::{spawn, spawn_process, Actor, Ctx, Inbox, ReplyTo, StopReason};
+use coact::actor::{spawn, spawn_process, Actor, AskError, Ctx, Inbox, ReplyTo, StopReason};
 use common::DropCounter;
 
 struct Holder {
@@ -125,4 +125,120 @@ fn supervisor_shutdown_kills_a_child_blocked_past_the_grace_period() {
             StopReason::Killed
         );
     });
+}
+
+/// An actor that counts its `stopped` calls and answers pings.
+struct Counted {
+    stops: Arc<AtomicUsize>,
+    _guard: DropCounter,
+}
+
+impl Actor for Counted {
+    type Msg = ReplyTo<()>;
+    fn handle(&mut self, reply: ReplyTo<()>, _ctx: &mut Ctx<'_, Self::Msg>) {
+        reply.send(());
+    }
+    fn stopped(&mut self, reason: &StopReason) {
+        assert_eq!(*reason, StopReason::Killed);
+        self.stops.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn counted(stops: &Arc<AtomicUsize>, drops: &Arc<AtomicUsize>) -> Counted {
+    Counted {
+        stops: Arc::clone(stops),
+        _guard: DropCounter::new(drops),
+    }
+}
+
+/// An actor idle when its runtime ends has no coroutine to cancel. Its next message (or
+/// request) finds that the runtime is gone: the actor stops as a killed one, its askers get an
+/// error at once (they used to wait out their whole timeout), later sends fail, its monitors
+/// are told, and its state is dropped (it used to keep itself alive for good).
+#[test]
+fn an_actor_idle_when_its_runtime_ended_stops_at_its_next_message() {
+    for workers in [1, 2] {
+        common::bounded(move || {
+            let (stops, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let rt = common::runtime(workers);
+            let a = rt.block_on({
+                let (stops, drops) = (stops.clone(), drops.clone());
+                move || {
+                    let a = spawn(counted(&stops, &drops));
+                    a.ask(|r| r, Duration::from_secs(30)).unwrap();
+                    a
+                }
+            });
+            drop(rt);
+            assert!(
+                a.stopped().is_none(),
+                "nothing has touched it since the end"
+            );
+            let asked = a.ask(|r| r, Duration::from_secs(60));
+            assert!(
+                matches!(asked, Err(AskError::NoReply | AskError::Closed)),
+                "workers={workers}: {asked:?}"
+            );
+            assert_eq!(a.stopped(), Some(StopReason::Killed));
+            assert_eq!(
+                a.monitor()
+                    .recv_timeout(Duration::from_secs(30))
+                    .unwrap()
+                    .reason,
+                StopReason::Killed
+            );
+            assert_eq!(
+                a.ask(|r| r, Duration::from_secs(60)),
+                Err(AskError::Closed),
+                "its mailbox is closed"
+            );
+            assert_eq!(stops.load(Ordering::SeqCst), 1, "`stopped` ran once");
+            assert_eq!(drops.load(Ordering::SeqCst), 1, "its state was dropped");
+        });
+    }
+}
+
+/// Actors spawned on a runtime that has ended (from a plain thread, through its handle) stop
+/// at once, handler and process kinds alike, and say so; none waits for a start that cannot
+/// come.
+#[test]
+fn actors_spawned_on_an_ended_runtime_stop_at_once() {
+    common::bounded(|| {
+        let (stops, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let rt = common::runtime(2);
+        let h = rt.handle();
+        drop(rt);
+        let a = coact::actor::spawn_on(&h, 8, counted(&stops, &drops));
+        assert_eq!(a.stopped(), Some(StopReason::Killed));
+        assert_eq!(a.ask(|r| r, Duration::from_secs(60)), Err(AskError::Closed));
+        assert_eq!(stops.load(Ordering::SeqCst), 1);
+        assert_eq!(drops.load(Ordering::SeqCst), 1);
+    });
+}
+
+/// A process actor spawned just before its runtime ends may never start: its monitors are
+/// told all the same (it is killed, as a process cancelled while it ran is).
+#[test]
+fn a_process_spawned_just_before_the_end_is_reported_killed() {
+    for workers in [1, 2] {
+        common::bounded(move || {
+            let rt = common::runtime(workers);
+            // The addresses are kept: a process whose addresses are all gone ends normally.
+            let processes = rt.block_on(|| {
+                (0..20)
+                    .map(|_| spawn_process(|inbox: Inbox<u32>| while inbox.recv().is_some() {}))
+                    .map(|p| (p.monitor(), p))
+                    .collect::<Vec<_>>()
+            });
+            drop(rt);
+            for (m, _p) in processes {
+                let down = m.recv_timeout(Duration::from_secs(30));
+                assert_eq!(
+                    down.map(|d| d.reason),
+                    Some(StopReason::Killed),
+                    "workers={workers}"
+                );
+            }
+        });
+    }
 }

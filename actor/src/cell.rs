@@ -368,6 +368,19 @@ impl<A: Actor> coact_runtime::Runnable for Cell<A> {
     fn run(self: Arc<Self>) {
         activate(self);
     }
+
+    /// The runtime ended before this activation could start: the actor stops as a running
+    /// one does when its coroutine is cancelled ([`StopReason::Killed`]), so that its askers
+    /// and monitors learn it now rather than never. An actor idle when the runtime ended
+    /// comes here at its next message (or request).
+    fn abandoned(self: Arc<Self>) {
+        // SAFETY: the activation that will never run held the schedule, and so does this
+        // party in its place; `inner` is this cell's.
+        unsafe {
+            let inner = self.inner.get();
+            stop(&self, inner, StopReason::Killed);
+        }
+    }
 }
 
 /// What the activation loop ended with.
@@ -406,24 +419,34 @@ fn activate<A: Actor>(mut cell: Arc<Cell<A>>) {
                 None => return,
             },
             Outcome::Stop(reason) => {
-                // DONE is never left: from here on nobody else touches the actor's state.
-                cell.sched.store(DONE, Ordering::Release);
-                if let Some(mut actor) = inner.actor.take() {
-                    let _ = catch_unwind(AssertUnwindSafe(|| actor.stopped(&reason)));
-                }
-                // Closing the mailbox drops what is queued (askers learn at once) and fails
-                // senders.
-                inner.rx = None;
                 // SAFETY: the activation holds the schedule (see above).
-                drop(unsafe { cell.direct.take() });
-                inner.self_addr = None;
-                inner.factory = None;
-                inner.supervisor = None;
-                cell.common.finish(reason);
+                unsafe { stop(&cell, inner, reason) };
                 return;
             }
         }
     }
+}
+
+/// Stops the actor for good: runs its `stopped` hook, closes its mailbox and tells its
+/// monitors.
+///
+/// # Safety
+/// The caller holds the schedule (an activation, or a start given up; see
+/// `Runnable::abandoned`), and `inner` is the cell's.
+unsafe fn stop<A: Actor>(cell: &Cell<A>, inner: &mut Inner<A>, reason: StopReason) {
+    // DONE is never left: from here on nobody else touches the actor's state.
+    cell.sched.store(DONE, Ordering::Release);
+    if let Some(mut actor) = inner.actor.take() {
+        let _ = catch_unwind(AssertUnwindSafe(|| actor.stopped(&reason)));
+    }
+    // Closing the mailbox drops what is queued (askers learn at once) and fails senders.
+    inner.rx = None;
+    // SAFETY: the caller holds the schedule (the contract).
+    drop(unsafe { cell.direct.take() });
+    inner.self_addr = None;
+    inner.factory = None;
+    inner.supervisor = None;
+    cell.common.finish(reason);
 }
 
 /// The activation loop proper.

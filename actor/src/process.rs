@@ -132,6 +132,26 @@ impl<M: Send> Inbox<M> {
     }
 }
 
+/// A process actor's part in its coroutine's closure until the coroutine starts. Dropped
+/// with the closure instead (the runtime ended before the coroutine started), it tells the
+/// monitors that the actor was killed, as a cancelled process's would (its mailbox closes as
+/// the closure drops its `Inbox`).
+struct Unstarted(Option<Arc<ProcessCtl>>);
+
+impl Unstarted {
+    fn start(mut self) -> Arc<ProcessCtl> {
+        self.0.take().expect("a process starts once")
+    }
+}
+
+impl Drop for Unstarted {
+    fn drop(&mut self) {
+        if let Some(ctl) = self.0.take() {
+            ctl.common.finish(StopReason::Killed);
+        }
+    }
+}
+
 /// Spawns a process actor on `handle`; `body` returns the reason it stopped.
 pub(crate) fn spawn_process_with<M, F>(
     handle: &Handle,
@@ -155,9 +175,9 @@ where
         ctl: ctl.clone(),
         me: addr.own(),
     };
-    let run_ctl = ctl.clone();
+    let unstarted = Unstarted(Some(ctl.clone()));
     let spawned = handle.try_spawn(move || {
-        let ctl = run_ctl;
+        let ctl = unstarted.start();
         ctl.common.set_running(coact_runtime::current_coroutine());
         let reason = if ctl.common.flags.load(Ordering::Acquire) & KILL != 0 {
             drop(inbox);

@@ -57,7 +57,32 @@ pub(crate) enum Task {
     /// A coroutine with a `JoinHandle`: closure and result slot in one allocation.
     Joined(Joined),
     /// A shared task started again and again (see [`Runnable`]): no allocation per start.
-    Shared(Arc<dyn Runnable>),
+    Shared(SharedTask),
+}
+
+/// A [`Runnable`] on its way to a coroutine. Dropped without running (the runtime ended
+/// first), it tells the task so through [`Runnable::abandoned`].
+pub(crate) struct SharedTask(Option<Arc<dyn Runnable>>);
+
+impl SharedTask {
+    pub(crate) fn new(task: Arc<dyn Runnable>) -> SharedTask {
+        SharedTask(Some(task))
+    }
+
+    #[inline]
+    fn run(mut self) {
+        if let Some(task) = self.0.take() {
+            task.run();
+        }
+    }
+}
+
+impl Drop for SharedTask {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abandoned();
+        }
+    }
 }
 
 impl Task {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::fiber::{self, Resume, Task};
+use crate::fiber::{self, Resume, SharedTask, Task};
 use crate::join::{joint, JoinCell, Reservation};
 use crate::park;
 use crate::stack;
@@ -545,14 +545,15 @@ impl Handle {
     /// Like [`spawn_detached`](Handle::spawn_detached) for a task that is started again and
     /// again, such as an actor's activation: the coroutine runs `task.run()` and holds the
     /// `Arc` meanwhile, so a start allocates nothing. A panic in `run` is printed by the panic
-    /// hook and otherwise ignored. Once the runtime has ended, `task` is dropped without
-    /// running.
+    /// hook and otherwise ignored. Once the runtime has ended, `task` does not run: it is
+    /// given up at once with [`Runnable::abandoned`], here, and so is a task still waiting to
+    /// start when the runtime ends.
     pub fn spawn_runnable(&self, task: Arc<dyn Runnable>) {
         if self.shared.is_shutting_down() {
-            drop(task);
+            task.abandoned();
             return;
         }
-        worker::submit(&self.shared, Task::Shared(task));
+        worker::submit(&self.shared, Task::Shared(SharedTask::new(task)));
     }
 }
 
@@ -587,6 +588,13 @@ impl Handle {
 pub trait Runnable: Send + Sync + 'static {
     /// Runs the task on a coroutine (it may block, like any coroutine).
     fn run(self: Arc<Self>);
+
+    /// Called instead of [`run`](Runnable::run) for a start that will never happen: the task
+    /// was spawned after its runtime had ended, or was still waiting to start when it ended.
+    /// It runs on the thread that gave the start up (the spawner's, or the one ending the
+    /// runtime), not on a coroutine. For a task that must let others know it is gone, such as
+    /// an actor whose askers would otherwise wait for a reply. By default it does nothing.
+    fn abandoned(self: Arc<Self>) {}
 }
 
 /// Spawns a detached coroutine on the caller's runtime; see [`Handle::spawn_detached`].
