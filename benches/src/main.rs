@@ -578,9 +578,11 @@ fn report(
     let _ = writeln!(out, "## coact W1–W4 workloads\n");
     let _ = writeln!(
         out,
-        "args: {:?}; runs per cell: {} (median shown); quick: {}; {cpus} CPUs; {profile}\n",
+        "args: {:?}; runs per cell: {} in each of {} rounds (median shown); quick: {}; \
+         {cpus} CPUs; {profile}\n",
         std::env::args().skip(1).collect::<Vec<_>>(),
         cfg.runs,
+        cfg.rounds,
         cfg.quick
     );
 
@@ -599,7 +601,11 @@ fn report(
     };
 
     // Table 1: ns per op.
-    let _ = writeln!(out, "ns per op (median of {} runs):\n", cfg.runs);
+    let _ = writeln!(
+        out,
+        "ns per op (median of {} runs):\n",
+        cfg.runs * cfg.rounds
+    );
     let _ = write!(out, "| workload |");
     for c in &used {
         let _ = write!(out, " {} |", c.header);
