@@ -242,3 +242,37 @@ fn a_process_spawned_just_before_the_end_is_reported_killed() {
         });
     }
 }
+
+/// When a runtime ends, an idle actor reachable only from coroutines that the end cancels is
+/// stopped as they let go of its address, and its state is dropped: actor trees do not outlive
+/// their runtime.
+#[test]
+fn idle_actors_held_by_cancelled_coroutines_are_dropped_with_their_runtime() {
+    for workers in [1, 2] {
+        common::bounded(move || {
+            let (stops, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let rt = common::runtime(workers);
+            rt.block_on({
+                let (stops, drops) = (stops.clone(), drops.clone());
+                move || {
+                    let (parked_tx, parked) = coact::sync::mpsc::sync_channel(0);
+                    for _ in 0..10 {
+                        let a = spawn(counted(&stops, &drops));
+                        a.ask(|r| r, Duration::from_secs(30)).unwrap();
+                        let parked_tx = parked_tx.clone();
+                        // Holds the only address, parked until the runtime ends.
+                        drop(coact::spawn(move || {
+                            let _a = a;
+                            parked_tx.send(()).unwrap();
+                            coact::time::sleep(Duration::from_secs(3600));
+                        }));
+                        parked.recv().unwrap();
+                    }
+                }
+            });
+            drop(rt);
+            assert_eq!(drops.load(Ordering::SeqCst), 10, "workers={workers}");
+            assert_eq!(stops.load(Ordering::SeqCst), 10, "workers={workers}");
+        });
+    }
+}
