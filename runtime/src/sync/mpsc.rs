@@ -303,6 +303,8 @@ pub(crate) struct Chan<T, const MULTI: bool = false> {
     /// every lock hold as it ends (see [`ChanGuard`]): so `len`, `is_empty` and a `try_recv`
     /// that finds nothing need no lock.
     len: AtomicUsize,
+    /// `State::cap` again, outside the lock, for `capacity` and `is_full` (it never changes).
+    bound: usize,
 }
 
 /// The channel lock, held. Releasing it first publishes the message count in `Chan::len`,
@@ -653,13 +655,14 @@ impl<T, const MULTI: bool> Chan<T, MULTI> {
             }),
             senders: AtomicUsize::new(1),
             len: AtomicUsize::new(0),
+            bound: cap,
         })
     }
 
     /// The bound: `None` for an unbounded channel.
+    #[inline]
     pub(crate) fn capacity(&self) -> Option<usize> {
-        let cap = self.state.lock().cap;
-        (cap != usize::MAX).then_some(cap)
+        (self.bound != usize::MAX).then_some(self.bound)
     }
 
     /// Waiting messages, as last published.
