@@ -151,12 +151,13 @@ fn counted(stops: &Arc<AtomicUsize>, drops: &Arc<AtomicUsize>) -> Counted {
     }
 }
 
-/// An actor idle when its runtime ends has no coroutine to cancel. Its next message (or
-/// request) finds that the runtime is gone: the actor stops as a killed one, its askers get an
-/// error at once (they used to wait out their whole timeout), later sends fail, its monitors
-/// are told, and its state is dropped (it used to keep itself alive for good).
+/// An actor idle when its runtime ends has no coroutine to cancel; the end stops it all the
+/// same, as a killed one. Its askers then get an error at once (they used to wait out their
+/// whole timeout, the request queued for an activation that could never start), sends fail,
+/// monitors are told, and its state is dropped with the last address (it used to keep itself
+/// alive for good).
 #[test]
-fn an_actor_idle_when_its_runtime_ended_stops_at_its_next_message() {
+fn an_actor_idle_when_its_runtime_ended_is_stopped_by_the_end() {
     for workers in [1, 2] {
         common::bounded(move || {
             let (stops, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
@@ -170,16 +171,13 @@ fn an_actor_idle_when_its_runtime_ended_stops_at_its_next_message() {
                 }
             });
             drop(rt);
-            assert!(
-                a.stopped().is_none(),
-                "nothing has touched it since the end"
+            assert_eq!(a.stopped(), Some(StopReason::Killed), "workers={workers}");
+            assert_eq!(stops.load(Ordering::SeqCst), 1, "`stopped` ran once");
+            assert_eq!(
+                a.ask(|r| r, Duration::from_secs(60)),
+                Err(AskError::Closed),
+                "its mailbox is closed"
             );
-            let asked = a.ask(|r| r, Duration::from_secs(60));
-            assert!(
-                matches!(asked, Err(AskError::NoReply | AskError::Closed)),
-                "workers={workers}: {asked:?}"
-            );
-            assert_eq!(a.stopped(), Some(StopReason::Killed));
             assert_eq!(
                 a.monitor()
                     .recv_timeout(Duration::from_secs(30))
@@ -187,12 +185,7 @@ fn an_actor_idle_when_its_runtime_ended_stops_at_its_next_message() {
                     .reason,
                 StopReason::Killed
             );
-            assert_eq!(
-                a.ask(|r| r, Duration::from_secs(60)),
-                Err(AskError::Closed),
-                "its mailbox is closed"
-            );
-            assert_eq!(stops.load(Ordering::SeqCst), 1, "`stopped` ran once");
+            drop(a);
             assert_eq!(drops.load(Ordering::SeqCst), 1, "its state was dropped");
         });
     }
@@ -273,6 +266,51 @@ fn idle_actors_held_by_cancelled_coroutines_are_dropped_with_their_runtime() {
             drop(rt);
             assert_eq!(drops.load(Ordering::SeqCst), 10, "workers={workers}");
             assert_eq!(stops.load(Ordering::SeqCst), 10, "workers={workers}");
+        });
+    }
+}
+
+/// When a runtime ends, every handler actor still alive on it stops, idle ones included: its
+/// `stopped` runs, its monitors are told and its registered names are released, even while
+/// addresses to it live on (here, in the registry and in the thread that ran the runtime). A
+/// name can then be registered again on the next runtime.
+#[test]
+fn the_end_of_a_runtime_stops_its_idle_actors_and_releases_their_names() {
+    for workers in [1, 2] {
+        common::bounded(move || {
+            let (stops, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let name = format!("actors-lifecycle/end/{workers}");
+            let rt = common::runtime(workers);
+            let (kept, monitors) = rt.block_on({
+                let (stops, drops, name) = (stops.clone(), drops.clone(), name.clone());
+                move || {
+                    let kept: Vec<_> = (0..10).map(|_| spawn(counted(&stops, &drops))).collect();
+                    for a in &kept {
+                        a.ask(|r| r, Duration::from_secs(30)).unwrap();
+                    }
+                    coact::actor::registry::register(name, &kept[0]).unwrap();
+                    let monitors: Vec<_> = kept.iter().map(|a| a.monitor()).collect();
+                    (kept, monitors)
+                }
+            });
+            drop(rt);
+            assert_eq!(stops.load(Ordering::SeqCst), 10, "workers={workers}");
+            for m in monitors {
+                assert_eq!(
+                    m.recv_timeout(Duration::from_secs(30)).map(|d| d.reason),
+                    Some(StopReason::Killed)
+                );
+            }
+            assert!(kept.iter().all(|a| a.stopped() == Some(StopReason::Killed)));
+            assert!(coact::actor::registry::whereis::<ReplyTo<()>>(&name).is_none());
+            drop(kept);
+            assert_eq!(drops.load(Ordering::SeqCst), 10, "workers={workers}");
+            let rt = common::runtime(workers);
+            let (stops, drops) = (stops.clone(), drops.clone());
+            rt.block_on(move || {
+                let a = spawn(counted(&stops, &drops));
+                assert_eq!(coact::actor::registry::register(name, &a), Ok(()));
+            });
         });
     }
 }

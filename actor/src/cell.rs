@@ -79,6 +79,7 @@ use std::sync::{Arc, Mutex};
 use coact_runtime::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use coact_runtime::{barrier, Cancelled, CoroutineId, CoroutineIdSlot, Handle, Label};
 
+use crate::census;
 use crate::reason::{panic_text, ActorId, Down, StopReason};
 use crate::slot::{Held, Slot};
 use crate::supervisor::Failure;
@@ -235,6 +236,8 @@ pub(crate) struct Cell<A: Actor> {
     handle: Handle,
     /// What the activation works with (see [`Held`]).
     inner: Held<Inner<A>>,
+    /// The actor's key in its runtime's census (see `census.rs`), given back as it stops.
+    census_key: Held<u32>,
     /// A sender on the actor's own mailbox, to see from outside the actor's state whether it
     /// is empty (see `go_idle`). The actor's own address keeps the mailbox open anyway, so this
     /// changes nothing about when it disconnects.
@@ -269,6 +272,7 @@ pub(crate) fn new_cell<A: Actor>(
         direct: Slot::new(),
         lease: Held::new(None),
         handle,
+        census_key: Held::new(census::NOT_COUNTED),
         probe: tx.clone(),
         inner: Held::new(Inner {
             actor: Some(actor),
@@ -279,8 +283,12 @@ pub(crate) fn new_cell<A: Actor>(
             started: false,
         }),
     });
+    let weak: std::sync::Weak<dyn Control> = Arc::downgrade(&cell) as _;
+    let key = census::count(&cell.handle, weak);
     let addr = Addr::new(tx, cell.clone());
     // SAFETY: no activation exists yet and the cell is not shared: nobody else can reach it.
+    *unsafe { cell.census_key.get() } = key;
+    // SAFETY: as above.
     unsafe { cell.inner.get() }.self_addr = Some(addr.own());
     // SAFETY: as above.
     *unsafe { cell.lease.get() } = Some(cell.clone());
@@ -446,6 +454,9 @@ unsafe fn stop<A: Actor>(cell: &Cell<A>, inner: &mut Inner<A>, reason: StopReaso
     inner.self_addr = None;
     inner.factory = None;
     inner.supervisor = None;
+    // SAFETY: the caller holds the schedule (the contract).
+    let key = std::mem::replace(unsafe { cell.census_key.get() }, census::NOT_COUNTED);
+    census::uncount(&cell.handle, key);
     cell.common.finish(reason);
 }
 

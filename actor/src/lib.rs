@@ -66,9 +66,14 @@
 //! rest-for-one) within a restart intensity, and a restarted child keeps its address and its
 //! queued messages; supervisors nest into trees ([`Supervisor::supervisor`]). [`registry`]
 //! names actors; [`timer`] sends messages later.
+//!
+//! When its runtime ends, every actor on it stops with [`StopReason::Killed`], idle ones
+//! included: its [`Actor::stopped`] runs, its monitors are told, its names are released, and
+//! asks and sends to it fail at once from then on.
 
 mod addr;
 mod cell;
+mod census;
 mod process;
 mod reason;
 mod recipient;
@@ -142,7 +147,9 @@ pub trait Actor: Send + Sized + 'static {
     fn idle(&mut self, _ctx: &mut Ctx<'_, Self::Msg>) {}
 
     /// Runs once when the actor stops, whatever the reason (after a panic or a kill, the state
-    /// may be part-way through an update).
+    /// may be part-way through an update). When the runtime's end stops an actor that was idle
+    /// (or not started yet), it runs on the thread that ended the runtime, outside any
+    /// coroutine.
     fn stopped(&mut self, _reason: &StopReason) {}
 
     /// Renders a message for a supervisor's [`Failure`] report, called before each message of

@@ -397,7 +397,10 @@ impl Runtime {
         }
         if own {
             // Joining our own worker would deadlock: the workers finish on their own, and so
-            // do the offload threads once their jobs are done.
+            // do the offload threads once their jobs are done. The end hooks run now, while
+            // the other coroutines are being cancelled: what they reach finds the runtime
+            // ending, as it would after.
+            self.shared.run_end_hooks();
             return self.shared.pool.close_and_wait(Some(Instant::now()));
         }
         for t in self.threads.drain(..) {
@@ -405,7 +408,9 @@ impl Runtime {
             let _ = t.join();
         }
         self.shared.drain_unstarted();
-        // After the workers: destructors of cancelled coroutines may offload too.
+        self.shared.run_end_hooks();
+        // After the workers and the hooks: destructors of cancelled coroutines, and hooks,
+        // may offload too.
         self.shared.pool.close_and_wait(jobs_until)
     }
 }
@@ -521,6 +526,35 @@ impl Handle {
 }
 
 impl Handle {
+    /// A number that identifies this runtime among those the process has made (never
+    /// reused).
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// Runs `f` once the runtime has ended: after its coroutines were cancelled and the tasks
+    /// that never started were given up, on the thread that ended it (the one that dropped the
+    /// [`Runtime`] or called [`Runtime::shutdown_timeout`]; when a coroutine of the runtime
+    /// ends it, `f` runs there and then, while the others are being cancelled). If the
+    /// runtime has ended already, `f` runs now, here. For layers that keep state per runtime
+    /// and must close it down, as `coact-actor` stops the actors that were idle at the end.
+    ///
+    /// ```
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    ///
+    /// let rt = coact_runtime::Runtime::new().unwrap();
+    /// let ended = Arc::new(AtomicBool::new(false));
+    /// let e = ended.clone();
+    /// rt.handle().on_end(move || e.store(true, Ordering::SeqCst));
+    /// assert!(!ended.load(Ordering::SeqCst));
+    /// drop(rt);
+    /// assert!(ended.load(Ordering::SeqCst));
+    /// ```
+    pub fn on_end(&self, f: impl FnOnce() + Send + 'static) {
+        self.shared.on_end(Box::new(f));
+    }
+
     /// Spawns a coroutine nobody joins: it takes no slot of the live-coroutine cap (so any
     /// number may wait to start and none is refused; once it runs, its stack counts toward the
     /// limit on mapped stacks, and with none to map it waits to start), and a panic in it is

@@ -233,7 +233,12 @@ pub(crate) struct Shared {
     epoch: Instant,
     /// Threads for thread-blocking calls (see [`crate::offload`]).
     pub(crate) pool: Arc<crate::offload::Pool>,
+    /// What to run once the runtime has ended (`Handle::on_end`); `None` once it has run.
+    end_hooks: std::sync::Mutex<Option<Vec<EndHook>>>,
 }
+
+/// A function to run once a runtime has ended.
+pub(crate) type EndHook = Box<dyn FnOnce() + Send>;
 
 /// Every runtime of the process that is still alive, by id: how a [`CoroutineId`], which
 /// holds no reference to its runtime (so that taking one is cheap), reaches its worker.
@@ -390,6 +395,7 @@ impl Shared {
             id,
             epoch: Instant::now(),
             pool: Arc::new(crate::offload::Pool::new(offload.0, offload.1, me.clone())),
+            end_hooks: std::sync::Mutex::new(Some(Vec::new())),
         });
         crate::sync::lock(&RUNTIMES).push((id, Arc::downgrade(&shared)));
         Ok((shared, parts))
@@ -454,6 +460,35 @@ impl Shared {
         for r in self.remotes.iter() {
             while let Some(t) = r.placed.pop() {
                 drop(t);
+            }
+        }
+    }
+
+    /// Adds a function to run once the runtime has ended; runs it now if the hooks have run.
+    pub(crate) fn on_end(&self, hook: EndHook) {
+        let mut hooks = crate::sync::lock(&self.end_hooks);
+        match hooks.as_mut() {
+            Some(list) => list.push(hook),
+            None => {
+                drop(hooks);
+                hook();
+            }
+        }
+    }
+
+    /// Runs the end hooks, once; a hook that panics is reported and the others still run.
+    pub(crate) fn run_end_hooks(&self) {
+        let Some(hooks) = crate::sync::lock(&self.end_hooks).take() else {
+            return;
+        };
+        for hook in hooks {
+            if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)) {
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-string payload".into());
+                tracing::error!(target: "coact", "a runtime end hook panicked: {msg}");
             }
         }
     }
