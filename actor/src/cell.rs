@@ -380,7 +380,7 @@ impl<A: Actor> coact_runtime::Runnable for Cell<A> {
     /// The runtime ended before this activation could start: the actor stops as a running
     /// one does when its coroutine is cancelled ([`StopReason::Killed`]), so that its askers
     /// and monitors learn it now rather than never. An actor idle when the runtime ended
-    /// comes here at its next message (or request).
+    /// comes here too: the end schedules it (see `census.rs`).
     fn abandoned(self: Arc<Self>) {
         // SAFETY: the activation that will never run held the schedule, and so does this
         // party in its place; `inner` is this cell's.
