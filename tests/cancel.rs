@@ -674,3 +674,47 @@ fn a_destructor_that_yields_while_its_coroutine_is_cancelled_completes() {
         assert_eq!(dropped.load(Ordering::SeqCst), 1);
     }
 }
+
+/// `Handle::on_end` runs its functions once the runtime has ended, after its coroutines were
+/// cancelled (their destructors have run), each once, even when one of them panics; a
+/// function added after the end runs at once.
+#[test]
+fn end_hooks_run_once_after_the_coroutines_are_cancelled() {
+    bounded(|| {
+        let drops = Arc::new(AtomicUsize::new(0));
+        let rt = runtime(2);
+        let h = rt.handle();
+        let d = Arc::clone(&drops);
+        rt.block_on(move || {
+            let guard = DropCounter::new(&d);
+            drop(coact::spawn(move || {
+                let _guard = guard;
+                coact::time::sleep(Duration::from_secs(3600));
+            }));
+        });
+        let (seen_tx, seen) = std::sync::mpsc::channel();
+        for i in 0..3 {
+            let (drops, seen_tx) = (Arc::clone(&drops), seen_tx.clone());
+            h.on_end(move || {
+                seen_tx.send((i, drops.load(Ordering::SeqCst))).unwrap();
+                if i == 1 {
+                    panic!("a hook that fails");
+                }
+            });
+        }
+        assert!(seen.try_recv().is_err(), "nothing runs before the end");
+        drop(rt);
+        let ran: Vec<_> = seen.try_iter().collect();
+        assert_eq!(
+            ran,
+            [(0, 1), (1, 1), (2, 1)],
+            "each once, after the unwinding"
+        );
+        h.on_end(move || seen_tx.send((3, 0)).unwrap());
+        assert_eq!(
+            seen.try_iter().collect::<Vec<_>>(),
+            [(3, 0)],
+            "at once after the end"
+        );
+    });
+}
