@@ -314,3 +314,112 @@ fn the_end_of_a_runtime_stops_its_idle_actors_and_releases_their_names() {
         });
     }
 }
+
+/// Blocks in its handler on the receiver it is given, until the runtime ends.
+struct Blocker {
+    _guard: DropCounter,
+}
+
+impl Actor for Blocker {
+    type Msg = coact::sync::mpsc::Receiver<()>;
+    fn handle(&mut self, rx: Self::Msg, _ctx: &mut Ctx<'_, Self::Msg>) {
+        let _ = rx.recv();
+    }
+}
+
+/// The end of a runtime stops every actor on it, whatever it was doing: idle handler actors,
+/// handlers blocked in a call, process actors waiting on their inbox, a supervisor and its
+/// children, and an actor whose mailbox is full with a plain thread blocked sending to it (the
+/// thread's send fails instead of waiting for good). Every monitor hears `Killed`, every state
+/// is dropped, and the blocked thread returns.
+#[test]
+fn the_end_of_a_runtime_stops_every_actor_on_it() {
+    for workers in [1, 2] {
+        common::bounded(move || {
+            let (stops, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let rt = common::runtime(workers);
+            let h = rt.handle();
+            let (monitors, full, keep) = rt.block_on({
+                let (stops, drops) = (stops.clone(), drops.clone());
+                move || {
+                    let mut monitors = Vec::new();
+                    let mut keep: Vec<Box<dyn std::any::Any + Send>> = Vec::new();
+                    for _ in 0..20 {
+                        let a = spawn(counted(&stops, &drops));
+                        a.ask(|r| r, Duration::from_secs(30)).unwrap();
+                        monitors.push(a.monitor());
+                        keep.push(Box::new(a));
+                    }
+                    let (hold_tx, hold_rx) = coact::sync::mpsc::channel::<()>();
+                    for _ in 0..5 {
+                        let a = spawn(Blocker {
+                            _guard: DropCounter::new(&drops),
+                        });
+                        let (tx, rx) = coact::sync::mpsc::channel::<()>();
+                        a.send(rx).unwrap();
+                        keep.push(Box::new(tx));
+                        monitors.push(a.monitor());
+                        keep.push(Box::new(a));
+                    }
+                    keep.push(Box::new((hold_tx, hold_rx)));
+                    for _ in 0..5 {
+                        let guard = DropCounter::new(&drops);
+                        let p = spawn_process(move |inbox: Inbox<u32>| {
+                            let _guard = guard;
+                            while inbox.recv().is_some() {}
+                        });
+                        monitors.push(p.monitor());
+                        keep.push(Box::new(p));
+                    }
+                    let mut sup = coact::actor::Supervisor::new(coact::actor::Strategy::OneForOne);
+                    for _ in 0..3 {
+                        let (stops, drops) = (stops.clone(), drops.clone());
+                        let c = sup.child(move || counted(&stops, &drops));
+                        monitors.push(c.monitor());
+                        keep.push(Box::new(c));
+                    }
+                    let sup = sup.start();
+                    monitors.push(sup.monitor());
+                    keep.push(Box::new(sup));
+                    // A mailbox of one, filled behind a handler that blocks.
+                    let full = coact::actor::spawn_with_capacity(
+                        1,
+                        Blocker {
+                            _guard: DropCounter::new(&drops),
+                        },
+                    );
+                    let (tx, rx) = coact::sync::mpsc::channel::<()>();
+                    full.send(rx).unwrap();
+                    let (_tx2, rx2) = coact::sync::mpsc::channel::<()>();
+                    full.send(rx2).unwrap();
+                    keep.push(Box::new(tx));
+                    monitors.push(full.monitor());
+                    (monitors, full, keep)
+                }
+            });
+            let (sending_tx, sending) = std::sync::mpsc::channel();
+            let sender = std::thread::spawn(move || {
+                let (_tx, rx) = coact::sync::mpsc::channel::<()>();
+                sending_tx.send(()).unwrap();
+                // Blocks: the mailbox is full and its handler never returns.
+                full.send(rx).is_err()
+            });
+            sending.recv().unwrap();
+            drop(rt);
+            assert!(sender.join().unwrap(), "the blocked send failed");
+            for m in monitors {
+                let down = m.recv_timeout(Duration::from_secs(30)).map(|d| d.reason);
+                assert_eq!(down, Some(StopReason::Killed), "workers={workers}");
+            }
+            drop(keep);
+            drop(h);
+            // 20 idle + 3 children (+ none restarted: the end stops them for good).
+            assert_eq!(stops.load(Ordering::SeqCst), 23, "workers={workers}");
+            assert_eq!(
+                drops.load(Ordering::SeqCst),
+                20 + 5 + 5 + 3 + 1,
+                "workers={workers}"
+            );
+        });
+    }
+}
