@@ -423,3 +423,90 @@ fn the_end_of_a_runtime_stops_every_actor_on_it() {
         });
     }
 }
+
+/// Answers pings; counts its drop.
+struct Answering {
+    _guard: DropCounter,
+}
+
+impl Actor for Answering {
+    type Msg = ReplyTo<()>;
+    fn handle(&mut self, reply: ReplyTo<()>, _ctx: &mut Ctx<'_, Self::Msg>) {
+        reply.send(());
+    }
+}
+
+fn answering(drops: &Arc<AtomicUsize>) -> Answering {
+    Answering {
+        _guard: DropCounter::new(drops),
+    }
+}
+
+/// Actors spawned, asked and stopped from coroutines on every worker and from a plain thread
+/// while the runtime ends: every one of them ends up stopped with its state dropped, whether
+/// it stopped before the end, was stopped by it, or was spawned after it.
+#[test]
+fn actors_spawned_and_stopped_while_the_runtime_ends_all_stop() {
+    for trial in 0..20 {
+        let workers = 1 + trial % 3;
+        common::bounded(move || {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let rt = common::runtime(workers);
+            let h = rt.handle();
+            let (monitors_tx, monitors) = std::sync::mpsc::channel();
+            let (started_tx, started) = std::sync::mpsc::channel();
+            for w in 0..workers {
+                let drops = drops.clone();
+                let (monitors_tx, started_tx) = (monitors_tx.clone(), started_tx.clone());
+                drop(h.spawn_on(w, move || {
+                    let mut keep = Vec::new();
+                    for i in 0.. {
+                        let a = spawn(answering(&drops));
+                        monitors_tx.send(a.monitor()).unwrap();
+                        if i == 4 {
+                            started_tx.send(()).unwrap();
+                        }
+                        match i % 3 {
+                            0 => a.stop(),
+                            1 => {
+                                let _ = a.ask(|r| r, Duration::from_secs(30));
+                                keep.push(a);
+                            }
+                            _ => keep.push(a),
+                        }
+                        coact::yield_now();
+                    }
+                }));
+            }
+            let thread = {
+                let (drops, h) = (drops.clone(), h.clone());
+                std::thread::spawn(move || {
+                    let mut keep = Vec::new();
+                    for _ in 0..200 {
+                        let a = coact::actor::spawn_on(&h, 4, answering(&drops));
+                        monitors_tx.send(a.monitor()).unwrap();
+                        keep.push(a);
+                    }
+                    keep
+                })
+            };
+            for _ in 0..workers {
+                started.recv().unwrap();
+            }
+            drop(rt);
+            let keep = thread.join().unwrap();
+            let monitors: Vec<_> = monitors.try_iter().collect();
+            let n = monitors.len();
+            for m in monitors {
+                let down = m.recv_timeout(Duration::from_secs(30)).map(|d| d.reason);
+                assert!(
+                    matches!(down, Some(StopReason::Killed | StopReason::Stopped)),
+                    "trial {trial}: {down:?}"
+                );
+            }
+            drop(keep);
+            drop(h);
+            assert_eq!(drops.load(Ordering::SeqCst), n, "trial {trial}");
+        });
+    }
+}

@@ -73,7 +73,7 @@
 //! it handles nothing until its supervisor restarts it (its mailbox keeps every message).
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 
 use coact_runtime::sync::mpsc::{Receiver, SyncSender, TryRecvError};
@@ -237,7 +237,7 @@ pub(crate) struct Cell<A: Actor> {
     /// What the activation works with (see [`Held`]).
     inner: Held<Inner<A>>,
     /// The actor's key in its runtime's census (see `census.rs`), given back as it stops.
-    census_key: Held<u32>,
+    census_key: AtomicU32,
     /// A sender on the actor's own mailbox, to see from outside the actor's state whether it
     /// is empty (see `go_idle`). The actor's own address keeps the mailbox open anyway, so this
     /// changes nothing about when it disconnects.
@@ -272,7 +272,7 @@ pub(crate) fn new_cell<A: Actor>(
         direct: Slot::new(),
         lease: Held::new(None),
         handle,
-        census_key: Held::new(census::NOT_COUNTED),
+        census_key: AtomicU32::new(census::NOT_COUNTED),
         probe: tx.clone(),
         inner: Held::new(Inner {
             actor: Some(actor),
@@ -283,15 +283,18 @@ pub(crate) fn new_cell<A: Actor>(
             started: false,
         }),
     });
-    let weak: std::sync::Weak<dyn Control> = Arc::downgrade(&cell) as _;
-    let key = census::count(&cell.handle, weak);
     let addr = Addr::new(tx, cell.clone());
     // SAFETY: no activation exists yet and the cell is not shared: nobody else can reach it.
-    *unsafe { cell.census_key.get() } = key;
-    // SAFETY: as above.
     unsafe { cell.inner.get() }.self_addr = Some(addr.own());
     // SAFETY: as above.
     *unsafe { cell.lease.get() } = Some(cell.clone());
+    // Counted only now that it is whole: from here on the end of the runtime may schedule it
+    // (see `census.rs`), which takes the lease. Its key is stored after, hence the atomic: a
+    // stop that runs meanwhile (the runtime ending on another thread) reads no key, and needs
+    // none, as the census it would remove it from has let go of its entries already.
+    let weak: std::sync::Weak<dyn Control> = Arc::downgrade(&cell) as _;
+    let key = census::count(&cell.handle, weak);
+    cell.census_key.store(key, Ordering::Relaxed);
     // Run `started` now rather than at the first message.
     cell.request(0);
     addr
@@ -454,8 +457,7 @@ unsafe fn stop<A: Actor>(cell: &Cell<A>, inner: &mut Inner<A>, reason: StopReaso
     inner.self_addr = None;
     inner.factory = None;
     inner.supervisor = None;
-    // SAFETY: the caller holds the schedule (the contract).
-    let key = std::mem::replace(unsafe { cell.census_key.get() }, census::NOT_COUNTED);
+    let key = cell.census_key.swap(census::NOT_COUNTED, Ordering::Relaxed);
     census::uncount(&cell.handle, key);
     cell.common.finish(reason);
 }
