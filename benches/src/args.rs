@@ -1,5 +1,6 @@
-//! The command line the small bench binaries share (`locks`, `offload`, `switch`, `floors`):
-//! `--runs N`, and where a binary takes them, `--quick` and `--only SUBSTR`. Included by path
+//! What the small bench binaries share (`locks`, `offload`, `switch`, `floors`, `timers`,
+//! `work_queue`, `broadcast`): the command line (`--runs N`, and where a binary takes them,
+//! `--quick` and `--only SUBSTR`) and the median of a cell's runs. Included by path
 //! (`#[path = "../args.rs"] mod args;`), since the binaries have no library to share.
 
 /// What the command line asked for.
@@ -60,4 +61,10 @@ pub fn parse(name: &str, default_runs: usize, extra: bool) -> Args {
         }
     }
     a
+}
+
+/// The median of a cell's runs (the upper one of an even count).
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }

@@ -122,11 +122,6 @@ fn tokio_run(row: &Row, workers: usize, n: u64) -> Duration {
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn main() {
     let a = args::parse("broadcast", 5, true);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -149,7 +144,7 @@ fn main() {
             cells[2].push(per(tokio_run(row, 1, n)));
             cells[3].push(per(tokio_run(row, 2, n)));
         }
-        let [c1, c2, t1, t2] = cells.map(median);
+        let [c1, c2, t1, t2] = cells.map(args::median);
         println!(
             "| {} | {c1:.1} | {c2:.1} | {t1:.1} | {t2:.1} | {:.2} | {:.2} |",
             row.name,

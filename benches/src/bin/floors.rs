@@ -26,11 +26,6 @@ use coact::sync::mpsc::channel;
 /// One measurement: its name, and a run that returns its figure.
 type Case = (&'static str, fn() -> f64);
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 /// ns per iteration of `f` over `n` iterations.
 fn per_op(n: u64, mut f: impl FnMut()) -> f64 {
     let start = Instant::now();
@@ -146,7 +141,7 @@ fn main() {
         let shown: Vec<String> = all.iter().map(|v| format!("{v:.1}")).collect();
         println!(
             "| {name} | {:.1} | {} |",
-            median(all.clone()),
+            args::median(all.clone()),
             shown.join(", ")
         );
     }

@@ -254,11 +254,6 @@ case!(coact_barrier, std_barrier, 1, |n| {
     start.elapsed()
 });
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn main() {
     let args = args::parse("locks", 5, true);
     let (runs, scale) = (args.runs, if args.quick { 10 } else { 1 });
@@ -347,7 +342,7 @@ fn main() {
     println!("| case | unit | coact | std | coact / std |");
     println!("|---|---|--:|--:|--:|");
     for (row, (c, s)) in rows.iter().zip(times) {
-        let (c, s) = (median(c), median(s));
+        let (c, s) = (args::median(c), args::median(s));
         println!(
             "| {} | {} | {:.1} | {:.1} | {:.2} |",
             row.name,

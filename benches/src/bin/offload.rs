@@ -136,11 +136,6 @@ struct Row {
     work: fn() -> u64,
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
     let args = args::parse("offload", 5, true);
     let (runs, scale) = (args.runs, if args.quick { 10 } else { 1u64 });
@@ -193,7 +188,7 @@ fn main() {
     println!(" coact ÷ tokio |");
     println!("|---|---:|---:|---:|---:|");
     for (r, row) in rows.iter().enumerate() {
-        let m: Vec<f64> = cells[r].iter().map(|v| median(v.clone())).collect();
+        let m: Vec<f64> = cells[r].iter().map(|v| args::median(v.clone())).collect();
         print!("| {} |", row.name);
         for v in &m {
             print!(" {v:.0} |");

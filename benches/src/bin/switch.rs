@@ -91,11 +91,6 @@ fn coact_yield() -> f64 {
     })
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
     let runs = args::parse("switch", 3, false).runs;
     println!("ns per switch pair (resume + suspend), median of {runs} runs, {N} switches each:");
@@ -109,6 +104,6 @@ fn main() {
     ];
     for (name, f) in cases {
         let v: Vec<f64> = (0..runs).map(|_| f()).collect();
-        println!("| {name} | {:.1} |", median(v));
+        println!("| {name} | {:.1} |", args::median(v));
     }
 }

@@ -165,11 +165,6 @@ fn per_timer(n: usize, set: Duration, fired: &Fired, stacks: f64) -> Sample {
     )
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
 fn main() {
     let args = args::parse("timers", 5, true);
     let n = if args.quick { 1_000 } else { 10_000 };
@@ -204,7 +199,7 @@ fn main() {
     for (name, pick) in rows {
         let m: Vec<f64> = runs
             .iter()
-            .map(|r| median(r.iter().map(pick).collect()))
+            .map(|r| args::median(r.iter().map(pick).collect()))
             .collect();
         print!("| {name} |");
         for v in &m {

@@ -143,11 +143,6 @@ fn crossbeam_run(row: &Row, n: u64) -> Duration {
     elapsed
 }
 
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
 fn main() {
     let a = args::parse("work_queue", 5, true);
     let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -167,7 +162,7 @@ fn main() {
             two.push(per(coact_run(row, 2, n)));
             cb.push(per(crossbeam_run(row, n)));
         }
-        let (one, two, cb) = (median(one), median(two), median(cb));
+        let (one, two, cb) = (args::median(one), args::median(two), args::median(cb));
         println!(
             "| {} | {one:.1} | {two:.1} | {cb:.1} | {:.2} | {:.2} |",
             row.name,
