@@ -13,6 +13,25 @@
 //! `Once`, `OnceLock` or `LazyLock` whose initialiser parks deadlocks the worker when a second
 //! coroutine of it touches the cell meanwhile.
 
+/// What every sender of `mpsc` and `mpmc` has alike, for a `$name<T>` with a `chan` field:
+/// `Drop` (one sender fewer; the last disconnects the channel) and a `Debug` that shows nothing
+/// of the channel.
+macro_rules! sender_glue {
+    ($name:ident) => {
+        impl<T> Drop for $name<T> {
+            fn drop(&mut self) {
+                self.chan.drop_sender();
+            }
+        }
+
+        impl<T> std::fmt::Debug for $name<T> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(concat!(stringify!($name), " { .. }"))
+            }
+        }
+    };
+}
+
 /// The receiving API `mpsc` and `mpmc` share, for a `Receiver<T>` with a `chan` field:
 /// `recv`, `try_recv`, the timeouts, `len`, `is_empty`, the three iterators, and `Drop`,
 /// `Debug` and `IntoIterator`.

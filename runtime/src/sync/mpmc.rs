@@ -47,7 +47,6 @@
 //! A pool's consumers that should use every core are spawned with
 //! [`spawn_on`](crate::spawn_on): a plain `spawn` starts them all on the spawner's worker.
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -160,17 +159,7 @@ impl<T> Clone for Sender<T> {
     }
 }
 
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        self.chan.drop_sender();
-    }
-}
-
-impl<T> fmt::Debug for Sender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Sender { .. }")
-    }
-}
+sender_glue!(Sender);
 
 /// The receiving half of an `mpmc` channel. Clone it, or share it by reference, for more
 /// consumers; each message goes to one of them.

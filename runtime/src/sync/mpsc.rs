@@ -1257,17 +1257,7 @@ impl<T> Clone for Sender<T> {
     }
 }
 
-impl<T> Drop for Sender<T> {
-    fn drop(&mut self) {
-        self.chan.drop_sender();
-    }
-}
-
-impl<T> fmt::Debug for Sender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Sender { .. }")
-    }
-}
+sender_glue!(Sender);
 
 /// The sending half of [`sync_channel`]. Clone it for more producers.
 pub struct SyncSender<T> {
@@ -1344,17 +1334,7 @@ impl<T> Clone for SyncSender<T> {
     }
 }
 
-impl<T> Drop for SyncSender<T> {
-    fn drop(&mut self) {
-        self.chan.drop_sender();
-    }
-}
-
-impl<T> fmt::Debug for SyncSender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SyncSender { .. }")
-    }
-}
+sender_glue!(SyncSender);
 
 /// The receiving half of a channel. There is exactly one; it can move between threads and
 /// coroutines but not be shared (`!Sync`), like std's.
