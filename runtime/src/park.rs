@@ -14,6 +14,7 @@
 //! Fiber unparkers carry the fiber's generation: a wake for a fiber that has finished, whose
 //! slot now holds another fiber, is dropped by the owning worker.
 
+use std::mem::ManuallyDrop;
 use std::sync::Arc;
 use std::thread::Thread;
 use std::time::Instant;
@@ -166,5 +167,64 @@ pub(crate) fn cancelled() {
     let unwinding = worker::unwinding_at_park().unwrap_or_else(std::thread::panicking);
     if !unwinding {
         std::panic::resume_unwind(Box::new(Cancelled));
+    }
+}
+
+/// Unparkers to call once a lock is released (a channel's: at most two on its hot paths).
+///
+/// It has no drop glue in release builds, so that a channel operation that woke nobody (the
+/// common case: a fiber of this worker is queued at once, with no unparker) pays for neither a
+/// drop nor a move: every `Wakes` must end with [`Wakes::run`], or its unparkers leak (a missed
+/// wake). Debug builds check that on drop, so the test suite catches a path that forgets.
+#[derive(Default)]
+pub(crate) struct Wakes {
+    first: ManuallyDrop<Option<Unparker>>,
+    /// An `Option`, so that making an empty `Wakes` stores one word here, not a `Vec`'s three.
+    more: ManuallyDrop<Option<Vec<Unparker>>>,
+}
+
+impl Wakes {
+    #[inline]
+    pub(crate) fn push(&mut self, u: Option<Unparker>) {
+        if let Some(u) = u {
+            if self.first.is_none() {
+                *self.first = Some(u);
+            } else {
+                self.more.get_or_insert_with(Vec::new).push(u);
+            }
+        }
+    }
+
+    /// Calls the unparkers, leaving `self` empty; one test when there are none.
+    #[inline(always)]
+    pub(crate) fn run(&mut self) {
+        if self.first.is_some() {
+            self.run_slow();
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn run_slow(&mut self) {
+        if let Some(u) = self.first.take() {
+            u.unpark();
+        }
+        // `more` is only pushed to while `first` is taken.
+        for u in self.more.take().into_iter().flatten() {
+            u.unpark();
+        }
+    }
+}
+
+#[cfg(debug_assertions)]
+impl Drop for Wakes {
+    fn drop(&mut self) {
+        // Not while unwinding: a panic between a push and `run` is reported already.
+        if !std::thread::panicking() {
+            debug_assert!(
+                self.first.is_none(),
+                "coact: channel wakes dropped without run"
+            );
+        }
     }
 }

@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 
 pub use std::sync::mpsc::SendError;
 
-use crate::park::{self, Park, Unparker, Waiter};
+use crate::park::{self, Park, Waiter, Wakes};
 use crate::select::Signal;
 use crate::sync::fastlock::{FastGuard, FastLock};
 
@@ -192,14 +192,12 @@ impl<T> State<T> {
 
     /// Something changed for every receiver (a message, or the end): ends every wait, and
     /// tells the selectors. Returns the unparkers to call once the lock is released.
-    fn wake_all(&mut self) -> Vec<Unparker> {
-        let mut later = Vec::new();
+    fn wake_all(&mut self) -> Wakes {
+        let mut later = Wakes::default();
         for (_, w) in self.waiting.drain(..) {
             // SAFETY: the lock is held and the record was here until now: its receiver has
             // not left its wait (see `waiting`).
-            if let Some(u) = unsafe { w.wake() } {
-                later.push(u);
-            }
+            later.push(unsafe { w.wake() });
         }
         for (signal, index) in &self.observers {
             signal.notify(*index);
@@ -216,13 +214,6 @@ impl<T> Shared<T> {
     }
 }
 
-/// Calls the unparkers [`State::wake_all`] returned (with the lock released).
-fn unpark_all(later: Vec<Unparker>) {
-    for u in later {
-        u.unpark();
-    }
-}
-
 /// The sending half of a broadcast channel. Clone it for more senders.
 pub struct Sender<T> {
     shared: Arc<Shared<T>>,
@@ -232,7 +223,7 @@ impl<T: Clone> Sender<T> {
     /// Sends `msg` to every receiver; never waits. Returns how many receivers there are;
     /// fails, giving the message back, when there are none.
     pub fn send(&self, msg: T) -> Result<usize, SendError<T>> {
-        let (dropped, receivers, later) = {
+        let (dropped, receivers, mut later) = {
             let mut s = self.shared.lock();
             if s.receivers == 0 {
                 return Err(SendError(msg));
@@ -247,7 +238,7 @@ impl<T: Clone> Sender<T> {
             let later = s.wake_all();
             (dropped, s.receivers, later)
         };
-        unpark_all(later);
+        later.run();
         // The dropped message's destructor runs outside the lock: it may use channels too.
         drop(dropped);
         Ok(receivers)
@@ -297,7 +288,7 @@ impl<T> Clone for Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        let later = {
+        let mut later = {
             let mut s = self.shared.lock();
             s.senders -= 1;
             if s.senders > 0 {
@@ -305,7 +296,7 @@ impl<T> Drop for Sender<T> {
             }
             s.wake_all()
         };
-        unpark_all(later);
+        later.run();
     }
 }
 

@@ -45,7 +45,6 @@ use std::cell::{Cell, UnsafeCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
-use std::mem::ManuallyDrop;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -53,7 +52,7 @@ use std::time::{Duration, Instant};
 
 pub use std::sync::mpsc::{RecvError, RecvTimeoutError, SendError, TryRecvError, TrySendError};
 
-use crate::park::{self, Park, Unparker, Waiter};
+use crate::park::{self, Park, Waiter, Wakes};
 use crate::select::{Kind, Signal};
 use crate::sync::fastlock::{FastGuard, FastLock};
 
@@ -340,65 +339,6 @@ impl<T, const MULTI: bool> Drop for ChanGuard<'_, T, MULTI> {
 unsafe impl<T: Send, const MULTI: bool> Send for Chan<T, MULTI> {}
 // SAFETY: as above: all access to the state, packets included, goes through the mutex.
 unsafe impl<T: Send, const MULTI: bool> Sync for Chan<T, MULTI> {}
-
-/// Unparkers to call once the channel lock is released (at most two on the hot paths).
-///
-/// It has no drop glue in release builds, so that a channel operation that woke nobody (the
-/// common case: a fiber of this worker is queued at once, with no unparker) pays for neither a
-/// drop nor a move: every `Wakes` must end with [`Wakes::run`], or its unparkers leak (a missed
-/// wake). Debug builds check that on drop, so the test suite catches a path that forgets.
-#[derive(Default)]
-struct Wakes {
-    first: ManuallyDrop<Option<Unparker>>,
-    /// An `Option`, so that making an empty `Wakes` stores one word here, not a `Vec`'s three.
-    more: ManuallyDrop<Option<Vec<Unparker>>>,
-}
-
-impl Wakes {
-    #[inline]
-    fn push(&mut self, u: Option<Unparker>) {
-        if let Some(u) = u {
-            if self.first.is_none() {
-                *self.first = Some(u);
-            } else {
-                self.more.get_or_insert_with(Vec::new).push(u);
-            }
-        }
-    }
-
-    /// Calls the unparkers, leaving `self` empty; one test when there are none.
-    #[inline(always)]
-    fn run(&mut self) {
-        if self.first.is_some() {
-            self.run_slow();
-        }
-    }
-
-    #[cold]
-    #[inline(never)]
-    fn run_slow(&mut self) {
-        if let Some(u) = self.first.take() {
-            u.unpark();
-        }
-        // `more` is only pushed to while `first` is taken.
-        for u in self.more.take().into_iter().flatten() {
-            u.unpark();
-        }
-    }
-}
-
-#[cfg(debug_assertions)]
-impl Drop for Wakes {
-    fn drop(&mut self) {
-        // Not while unwinding: a panic between a push and `run` is reported already.
-        if !std::thread::panicking() {
-            debug_assert!(
-                self.first.is_none(),
-                "coact: channel wakes dropped without run"
-            );
-        }
-    }
-}
 
 impl<T> State<T> {
     fn room(&self) -> bool {
