@@ -68,20 +68,12 @@ pub fn sync_channel<T>(bound: usize) -> (Sender<T>, Receiver<T>) {
 
 fn pair<T>(bound: usize) -> (Sender<T>, Receiver<T>) {
     let chan = Chan::new(bound);
-    (
-        Sender {
-            chan: chan.clone(),
-            bounded: bound != usize::MAX,
-        },
-        Receiver { chan },
-    )
+    (Sender { chan: chan.clone() }, Receiver { chan })
 }
 
 /// The sending half of an `mpmc` channel. Clone it for more producers.
 pub struct Sender<T> {
     chan: Arc<Chan<T, true>>,
-    /// Made by [`sync_channel`]: `send` may park.
-    bounded: bool,
 }
 
 impl<T> Sender<T> {
@@ -89,7 +81,8 @@ impl<T> Sender<T> {
     /// channel, until a receiver takes it). Fails, giving the message back, once every
     /// receiver is gone.
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
-        if self.bounded {
+        // Made by `sync_channel`: it may park.
+        if self.chan.capacity().is_some() {
             self.chan
                 .send_deadline(msg, None)
                 .map_err(|e| SendError(e.into_inner()))
@@ -154,7 +147,6 @@ impl<T> Clone for Sender<T> {
         self.chan.add_sender();
         Sender {
             chan: self.chan.clone(),
-            bounded: self.bounded,
         }
     }
 }
