@@ -26,8 +26,8 @@ pub use coact_runtime::{
     barrier, fs, local, metrics, offload, process, select, signal, sync, time,
 };
 pub use coact_runtime::{
-    current_coroutine, current_worker, in_coroutine, live_coroutines, panicking, run, scope,
-    set_label, spawn, spawn_detached, spawn_on, try_spawn, try_spawn_on, yield_now, Builder,
+    current_coroutine, current_worker, in_coroutine, live_coroutines, panic_text, panicking, run,
+    scope, set_label, spawn, spawn_detached, spawn_on, try_spawn, try_spawn_on, yield_now, Builder,
     Cancelled, CoroutineId, CoroutineIdSlot, Handle, JoinHandle, Label, Runnable, Runtime, Scope,
     ScopedJoinHandle, Stall, DEFAULT_OFFLOAD_KEEP_ALIVE, DEFAULT_OFFLOAD_THREADS,
     DEFAULT_STACK_SIZE,

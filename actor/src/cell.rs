@@ -80,10 +80,11 @@ use coact_runtime::sync::mpsc::{Receiver, SyncSender, TryRecvError};
 use coact_runtime::{barrier, Cancelled, CoroutineId, CoroutineIdSlot, Handle, Label};
 
 use crate::census;
-use crate::reason::{panic_text, ActorId, Down, StopReason};
+use crate::reason::{ActorId, Down, StopReason};
 use crate::slot::{Held, Slot};
 use crate::supervisor::Failure;
 use crate::{Actor, Addr, Ctx};
+use coact_runtime::panic_text;
 
 const IDLE: u8 = 0;
 const SCHEDULED: u8 = 1;

@@ -17,8 +17,9 @@ use coact_runtime::sync::mpsc::{
 use coact_runtime::{Cancelled, Handle};
 
 use crate::cell::{orphaned, Common, Control, KILL, ORPHANED, STOP};
-use crate::reason::{panic_text, StopReason};
+use crate::reason::StopReason;
 use crate::Addr;
+use coact_runtime::panic_text;
 
 /// The control surface of a process actor.
 pub(crate) struct ProcessCtl {

@@ -154,9 +154,9 @@ pub use label::{set_label, Label};
 pub use offload::{offload, DEFAULT_OFFLOAD_KEEP_ALIVE, DEFAULT_OFFLOAD_THREADS};
 pub use park::Cancelled;
 pub use runtime::{
-    current_coroutine, current_worker, in_coroutine, panicking, run, spawn, spawn_detached,
-    spawn_on, try_spawn, try_spawn_on, yield_now, Builder, CoroutineId, CoroutineIdSlot, Handle,
-    JoinHandle, Runnable, Runtime, DEFAULT_STACK_SIZE,
+    current_coroutine, current_worker, in_coroutine, panic_text, panicking, run, spawn,
+    spawn_detached, spawn_on, try_spawn, try_spawn_on, yield_now, Builder, CoroutineId,
+    CoroutineIdSlot, Handle, JoinHandle, Runnable, Runtime, DEFAULT_STACK_SIZE,
 };
 pub use scope::{scope, Scope, ScopedJoinHandle};
 pub use stack::live_coroutines;

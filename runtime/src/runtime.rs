@@ -1017,6 +1017,24 @@ pub fn panicking() -> bool {
     worker::unwinding_now().unwrap_or_else(std::thread::panicking)
 }
 
+/// The text of a panic payload, such as the `Err` of [`JoinHandle::join`]: the message of a
+/// `panic!` with a string or a format, or a placeholder for any other payload.
+///
+/// ```
+/// let err = coact_runtime::run(|| coact_runtime::spawn(|| panic!("boom {}", 1)).join())
+///     .unwrap_err();
+/// assert_eq!(coact_runtime::panic_text(&*err), "boom 1");
+/// ```
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&'static str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "a panic with a non-string payload".to_owned()
+    }
+}
+
 /// The index of the worker thread running the caller, or `None` on other threads.
 pub fn current_worker() -> Option<usize> {
     worker::current_index()

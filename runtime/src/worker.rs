@@ -483,11 +483,7 @@ impl Shared {
         };
         for hook in hooks {
             if let Err(p) = std::panic::catch_unwind(std::panic::AssertUnwindSafe(hook)) {
-                let msg = p
-                    .downcast_ref::<&str>()
-                    .map(|s| s.to_string())
-                    .or_else(|| p.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "a non-string payload".into());
+                let msg = crate::panic_text(&*p);
                 tracing::error!(target: "coact", "a runtime end hook panicked: {msg}");
             }
         }
