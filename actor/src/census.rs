@@ -30,7 +30,7 @@ pub(crate) struct Census {
 /// `Slab`'s entry takes 24), and no reallocation that copies them all, or briefly holds them
 /// twice, as the count grows. With the key (a `u32`, which fits in the cell's padding), a
 /// million idle actors take 15 MB more, 3 % (the first version, a `Slab` and an `Arc` and key
-/// in each cell, took 31 MB).
+/// in each cell, took 30 MB).
 #[derive(Default)]
 struct Entries {
     chunks: Vec<Box<[Entry]>>,
