@@ -1360,7 +1360,36 @@ impl Local {
 
 /// Parks the running fiber (see `park.rs`). `cancellable`: a cancelled fiber returns
 /// `Park::Cancelled` at once instead of suspending.
+///
+/// Only the switch itself is inline, so that it sits in the frame of the blocking call (a
+/// channel's `recv`, say) rather than one call below it. A switch desynchronises the CPU's
+/// return-address predictor: the fiber resumed here returns through frames that the stack
+/// it came from never called, and each such return mispredicts. With the switch in the
+/// caller's frame, a resumed fiber returns through one frame fewer, and so does the fiber
+/// that resumed it when control comes back (see BENCHMARKS.md, "Where a switch's time goes").
+#[inline(always)]
 pub(crate) fn park_fiber(deadline: Option<Instant>, cancellable: bool) -> Park {
+    match park_begin(deadline, cancellable) {
+        Begin::Done(p) => p,
+        Begin::Suspend { unwinding } => {
+            let input = fiber::suspend();
+            park_end(input, unwinding, deadline.is_some(), cancellable)
+        }
+    }
+}
+
+/// How [`park_begin`] left a park.
+enum Begin {
+    /// The park is over (it was not needed, or the fiber lent its turn and was woken).
+    Done(Park),
+    /// The fiber must suspend to its worker; `unwinding` as read before.
+    Suspend { unwinding: bool },
+}
+
+/// The part of a park before the switch: the fiber's state, then lending its turn (see
+/// "Lending" in the module docs), or arming its timer before it suspends.
+#[inline(never)]
+fn park_begin(deadline: Option<Instant>, cancellable: bool) -> Begin {
     with_local(|l| {
         let key = l.current.get();
         {
@@ -1369,11 +1398,11 @@ pub(crate) fn park_fiber(deadline: Option<Instant>, cancellable: bool) -> Park {
             if cancellable && e.cancelled {
                 // The fiber has run since its last park: only the thread-wide flag is left.
                 l.park_unwinding.set(std::thread::panicking());
-                return Park::Cancelled;
+                return Begin::Done(Park::Cancelled);
             }
             if e.notified {
                 e.notified = false;
-                return Park::Woken;
+                return Begin::Done(Park::Woken);
             }
             e.state = State::Idle;
         }
@@ -1384,37 +1413,50 @@ pub(crate) fn park_fiber(deadline: Option<Instant>, cancellable: bool) -> Park {
             l.unwinding_parked.set(l.unwinding_parked.get() + 1);
         }
         // A fiber unwinding does not lend: the thread's panic flag is its own.
-        let lent = if unwinding { None } else { l.lend(key) };
-        let input = match lent {
-            Some(input) => input,
-            None => {
-                if let Some(d) = deadline {
-                    // Armed only now: a wait that ended while this fiber lent its turn (an
-                    // ask's reply, as a rule) never needed a timer, and no timer can fire
-                    // while it lends. No clock read either: a deadline that has already
-                    // passed fires at the worker's next timer check, a moment later. Waits
-                    // that end before their deadline are the common case, and the clock read
-                    // was a sixth of an actor ask.
-                    let mut fibers = l.fibers.borrow_mut();
-                    let e = &mut fibers[key as usize];
-                    e.timer = l.timers.borrow_mut().add(d, key, e.gen);
-                }
-                fiber::suspend()
+        if !unwinding {
+            if let Some(input) = l.lend(key) {
+                return Begin::Done(l.park_end(input, false, deadline.is_some(), cancellable));
             }
-        };
-        if unwinding {
-            l.unwinding_parked.set(l.unwinding_parked.get() - 1);
         }
-        l.park_unwinding.set(unwinding);
-        // Only a park with a deadline arms a timer.
-        let had_timer = deadline.is_some() && {
+        if let Some(d) = deadline {
+            // Armed only now: a wait that ended while this fiber lent its turn (an ask's
+            // reply, as a rule) never needed a timer, and no timer can fire while it lends.
+            // No clock read either: a deadline that has already passed fires at the worker's
+            // next timer check, a moment later. Waits that end before their deadline are the
+            // common case, and the clock read was a sixth of an actor ask.
             let mut fibers = l.fibers.borrow_mut();
             let e = &mut fibers[key as usize];
+            e.timer = l.timers.borrow_mut().add(d, key, e.gen);
+        }
+        Begin::Suspend { unwinding }
+    })
+    .expect("coact: park_fiber called outside a worker")
+}
+
+/// The part of a park after the fiber is resumed (see [`Local::park_end`]).
+#[inline(never)]
+fn park_end(input: Resume, unwinding: bool, timed: bool, cancellable: bool) -> Park {
+    with_local(|l| l.park_end(input, unwinding, timed, cancellable))
+        .expect("coact: park_fiber called outside a worker")
+}
+
+impl Local {
+    /// Ends a park once the fiber runs again with `input`: the thread-wide unwinding state,
+    /// the timer of a `timed` park, and the outcome.
+    fn park_end(&self, input: Resume, unwinding: bool, timed: bool, cancellable: bool) -> Park {
+        if unwinding {
+            self.unwinding_parked.set(self.unwinding_parked.get() - 1);
+        }
+        self.park_unwinding.set(unwinding);
+        // Only a park with a deadline arms a timer.
+        let had_timer = timed && {
+            let mut fibers = self.fibers.borrow_mut();
+            let e = &mut fibers[self.current.get() as usize];
             std::mem::replace(&mut e.timer, 0) != 0
         };
         if had_timer {
-            let fibers = l.fibers.borrow();
-            l.timers.borrow_mut().cancelled(|k, g, s| {
+            let fibers = self.fibers.borrow();
+            self.timers.borrow_mut().cancelled(|k, g, s| {
                 fibers
                     .get(k as usize)
                     .is_some_and(|e| e.gen == g && e.timer == s)
@@ -1425,8 +1467,7 @@ pub(crate) fn park_fiber(deadline: Option<Instant>, cancellable: bool) -> Park {
         } else {
             Park::Woken
         }
-    })
-    .expect("coact: park_fiber called outside a worker")
+    }
 }
 
 /// Records a label set by the running fiber, with the progress count of its current resume;
