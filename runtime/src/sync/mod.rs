@@ -39,6 +39,7 @@ macro_rules! receiver_api {
     () => {
         impl<T> Receiver<T> {
             /// Waits for a message. Fails once the channel is empty and every sender is gone.
+            #[inline]
             pub fn recv(&self) -> Result<T, RecvError> {
                 self.chan.recv_deadline(None).map_err(|_| RecvError)
             }

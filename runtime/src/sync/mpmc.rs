@@ -80,6 +80,7 @@ impl<T> Sender<T> {
     /// Sends a message; on a full bounded channel, parks until there is room (on a rendezvous
     /// channel, until a receiver takes it). Fails, giving the message back, once every
     /// receiver is gone.
+    #[inline]
     pub fn send(&self, msg: T) -> Result<(), SendError<T>> {
         // Made by `sync_channel`: it may park.
         if self.chan.capacity().is_some() {

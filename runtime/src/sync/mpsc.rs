@@ -256,6 +256,15 @@ unsafe fn complete(waiter: &UnsafeCell<Option<Waiter>>, done: &AtomicBool, wakes
     done.store(true, Ordering::Release);
 }
 
+/// A blocking send's outcome from what its packet holds at the end: the message, given back,
+/// if the receiver went away before taking it.
+fn sent<T>(msg: Option<T>) -> Result<(), SendTimeoutError<T>> {
+    match msg {
+        None => Ok(()),
+        Some(m) => Err(SendTimeoutError::Disconnected(m)),
+    }
+}
+
 /// A `Select` that keeps a registration with this channel.
 struct Observer {
     signal: Arc<Signal>,
@@ -654,6 +663,9 @@ impl<T, const MULTI: bool> Chan<T, MULTI> {
         Ok(moved)
     }
 
+    /// Sends, parking while the channel is full, until `deadline`. Inline, with only the rare
+    /// ends of a wait out of line, as [`recv_deadline`](Chan::recv_deadline) is.
+    #[inline(always)]
     pub(crate) fn send_deadline(
         &self,
         msg: T,
@@ -692,11 +704,6 @@ impl<T, const MULTI: bool> Chan<T, MULTI> {
             ptr,
             armed: Cell::new(true),
         };
-        // Reads the packet's message once the receiver side is done with it.
-        let outcome = |m: Option<T>| match m {
-            None => Ok(()),
-            Some(m) => Err(SendTimeoutError::Disconnected(m)),
-        };
         loop {
             let p = park::park(deadline);
             // The common way out: the receiver completed the wait, and the packet is ours
@@ -704,44 +711,61 @@ impl<T, const MULTI: bool> Chan<T, MULTI> {
             if p == Park::Woken && packet.done.load(Ordering::Acquire) {
                 guard.armed.set(false);
                 // SAFETY: `done` is set: the other side no longer touches the packet.
-                return outcome(unsafe { (*packet.msg.get()).take() });
+                return sent(unsafe { (*packet.msg.get()).take() });
             }
-            let mut s = self.lock();
-            let done = packet.done.load(Ordering::Acquire);
-            // Cancellation wins over completion: a cancelled coroutine must not carry on.
-            if p == Park::Cancelled {
-                if !done {
-                    s.remove_sender(ptr);
-                }
-                guard.armed.set(false);
-                // SAFETY: lock held and the packet unpublished (or done): it is ours.
-                let m = unsafe { (*packet.msg.get()).take() };
-                drop(s);
-                park::cancelled();
-                return outcome(m);
-            }
-            if done {
-                guard.armed.set(false);
-                // SAFETY: `done` is set: the other side no longer touches the packet.
-                return outcome(unsafe { (*packet.msg.get()).take() });
-            }
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                s.remove_sender(ptr);
-                guard.armed.set(false);
-                // SAFETY: lock held and the packet unpublished: it is ours.
-                let m = unsafe { (*packet.msg.get()).take() };
-                return Err(SendTimeoutError::Timeout(
-                    m.expect("an undelivered message"),
-                ));
-            }
-            // SAFETY: lock held; the packet is published and only touched under the lock.
-            unsafe {
-                let w = &mut *packet.waiter.get();
-                if w.is_none() {
-                    *w = Some(Waiter::current());
-                }
+            if let Some(r) = self.send_rewait(&packet, &guard, p, deadline) {
+                return r;
             }
         }
+    }
+
+    /// After a park that did not end the wait the common way: cancellation, completion seen
+    /// under the lock, the deadline, or a spurious wake. `Some` ends the send.
+    #[inline(never)]
+    fn send_rewait(
+        &self,
+        packet: &SendPacket<T>,
+        guard: &SendGuard<'_, T, MULTI>,
+        p: Park,
+        deadline: Option<Instant>,
+    ) -> Option<Result<(), SendTimeoutError<T>>> {
+        let ptr = NonNull::from(packet);
+        let mut s = self.lock();
+        let done = packet.done.load(Ordering::Acquire);
+        // Cancellation wins over completion: a cancelled coroutine must not carry on.
+        if p == Park::Cancelled {
+            if !done {
+                s.remove_sender(ptr);
+            }
+            guard.armed.set(false);
+            // SAFETY: lock held and the packet unpublished (or done): it is ours.
+            let m = unsafe { (*packet.msg.get()).take() };
+            drop(s);
+            park::cancelled();
+            return Some(sent(m));
+        }
+        if done {
+            guard.armed.set(false);
+            // SAFETY: `done` is set: the other side no longer touches the packet.
+            return Some(sent(unsafe { (*packet.msg.get()).take() }));
+        }
+        if deadline.is_some_and(|d| Instant::now() >= d) {
+            s.remove_sender(ptr);
+            guard.armed.set(false);
+            // SAFETY: lock held and the packet unpublished: it is ours.
+            let m = unsafe { (*packet.msg.get()).take() };
+            return Some(Err(SendTimeoutError::Timeout(
+                m.expect("an undelivered message"),
+            )));
+        }
+        // SAFETY: lock held; the packet is published and only touched under the lock.
+        unsafe {
+            let w = &mut *packet.waiter.get();
+            if w.is_none() {
+                *w = Some(Waiter::current());
+            }
+        }
+        None
     }
 
     /// Ends a receive whose wait was cancelled, with the lock held on entry: unlinks the
@@ -794,6 +818,12 @@ impl<T, const MULTI: bool> Chan<T, MULTI> {
         r
     }
 
+    /// Receives, parking while nothing waits, until `deadline`.
+    ///
+    /// Inline, with only the rare ends of a wait out of line: the park's switch then sits in
+    /// the frame of the caller's `recv` (see `worker::park_fiber` on the return-address
+    /// predictor: a fiber resumed here returns through no frame the other fiber did not call).
+    #[inline(always)]
     pub(crate) fn recv_deadline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         crate::worker::spend_coop();
         let mut wakes = Wakes::default();
@@ -835,37 +865,56 @@ impl<T, const MULTI: bool> Chan<T, MULTI> {
                 return unsafe { (*packet.slot.get()).take() }
                     .ok_or(RecvTimeoutError::Disconnected);
             }
-            let mut s = self.lock();
-            let done = packet.done.load(Ordering::Acquire);
-            // Cancellation wins over completion: a cancelled coroutine must not carry on.
-            if p == Park::Cancelled {
-                guard.armed.set(false);
-                Self::leave_cancelled(s, &packet, done);
-                park::cancelled();
-                return Err(RecvTimeoutError::Disconnected);
-            }
-            if done {
-                guard.armed.set(false);
-                // SAFETY: `done` is set: the other side no longer touches the packet.
-                return unsafe { (*packet.slot.get()).take() }
-                    .ok_or(RecvTimeoutError::Disconnected);
-            }
-            let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
-            if timed_out && s.is_claimed(ptr) {
-                wait_until = None;
-            } else if timed_out {
-                s.remove_receiver(ptr);
-                guard.armed.set(false);
-                return Err(RecvTimeoutError::Timeout);
-            }
-            // SAFETY: lock held; the packet is published and only touched under the lock.
-            unsafe {
-                let w = &mut *packet.waiter.get();
-                if w.is_none() {
-                    *w = Some(Waiter::current());
-                }
+            if let Some(r) = self.recv_rewait(&packet, &guard, p, deadline, &mut wait_until) {
+                return r;
             }
         }
+    }
+
+    /// After a park that did not end the wait the common way: cancellation, completion seen
+    /// under the lock, the deadline, or a spurious wake. `Some` ends the receive.
+    #[inline(never)]
+    fn recv_rewait(
+        &self,
+        packet: &RecvPacket<T>,
+        guard: &RecvGuard<'_, T, MULTI>,
+        p: Park,
+        deadline: Option<Instant>,
+        wait_until: &mut Option<Instant>,
+    ) -> Option<Result<T, RecvTimeoutError>> {
+        let ptr = NonNull::from(packet);
+        let mut s = self.lock();
+        let done = packet.done.load(Ordering::Acquire);
+        // Cancellation wins over completion: a cancelled coroutine must not carry on.
+        if p == Park::Cancelled {
+            guard.armed.set(false);
+            Self::leave_cancelled(s, packet, done);
+            park::cancelled();
+            return Some(Err(RecvTimeoutError::Disconnected));
+        }
+        if done {
+            guard.armed.set(false);
+            // SAFETY: `done` is set: the other side no longer touches the packet.
+            return Some(
+                unsafe { (*packet.slot.get()).take() }.ok_or(RecvTimeoutError::Disconnected),
+            );
+        }
+        let timed_out = deadline.is_some_and(|d| Instant::now() >= d);
+        if timed_out && s.is_claimed(ptr) {
+            *wait_until = None;
+        } else if timed_out {
+            s.remove_receiver(ptr);
+            guard.armed.set(false);
+            return Some(Err(RecvTimeoutError::Timeout));
+        }
+        // SAFETY: lock held; the packet is published and only touched under the lock.
+        unsafe {
+            let w = &mut *packet.waiter.get();
+            if w.is_none() {
+                *w = Some(Waiter::current());
+            }
+        }
+        None
     }
 
     pub(crate) fn add_sender(&self) {
@@ -1214,6 +1263,7 @@ impl<T> SyncSender<T> {
 
     /// Sends a message, parking while the channel is full (for a rendezvous channel, until the
     /// receiver takes it). Fails, giving the message back, once the receiver is gone.
+    #[inline]
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
         self.chan
             .send_deadline(t, None)
