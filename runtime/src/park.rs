@@ -129,11 +129,20 @@ pub(crate) fn current() -> Unparker {
 }
 
 /// Parks the caller until unparked, until `deadline` (if any) passes, or spuriously.
-#[inline]
+///
+/// Always inline, as `worker::park_fiber` is: a fiber's switch then sits in the frame of the
+/// blocking call that parks (see there); a plain thread's wait is out of line.
+#[inline(always)]
 pub(crate) fn park(deadline: Option<Instant>) -> Park {
     if crate::in_coroutine() {
         return worker::park_fiber(deadline, true);
     }
+    park_thread(deadline)
+}
+
+/// [`park`] for a plain thread.
+#[inline(never)]
+fn park_thread(deadline: Option<Instant>) -> Park {
     crate::alarm::forbid_blocking();
     match deadline {
         None => std::thread::park(),
@@ -153,7 +162,7 @@ pub(crate) fn park_uncancellable(deadline: Option<Instant>) {
     if crate::in_coroutine() {
         worker::park_fiber(deadline, false);
     } else {
-        park(deadline);
+        park_thread(deadline);
     }
 }
 

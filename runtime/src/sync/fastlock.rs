@@ -241,7 +241,10 @@ mod futex {
         }
     }
 
-    /// Wakes one thread sleeping in [`wait`] on `word`.
+    /// Wakes one thread sleeping in [`wait`] on `word`. Out of line: every release of a
+    /// channel's lock is inlined where the channel is used, and this is its rare end.
+    #[cold]
+    #[inline(never)]
     pub(super) fn wake_one(word: &AtomicU32) {
         // SAFETY: FUTEX_WAKE only uses the address as a key; it reads and writes no memory.
         unsafe {

@@ -41,7 +41,7 @@ macro_rules! receiver_api {
             /// Waits for a message. Fails once the channel is empty and every sender is gone.
             #[inline]
             pub fn recv(&self) -> Result<T, RecvError> {
-                self.chan.recv_deadline(None).map_err(|_| RecvError)
+                self.chan.recv_inline(None).map_err(|_| RecvError)
             }
 
             /// Takes a message if one is there now.

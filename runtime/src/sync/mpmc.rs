@@ -85,7 +85,7 @@ impl<T> Sender<T> {
         // Made by `sync_channel`: it may park.
         if self.chan.capacity().is_some() {
             self.chan
-                .send_deadline(msg, None)
+                .send_inline(msg, None)
                 .map_err(|e| SendError(e.into_inner()))
         } else {
             // Never full: no wait, and no yield either (as `mpsc::Sender::send`).

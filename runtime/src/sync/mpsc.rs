@@ -109,10 +109,11 @@ struct RecvPacket<T> {
 }
 
 impl<T> RecvPacket<T> {
+    /// A packet not yet published; its waiter is set as it is.
     fn new() -> Self {
         RecvPacket {
             slot: UnsafeCell::new(None),
-            waiter: UnsafeCell::new(Some(Waiter::current())),
+            waiter: UnsafeCell::new(None),
             done: AtomicBool::new(false),
             prev: UnsafeCell::new(None),
             next: UnsafeCell::new(None),
@@ -663,10 +664,20 @@ impl<T, const MULTI: bool> Chan<T, MULTI> {
         Ok(moved)
     }
 
-    /// Sends, parking while the channel is full, until `deadline`. Inline, with only the rare
-    /// ends of a wait out of line, as [`recv_deadline`](Chan::recv_deadline) is.
-    #[inline(always)]
+    /// Sends, parking while the channel is full, until `deadline`: the shared copy of
+    /// [`send_inline`](Chan::send_inline), for the less common ways to send.
     pub(crate) fn send_deadline(
+        &self,
+        msg: T,
+        deadline: Option<Instant>,
+    ) -> Result<(), SendTimeoutError<T>> {
+        self.send_inline(msg, deadline)
+    }
+
+    /// Sends, parking while the channel is full, until `deadline`. Inline, with only the rare
+    /// ends of a wait out of line, as [`recv_inline`](Chan::recv_inline) is.
+    #[inline(always)]
+    pub(crate) fn send_inline(
         &self,
         msg: T,
         deadline: Option<Instant>,
@@ -692,18 +703,10 @@ impl<T, const MULTI: bool> Chan<T, MULTI> {
         // wait that ends in time saves.
         let packet = SendPacket {
             msg: UnsafeCell::new(Some(msg)),
-            waiter: UnsafeCell::new(Some(Waiter::current())),
+            waiter: UnsafeCell::new(None),
             done: AtomicBool::new(false),
         };
-        let ptr = NonNull::from(&packet);
-        s.send_waiters.push_back(ptr);
-        s.notify_recv();
-        drop(s);
-        let guard = SendGuard {
-            chan: self,
-            ptr,
-            armed: Cell::new(true),
-        };
+        let guard = self.send_publish(s, &packet);
         loop {
             let p = park::park(deadline);
             // The common way out: the receiver completed the wait, and the packet is ours
@@ -716,6 +719,28 @@ impl<T, const MULTI: bool> Chan<T, MULTI> {
             if let Some(r) = self.send_rewait(&packet, &guard, p, deadline) {
                 return r;
             }
+        }
+    }
+
+    /// Publishes `packet` as a blocked sender, under the lock that found no room, and
+    /// releases the lock. Out of line: it runs once per wait, and the inline part of a send
+    /// is copied into every caller.
+    #[inline(never)]
+    fn send_publish<'a>(
+        &'a self,
+        mut s: ChanGuard<'a, T, MULTI>,
+        packet: &SendPacket<T>,
+    ) -> SendGuard<'a, T, MULTI> {
+        // SAFETY: the packet is not published yet: it is ours.
+        unsafe { *packet.waiter.get() = Some(Waiter::current()) };
+        let ptr = NonNull::from(packet);
+        s.send_waiters.push_back(ptr);
+        s.notify_recv();
+        drop(s);
+        SendGuard {
+            chan: self,
+            ptr,
+            armed: Cell::new(true),
         }
     }
 
@@ -818,13 +843,21 @@ impl<T, const MULTI: bool> Chan<T, MULTI> {
         r
     }
 
+    /// Receives, parking while nothing waits, until `deadline`: the shared copy of
+    /// [`recv_inline`](Chan::recv_inline), for the less common ways to receive.
+    pub(crate) fn recv_deadline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+        self.recv_inline(deadline)
+    }
+
     /// Receives, parking while nothing waits, until `deadline`.
     ///
     /// Inline, with only the rare ends of a wait out of line: the park's switch then sits in
     /// the frame of the caller's `recv` (see `worker::park_fiber` on the return-address
     /// predictor: a fiber resumed here returns through no frame the other fiber did not call).
+    /// Only the plain blocking `recv` and `send` use the inline copies; each costs about
+    /// 2 KiB of code where it is inlined (BENCHMARKS.md, session 19).
     #[inline(always)]
-    pub(crate) fn recv_deadline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
+    pub(crate) fn recv_inline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         crate::worker::spend_coop();
         let mut wakes = Wakes::default();
         let mut s = self.lock();
@@ -838,21 +871,10 @@ impl<T, const MULTI: bool> Chan<T, MULTI> {
             Err(TryRecvError::Empty) => {}
         }
         // No clock read here (see `send_deadline`): a past deadline is found after the park.
-        let packet = RecvPacket::new();
-        let ptr = NonNull::from(&packet);
-        debug_assert!(
-            MULTI || s.recv_waiters.is_empty(),
-            "two receivers blocked on one mpsc channel"
-        );
-        s.recv_waiters.push_back::<MULTI>(ptr);
-        s.notify(Kind::Send);
-        drop(s);
+        // Nothing was taken, so nobody was woken; every `Wakes` ends with `run`.
         wakes.run();
-        let guard = RecvGuard {
-            chan: self,
-            ptr,
-            armed: Cell::new(true),
-        };
+        let packet = RecvPacket::new();
+        let guard = self.recv_publish(s, &packet);
         // While a selected send has claimed this receiver, the deadline waits for it.
         let mut wait_until = deadline;
         loop {
@@ -868,6 +890,31 @@ impl<T, const MULTI: bool> Chan<T, MULTI> {
             if let Some(r) = self.recv_rewait(&packet, &guard, p, deadline, &mut wait_until) {
                 return r;
             }
+        }
+    }
+
+    /// Publishes `packet` as a blocked receiver, under the lock that found nothing, and
+    /// releases the lock (out of line, as `send_publish` is).
+    #[inline(never)]
+    fn recv_publish<'a>(
+        &'a self,
+        mut s: ChanGuard<'a, T, MULTI>,
+        packet: &RecvPacket<T>,
+    ) -> RecvGuard<'a, T, MULTI> {
+        // SAFETY: the packet is not published yet: it is ours.
+        unsafe { *packet.waiter.get() = Some(Waiter::current()) };
+        let ptr = NonNull::from(packet);
+        debug_assert!(
+            MULTI || s.recv_waiters.is_empty(),
+            "two receivers blocked on one mpsc channel"
+        );
+        s.recv_waiters.push_back::<MULTI>(ptr);
+        s.notify(Kind::Send);
+        drop(s);
+        RecvGuard {
+            chan: self,
+            ptr,
+            armed: Cell::new(true),
         }
     }
 
@@ -1266,7 +1313,7 @@ impl<T> SyncSender<T> {
     #[inline]
     pub fn send(&self, t: T) -> Result<(), SendError<T>> {
         self.chan
-            .send_deadline(t, None)
+            .send_inline(t, None)
             .map_err(|e| SendError(e.into_inner()))
     }
 
