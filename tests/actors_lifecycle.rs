@@ -510,3 +510,102 @@ fn actors_spawned_and_stopped_while_the_runtime_ends_all_stop() {
         });
     }
 }
+
+/// Panics when dropped (unless the thread is unwinding already, which would abort).
+struct Bomb;
+
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            panic!("a bomb went off in a destructor");
+        }
+    }
+}
+
+/// Whose `stopped`, and whose state's destructor, panic.
+struct Fragile {
+    _bomb: Bomb,
+    _guard: DropCounter,
+}
+
+enum FragileMsg {
+    /// Holds the handler until the sender is dropped.
+    Hold(coact::sync::mpsc::Receiver<()>),
+    Ping(ReplyTo<()>),
+    /// A message whose destructor panics.
+    Bomb(#[allow(dead_code)] Bomb),
+}
+
+impl Actor for Fragile {
+    type Msg = FragileMsg;
+    fn handle(&mut self, msg: FragileMsg, _ctx: &mut Ctx<'_, FragileMsg>) {
+        match msg {
+            FragileMsg::Hold(rx) => {
+                let _ = rx.recv();
+            }
+            FragileMsg::Ping(r) => {
+                r.send(());
+            }
+            FragileMsg::Bomb(b) => std::mem::forget(b),
+        }
+    }
+    fn stopped(&mut self, _reason: &StopReason) {
+        panic!("`stopped` panicked");
+    }
+}
+
+/// User code that runs as an actor stops (its `stopped`, its state's destructor, the
+/// destructors of the messages still queued) may panic: the stop goes on, the monitors hear
+/// the reason it stopped for, and the state is gone. Both ways to stop: asked to, with a
+/// message queued behind the one it was handling, and by the end of its runtime, idle, beside
+/// another such actor (the end stops each of them).
+#[test]
+fn panics_in_an_actors_stop_do_not_keep_its_monitors_waiting() {
+    for workers in [1, 2] {
+        common::bounded(move || {
+            let drops = Arc::new(AtomicUsize::new(0));
+            let fragile = |drops: &Arc<AtomicUsize>| Fragile {
+                _bomb: Bomb,
+                _guard: DropCounter::new(drops),
+            };
+            let rt = common::runtime(workers);
+            let idle = rt.block_on({
+                let drops = drops.clone();
+                move || {
+                    // Asked to stop while a message with a panicking destructor is queued.
+                    let a = spawn(fragile(&drops));
+                    let m = a.monitor();
+                    let (hold, held) = coact::sync::mpsc::channel();
+                    a.send(FragileMsg::Hold(held)).unwrap();
+                    a.send(FragileMsg::Bomb(Bomb)).unwrap();
+                    a.stop();
+                    drop(hold);
+                    assert_eq!(
+                        m.recv_timeout(Duration::from_secs(30)).map(|d| d.reason),
+                        Some(StopReason::Stopped),
+                        "workers={workers}"
+                    );
+                    // Idle when the runtime ends.
+                    let idle: Vec<_> = (0..2).map(|_| spawn(fragile(&drops))).collect();
+                    for i in &idle {
+                        i.ask(FragileMsg::Ping, Duration::from_secs(30)).unwrap();
+                    }
+                    let monitors: Vec<_> = idle.iter().map(|i| i.monitor()).collect();
+                    // Their addresses outlive the runtime (dropping them would stop them).
+                    (idle, monitors)
+                }
+            });
+            let (idle, monitors) = idle;
+            drop(rt);
+            for m in monitors {
+                assert_eq!(
+                    m.recv_timeout(Duration::from_secs(30)).map(|d| d.reason),
+                    Some(StopReason::Killed),
+                    "workers={workers}"
+                );
+            }
+            drop(idle);
+            assert_eq!(drops.load(Ordering::SeqCst), 3, "workers={workers}");
+        });
+    }
+}

@@ -448,19 +448,36 @@ fn activate<A: Actor>(mut cell: Arc<Cell<A>>) {
 unsafe fn stop<A: Actor>(cell: &Cell<A>, inner: &mut Inner<A>, reason: StopReason) {
     // DONE is never left: from here on nobody else touches the actor's state.
     cell.sched.store(DONE, Ordering::Release);
+    // The user's code below (`stopped`, the state's destructor, the destructors of queued
+    // messages and of the factory) may panic: each part is caught and logged, and the stop
+    // goes on, so that the census, the registry and the monitors always learn of it.
     if let Some(mut actor) = inner.actor.take() {
-        let _ = catch_unwind(AssertUnwindSafe(|| actor.stopped(&reason)));
+        contain("`stopped`", || actor.stopped(&reason));
+        contain("state's destructor", move || drop(actor));
     }
     // Closing the mailbox drops what is queued (askers learn at once) and fails senders.
-    inner.rx = None;
+    let rx = inner.rx.take();
     // SAFETY: the caller holds the schedule (the contract).
-    drop(unsafe { cell.direct.take() });
+    let direct = unsafe { cell.direct.take() };
+    contain("queued messages' destructors", move || drop((rx, direct)));
     inner.self_addr = None;
-    inner.factory = None;
+    let factory = inner.factory.take();
+    contain("factory's destructor", move || drop(factory));
     inner.supervisor = None;
     let key = cell.census_key.swap(census::NOT_COUNTED, Ordering::Relaxed);
     census::uncount(&cell.handle, key);
     cell.common.finish(reason);
+}
+
+/// Runs `f`, part of an actor's stop that runs the user's code; a panic is logged (naming
+/// `what`) and goes no further.
+fn contain(what: &str, f: impl FnOnce()) {
+    if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+        let text = panic_text(&*p);
+        // The payload's own destructor is the user's code too.
+        let _ = catch_unwind(AssertUnwindSafe(move || drop(p)));
+        tracing::error!(target: "coact", "an actor's {what} panicked as it stopped: {text}");
+    }
 }
 
 /// The activation loop proper.
