@@ -471,7 +471,7 @@ unsafe fn stop<A: Actor>(cell: &Cell<A>, inner: &mut Inner<A>, reason: StopReaso
 
 /// Runs `f`, part of an actor's stop that runs the user's code; a panic is logged (naming
 /// `what`) and goes no further.
-fn contain(what: &str, f: impl FnOnce()) {
+pub(crate) fn contain(what: &str, f: impl FnOnce()) {
     if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
         let text = panic_text(&*p);
         // The payload's own destructor is the user's code too.

@@ -181,7 +181,8 @@ where
         let ctl = unstarted.start();
         ctl.common.set_running(coact_runtime::current_coroutine());
         let reason = if ctl.common.flags.load(Ordering::Acquire) & KILL != 0 {
-            drop(inbox);
+            // Drops the messages queued meanwhile, whose destructors may panic.
+            crate::cell::contain("queued messages' destructors", move || drop(inbox));
             StopReason::Killed
         } else {
             match catch_unwind(AssertUnwindSafe(move || body(inbox))) {
