@@ -51,6 +51,19 @@
 //! front, the next to run anyway; what changes is that a lender woken meanwhile carries on
 //! ahead of fibers queued before its wake, which the budget bounds as well.
 //!
+//! # Where a switch sits: in the blocking call's own frame
+//!
+//! A switch desynchronises the CPU's return-address predictor: the fiber resumed returns
+//! through frames its own stack called, but the predictor offers the other stack's. Each
+//! such return mispredicts (about 10 ns here), on both sides of every switch. What avoids it
+//! is a switch with no frame between it and the code that blocks. Then the resumed fiber runs
+//! on until its next suspend without a return, and the lender's frames are still on the
+//! predictor's stack when control comes back. So [`park_fiber`] is inline, around an
+//! out-of-line `park_begin` and `park_end`; `park::park` is inline too; and a channel's
+//! blocking `send` and `recv` are inline into their caller, with only the rare ends of a
+//! wait out of line. With that, W3 went from 145 to 80 ns (BENCHMARKS.md, session 19). A new
+//! blocking call on a hot path should keep its park inline the same way.
+//!
 //! # The sleep/wake protocol (cross-thread wakes)
 //!
 //! A worker may sleep in `epoll_wait` only when it has nothing to run, and only until its
