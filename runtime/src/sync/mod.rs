@@ -101,6 +101,7 @@ macro_rules! receiver_api {
 
         impl<T> Iterator for Iter<'_, T> {
             type Item = T;
+            #[inline]
             fn next(&mut self) -> Option<T> {
                 self.rx.recv().ok()
             }
@@ -127,6 +128,7 @@ macro_rules! receiver_api {
 
         impl<T> Iterator for IntoIter<T> {
             type Item = T;
+            #[inline]
             fn next(&mut self) -> Option<T> {
                 self.rx.recv().ok()
             }
