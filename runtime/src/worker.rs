@@ -1375,11 +1375,8 @@ impl Local {
 /// `Park::Cancelled` at once instead of suspending.
 ///
 /// Only the switch itself is inline, so that it sits in the frame of the blocking call (a
-/// channel's `recv`, say) rather than one call below it. A switch desynchronises the CPU's
-/// return-address predictor: the fiber resumed here returns through frames that the stack
-/// it came from never called, and each such return mispredicts. With the switch in the
-/// caller's frame, a resumed fiber returns through one frame fewer, and so does the fiber
-/// that resumed it when control comes back (see BENCHMARKS.md, "Where a switch's time goes").
+/// channel's `recv`, say) rather than one call below it (see "Where a switch sits" in the
+/// module docs); the work before and after it is out of line.
 #[inline(always)]
 pub(crate) fn park_fiber(deadline: Option<Instant>, cancellable: bool) -> Park {
     match park_begin(deadline, cancellable) {

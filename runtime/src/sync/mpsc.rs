@@ -852,10 +852,10 @@ impl<T, const MULTI: bool> Chan<T, MULTI> {
     /// Receives, parking while nothing waits, until `deadline`.
     ///
     /// Inline, with only the rare ends of a wait out of line: the park's switch then sits in
-    /// the frame of the caller's `recv` (see `worker::park_fiber` on the return-address
-    /// predictor: a fiber resumed here returns through no frame the other fiber did not call).
-    /// Only the plain blocking `recv` and `send` use the inline copies; each costs about
-    /// 2 KiB of code where it is inlined (BENCHMARKS.md, session 19).
+    /// the frame of the caller's `recv` (see "Where a switch sits" in `worker.rs`: a fiber
+    /// resumed here returns through no frame the other fiber did not call). Only the plain
+    /// blocking `recv` and `send` (and the blocking iterators) use the inline copies; they
+    /// made the chat example's code 6 % larger (BENCHMARKS.md, session 19).
     #[inline(always)]
     pub(crate) fn recv_inline(&self, deadline: Option<Instant>) -> Result<T, RecvTimeoutError> {
         crate::worker::spend_coop();
