@@ -128,3 +128,31 @@ fn coroutines_that_yield_are_not_reported() {
     drop(rt); // joins the watchdog thread too
     assert!(rx.try_recv().is_err(), "no stall should be reported");
 }
+
+/// Blocks its worker's thread in its handler: the mistake the watchdog reports.
+struct Sleepy;
+
+impl coact::actor::Actor for Sleepy {
+    type Msg = coact::actor::ReplyTo<()>;
+    fn handle(&mut self, reply: Self::Msg, _ctx: &mut coact::actor::Ctx<'_, Self::Msg>) {
+        // The blocking call under test.
+        std::thread::sleep(Duration::from_millis(400));
+        reply.send(());
+    }
+}
+
+/// A handler actor's activation is labelled with the actor's type (looked up when it was
+/// spawned), so a handler that blocks its thread is reported by name.
+#[test]
+fn a_stalling_handler_actor_is_reported_by_its_type() {
+    let ((), stalls) = stalls_of(|| {
+        let a = coact::actor::spawn(Sleepy);
+        a.ask(|r| r, Duration::from_secs(30)).unwrap();
+    });
+    let stall = stalls
+        .iter()
+        .find(|s| s.label.is_some())
+        .unwrap_or_else(|| panic!("a labelled stall: {stalls:?}"));
+    assert_eq!(stall.label, Some(coact::Label::of::<Sleepy>()));
+    assert!(stall.to_string().contains("Sleepy"), "{stall}");
+}
