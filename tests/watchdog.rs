@@ -141,8 +141,8 @@ impl coact::actor::Actor for Sleepy {
     }
 }
 
-/// A handler actor's activation is labelled with the actor's type (looked up when it was
-/// spawned), so a handler that blocks its thread is reported by name.
+/// A handler actor's activation is labelled with the actor's type, so a handler that blocks
+/// its thread is reported by name.
 #[test]
 fn a_stalling_handler_actor_is_reported_by_its_type() {
     let ((), stalls) = stalls_of(|| {

@@ -239,10 +239,6 @@ pub(crate) struct Cell<A: Actor> {
     inner: Held<Inner<A>>,
     /// The actor's key in its runtime's census (see `census.rs`), given back as it stops.
     census_key: AtomicU32,
-    /// What its activations are labelled with: its type's name, looked up once at the spawn.
-    /// Looked up per activation, two actor types taking turns missed `Label::of`'s one-type
-    /// cache every time, and the lookup took 29 % of a ping-pong's instructions.
-    label: Label,
     /// A sender on the actor's own mailbox, to see from outside the actor's state whether it
     /// is empty (see `go_idle`). The actor's own address keeps the mailbox open anyway, so this
     /// changes nothing about when it disconnects.
@@ -278,7 +274,6 @@ pub(crate) fn new_cell<A: Actor>(
         lease: Held::new(None),
         handle,
         census_key: AtomicU32::new(census::NOT_COUNTED),
-        label: Label::of::<A>(),
         probe: tx.clone(),
         inner: Held::new(Inner {
             actor: Some(actor),
@@ -414,7 +409,7 @@ fn activate<A: Actor>(mut cell: Arc<Cell<A>>) {
     cell.common.set_running(me);
     // A handler that stalls the worker is reported by the actor's name (the label lasts until
     // the activation first parks; see `Label`).
-    coact_runtime::set_label(Some(cell.label));
+    coact_runtime::set_label(Some(Label::of::<A>()));
     // Messages handled by this activation (it yields to its worker every `BATCH`).
     let mut handled = 0u32;
     loop {
