@@ -19,10 +19,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use coact::panic_text;
 use coact::select::Select;
 use coact::sync::mpsc::{channel, sync_channel, Sender};
 use coact::sync::{oneshot, Barrier, Condvar, Mutex, RwLock};
-use common::{bounded, panic_message, runtime, DropCounter};
+use common::{bounded, runtime, DropCounter};
 
 /// What a test's setup hands to the coroutines it parks.
 #[derive(Clone)]
@@ -561,7 +562,7 @@ fn panic_in_a_coroutine_is_reported_by_join_and_the_runtime_keeps_working() {
                 panic!("coroutine failed with code {}", 42);
             });
             let payload = h.join().expect_err("join must report the panic");
-            assert_eq!(panic_message(&*payload), "coroutine failed with code 42");
+            assert_eq!(panic_text(&*payload), "coroutine failed with code 42");
             assert_eq!(
                 drops.load(Ordering::SeqCst),
                 1,
@@ -596,14 +597,14 @@ fn panic_in_a_coroutine_is_reported_to_a_joining_plain_thread() {
             let rt = runtime(workers);
             let h = rt.spawn(|| -> u32 { panic!("seen from a thread") });
             let payload = h.join().unwrap_err();
-            assert_eq!(panic_message(&*payload), "seen from a thread");
+            assert_eq!(panic_text(&*payload), "seen from a thread");
             // A parked joiner coroutine learns of it too.
             let (go_tx, go_rx) = channel::<()>();
             let failing = rt.spawn(move || -> u32 {
                 go_rx.recv().unwrap();
                 panic!("after the joiner parked");
             });
-            let joiner = rt.spawn(move || failing.join().map_err(|p| panic_message(&*p)));
+            let joiner = rt.spawn(move || failing.join().map_err(|p| panic_text(&*p)));
             go_tx.send(()).unwrap();
             assert_eq!(
                 joiner.join().unwrap(),
@@ -619,7 +620,7 @@ fn panic_in_runs_closure_propagates_out_of_run() {
     bounded(|| {
         let result = catch_unwind(|| coact::run(|| -> u32 { panic!("run closure failed") }));
         let payload = result.expect_err("the panic must propagate out of coact::run");
-        assert_eq!(panic_message(&*payload), "run closure failed");
+        assert_eq!(panic_text(&*payload), "run closure failed");
 
         // Other coroutines are still cancelled and unwound when run ends by a panic.
         let probe = Probe::new();
@@ -632,10 +633,7 @@ fn panic_in_runs_closure_propagates_out_of_run() {
                 panic!("with parked coroutines")
             })
         }));
-        assert_eq!(
-            panic_message(&*result.unwrap_err()),
-            "with parked coroutines"
-        );
+        assert_eq!(panic_text(&*result.unwrap_err()), "with parked coroutines");
         assert_eq!(
             probe.drops(),
             2,

@@ -12,8 +12,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use coact::offload;
+use coact::panic_text;
 use coact::sync::mpsc::channel;
-use common::{bounded, on_workers, panic_message, WORKER_COUNTS};
+use common::{bounded, on_workers, WORKER_COUNTS};
 
 #[test]
 fn offload_runs_the_closure_on_another_thread_and_returns_its_value() {
@@ -71,7 +72,7 @@ fn a_panic_in_an_offloaded_closure_reaches_the_caller_and_the_pool_lives_on() {
         on_workers(workers, || {
             let r = catch_unwind(AssertUnwindSafe(|| offload(|| -> u32 { panic!("boom 7") })));
             let payload = r.expect_err("the panic comes back to the caller");
-            assert_eq!(panic_message(payload.as_ref()), "boom 7");
+            assert_eq!(panic_text(payload.as_ref()), "boom 7");
             // The same pool serves the next job.
             assert_eq!(offload(|| 5), 5);
         });
@@ -347,7 +348,7 @@ fn many_coroutines_offload_through_a_small_pool_with_exact_totals() {
                                         offload(move || -> u64 { panic!("job {v}") })
                                     }));
                                     assert_eq!(
-                                        panic_message(r.unwrap_err().as_ref()),
+                                        panic_text(r.unwrap_err().as_ref()),
                                         format!("job {v}")
                                     );
                                     panics += 1;
