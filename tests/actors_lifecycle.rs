@@ -144,6 +144,11 @@ impl Actor for Counted {
     }
 }
 
+/// Two counters from zero: of `stopped` calls and of dropped states.
+fn tallies() -> (Arc<AtomicUsize>, Arc<AtomicUsize>) {
+    (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)))
+}
+
 fn counted(stops: &Arc<AtomicUsize>, drops: &Arc<AtomicUsize>) -> Counted {
     Counted {
         stops: Arc::clone(stops),
@@ -160,7 +165,7 @@ fn counted(stops: &Arc<AtomicUsize>, drops: &Arc<AtomicUsize>) -> Counted {
 fn an_actor_idle_when_its_runtime_ended_is_stopped_by_the_end() {
     for workers in [1, 2] {
         common::bounded(move || {
-            let (stops, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let (stops, drops) = tallies();
             let rt = common::runtime(workers);
             let a = rt.block_on({
                 let (stops, drops) = (stops.clone(), drops.clone());
@@ -197,7 +202,7 @@ fn an_actor_idle_when_its_runtime_ended_is_stopped_by_the_end() {
 #[test]
 fn actors_spawned_on_an_ended_runtime_stop_at_once() {
     common::bounded(|| {
-        let (stops, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+        let (stops, drops) = tallies();
         let rt = common::runtime(2);
         let h = rt.handle();
         drop(rt);
@@ -243,7 +248,7 @@ fn a_process_spawned_just_before_the_end_is_reported_killed() {
 fn idle_actors_held_by_cancelled_coroutines_are_dropped_with_their_runtime() {
     for workers in [1, 2] {
         common::bounded(move || {
-            let (stops, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let (stops, drops) = tallies();
             let rt = common::runtime(workers);
             rt.block_on({
                 let (stops, drops) = (stops.clone(), drops.clone());
@@ -278,7 +283,7 @@ fn idle_actors_held_by_cancelled_coroutines_are_dropped_with_their_runtime() {
 fn the_end_of_a_runtime_stops_its_idle_actors_and_releases_their_names() {
     for workers in [1, 2] {
         common::bounded(move || {
-            let (stops, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let (stops, drops) = tallies();
             let name = format!("actors-lifecycle/end/{workers}");
             let rt = common::runtime(workers);
             let (kept, monitors) = rt.block_on({
@@ -336,7 +341,7 @@ impl Actor for Blocker {
 fn the_end_of_a_runtime_stops_every_actor_on_it() {
     for workers in [1, 2] {
         common::bounded(move || {
-            let (stops, drops) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+            let (stops, drops) = tallies();
             let rt = common::runtime(workers);
             let h = rt.handle();
             let (monitors, full, keep) = rt.block_on({
